@@ -11,7 +11,7 @@ from sop_pipeline.months import month_start, parse_month
 from sop_pipeline.settings import get_settings
 
 plan_month_partitions = dg.MonthlyPartitionsDefinition(
-    start_date=get_settings().partition_start + "-01",
+    start_date=get_settings().partition_start,
     fmt="%Y-%m",
     end_offset=0,
 )

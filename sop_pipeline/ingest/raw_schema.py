@@ -33,7 +33,7 @@ def raw_table_ddl(extract: Extract) -> str:
 
 
 def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create schema ``raw``, every extract table, the ingest log and the rejects table."""
+    """Create schema ``raw``, every extract table, the scenarios, the ingest log and the rejects table."""
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for extract in EXTRACTS.values():
         con.execute(raw_table_ddl(extract))
@@ -48,6 +48,19 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
           rejected_rows BIGINT NOT NULL,
           status VARCHAR NOT NULL,
           loaded_at TIMESTAMP NOT NULL
+        )
+        """
+    )
+    # scenarios.yaml of each month folder, one row per scenario (levers kept as JSON text)
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS raw.scenarios (
+          extract_month VARCHAR NOT NULL,
+          name VARCHAR NOT NULL,
+          description VARCHAR,
+          levers_json VARCHAR NOT NULL,
+          _source_file VARCHAR NOT NULL,
+          _loaded_at TIMESTAMP NOT NULL
         )
         """
     )

@@ -1,0 +1,54 @@
+# The two README commands: `make demo` and `make test`. Both create .venv and install the
+# pinned dependencies (constraints.txt) first; nothing has to be installed by hand.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export SOP_HOME ?= $(CURDIR)/.sop
+export DAGSTER_HOME ?= $(SOP_HOME)/dagster
+export SOP_WAREHOUSE_PATH ?= $(SOP_HOME)/warehouse/sop.duckdb
+DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project --quiet
+
+.PHONY: setup demo test test-slow lint format manifest bench clean dev
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $(STAMP)
+
+setup: $(STAMP) manifest
+
+# dagster-dbt reads the dbt manifest at import time: build it before anything imports the code.
+manifest: $(STAMP)
+	@mkdir -p $(SOP_HOME)/warehouse $(DAGSTER_HOME)
+	@$(BIN)/dbt parse $(DBT_FLAGS) >/dev/null
+
+demo: setup
+	$(BIN)/sop demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project/models --disable-progress-bar --nocolor
+
+test: setup lint
+	$(BIN)/pytest -q
+
+test-slow: setup
+	$(BIN)/pytest -q -m slow
+
+bench: setup
+	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_forecast.py --series 1000
+	$(BIN)/python benchmarks/bench_supply.py
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) dbt_project/target dbt_project/logs

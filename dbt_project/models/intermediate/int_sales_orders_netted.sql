@@ -1,0 +1,56 @@
+-- Demand netting per order line: what was ordered, cancelled, returned and shipped, and the
+-- net demand (ordered - cancelled - returned) in the requested month.
+-- Returns come as their own lines with a negative quantity and status 'returned'; they
+-- count as a positive returned_qty (and no order or shipment) in their requested month.
+-- A cancelled line cancels what was not shipped.
+with
+
+sales_orders as (
+
+    select * from {{ ref('int_sales_orders_converted') }}
+
+),
+
+quantities as (
+
+    select
+        order_id,
+        line_no,
+        item_id,
+        location_id,
+        customer_id,
+        status,
+        unit_price_base,
+        cast(date_trunc('month', requested_date) as date) as requested_month,
+        case
+            when status = 'returned' then 0
+            else cast(qty_ordered as double)
+        end as ordered_qty,
+        case
+            when status = 'cancelled'
+                then greatest(cast(qty_ordered as double) - coalesce(cast(qty_shipped as double), 0), 0)
+            else 0
+        end as cancelled_qty,
+        case
+            when status = 'returned' then abs(cast(qty_ordered as double))
+            else 0
+        end as returned_qty,
+        case
+            when status = 'returned' then 0
+            else coalesce(cast(qty_shipped as double), 0)
+        end as shipped_qty
+    from sales_orders
+
+),
+
+final as (
+
+    select
+        *,
+        ordered_qty - cancelled_qty - returned_qty as demand_qty,
+        (ordered_qty - cancelled_qty - returned_qty) * unit_price_base as demand_revenue
+    from quantities
+
+)
+
+select * from final

@@ -1,0 +1,55 @@
+-- Items with prices in the base currency (rate of the plan month) and whether they are
+-- bought in (no routing) or made.
+with
+
+items as (
+
+    select * from {{ ref('stg_erp__items') }}
+
+),
+
+routings as (
+
+    select * from {{ ref('stg_erp__routings') }}
+
+),
+
+fx_rates as (
+
+    select * from {{ ref('int_fx_rates_filled') }}
+    where month = cast('{{ var("plan_month") }}-01' as date)
+
+),
+
+made_items as (
+
+    select distinct item_id from routings
+
+),
+
+final as (
+
+    select
+        cast(items.item_id as varchar) as item_id,
+        cast(items.description as varchar) as description,
+        cast(items.family as varchar) as family,
+        cast(items.category as varchar) as category,
+        cast(items.uom as varchar) as uom,
+        cast(items.unit_cost as double) * fx_rates.rate_to_base as unit_cost,
+        cast(items.unit_price as double) * fx_rates.rate_to_base as unit_price,
+        cast(items.currency as varchar) as currency,
+        cast(items.lifecycle_status as varchar) as lifecycle_status,
+        cast(items.launch_date as date) as launch_date,
+        cast(items.eol_date as date) as eol_date,
+        cast(items.lead_time_days as integer) as lead_time_days,
+        cast(items.min_lot_qty as double) as min_lot_qty,
+        made_items.item_id is null as is_purchased
+    from items
+    left join fx_rates
+        on items.currency = fx_rates.currency
+    left join made_items
+        on items.item_id = made_items.item_id
+
+)
+
+select * from final

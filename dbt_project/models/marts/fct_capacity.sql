@@ -1,0 +1,54 @@
+-- Available hours per work centre and horizon month: the calendar's hours (maintenance,
+-- overhauls, holidays), or the nominal hours_per_day x 21 working days x efficiency when
+-- the calendar has no row for the month.
+with
+
+work_centers as (
+
+    select * from {{ ref('stg_erp__work_centers') }}
+
+),
+
+calendar as (
+
+    select * from {{ ref('stg_erp__capacity_calendars') }}
+
+),
+
+horizon as (
+
+    select
+        cast(
+            unnest(
+                generate_series(
+                    cast('{{ var("horizon_start") }}' as date),
+                    cast('{{ var("horizon_end") }}' as date),
+                    interval 1 month
+                )
+            ) as date
+        ) as month
+
+),
+
+final as (
+
+    select
+        cast(work_centers.work_center_id as varchar) as work_center_id,
+        cast(work_centers.location_id as varchar) as location_id,
+        cast(horizon.month as date) as month,
+        cast(
+            coalesce(
+                calendar.available_hours,
+                work_centers.hours_per_day * 21 * work_centers.efficiency
+            ) as double
+        ) as available_hours
+    from work_centers
+    cross join horizon
+    left join calendar
+        on
+            work_centers.work_center_id = calendar.work_center_id
+            and horizon.month = calendar.month
+
+)
+
+select * from final

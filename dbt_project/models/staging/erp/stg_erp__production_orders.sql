@@ -1,0 +1,29 @@
+with
+
+source as (
+
+    select * from {{ source('erp', 'production_orders') }}
+    where _extract_month <= '{{ var("plan_month") }}'
+
+),
+
+final as (
+
+    select
+        order_id,
+        item_id,
+        location_id,
+        work_center_id,
+        qty_planned,
+        qty_completed,
+        start_date,
+        due_date,
+        completed_date,
+        status,
+        _extract_month as extract_month
+    from source
+    {{ latest_extract_wins(['order_id']) }}
+
+)
+
+select * from final

@@ -1,0 +1,35 @@
+-- Sales order lines as known at the plan month's close: the latest extract wins per line.
+with
+
+source as (
+
+    select * from {{ source('erp', 'sales_orders') }}
+    where _extract_month <= '{{ var("plan_month") }}'
+
+),
+
+final as (
+
+    select
+        order_id,
+        line_no,
+        order_date,
+        requested_date,
+        ship_date,
+        customer_id,
+        item_id,
+        location_id,
+        qty_ordered,
+        qty_shipped,
+        unit_price,
+        upper(currency) as currency,
+        status,
+        _extract_month as extract_month,
+        _source_file as source_file,
+        _source_row as source_row
+    from source
+    {{ latest_extract_wins(['order_id', 'line_no']) }}
+
+)
+
+select * from final

@@ -1,0 +1,698 @@
+"""Read one extract file (CSV with its declared dialect, or Parquet) and check it against the contract.
+
+Two kinds of problems:
+
+* **File-level** problems make the file unusable and raise :class:`ExtractError`
+  (undecodable bytes, wrong delimiter, missing / extra / duplicated columns, empty file,
+  a row with the wrong number of fields).
+* **Row-level** problems are collected as :class:`RowProblem` (a value that does not parse,
+  an empty required value, a code outside its allowed set, a number out of range, a
+  duplicate key …); the loader decides whether the file is loaded (reject-rate policy).
+
+Parsing is vectorised: pyarrow reads the CSV as text, pyarrow compute / DuckDB / pandas
+parse whole columns at once (dates are parsed once per distinct value). The contract rules
+Great Expectations can express (not null, in set, between, unique key, pattern) run as the
+extract's GX suite (``data_quality/extracts/<extract>.json``) on the typed frame.
+
+Row numbers are file line numbers: header = line 1, first data row = line 2. For Parquet,
+row ``i`` (0-based) is numbered ``i + 2`` so ``_source_row`` means the same for both formats.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from sop_pipeline.contract import DIALECT_FILE, Column, Extract
+from sop_pipeline.ingest.dialect import Dialect
+from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.quality.extract_suites import extract_suite
+from sop_pipeline.quality.gx import validate_dataframe
+
+#: Dates before this are typing errors, not history.
+MIN_PLAUSIBLE_DATE = pd.Timestamp("1990-01-01")
+#: Dates more than this many years after the extract month are typing errors.
+MAX_YEARS_AHEAD = 5
+#: Exact type of ``num`` columns in the typed frame (matches raw's DECIMAL(18,6)).
+DECIMAL_TYPE = pa.decimal128(18, 6)
+
+_INT_RE = r"^[+-]?\d{1,18}$"
+_NUM_RE = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+_YM_RE = r"^\d{4}-\d{2}$"
+_ISO_DATE = "%Y-%m-%d"
+_PARQUET_DIALECT = Dialect()  # Parquet carries its own types; text values are ISO / dot decimals
+
+
+class ExtractError(ValueError):
+    """A file cannot be read as its extract; ``str()`` is one sentence with the fix.
+
+    Attributes:
+        file: the file, as shown to the user (``landing/2026-10/sales_orders.csv``).
+        row: file line number (header = 1), or None.
+        column: column name, or None.
+        problem: what is wrong.
+        fix: how to fix it.
+    """
+
+    def __init__(self, file: str, problem: str, fix: str, *, row: int | None = None, column: str | None = None):
+        self.file = file
+        self.row = row
+        self.column = column
+        self.problem = problem
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.row is not None:
+            where += f" row {self.row}"
+        if self.column is not None:
+            where += f", column {self.column}" if self.row is not None else f" column {self.column}"
+        return f"{where}: {self.problem}; {self.fix}"
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One bad value in one row (the row is rejected).
+
+    Attributes:
+        row: file line number (header = 1); None only for a file-level problem the loader
+            records in ``raw.rejects``.
+        column: the column (several joined by ``", "`` for a key), or None.
+        value: the value as written in the file (None when empty).
+        reason: what is wrong.
+        fix: how to fix it.
+    """
+
+    row: int | None
+    column: str | None
+    value: str | None
+    reason: str
+    fix: str
+
+    def describe(self, file: str) -> str:
+        """``"<file> row 12, column qty_ordered: 'abc' is not a number; fix ..."``."""
+        col = f", column {self.column}" if self.column else ""
+        return f"{file} row {self.row}{col}: {self.reason}; {self.fix}"
+
+
+@dataclass
+class ReadResult:
+    """What :func:`read_extract` returns.
+
+    Attributes:
+        frame: every data row, typed: contract columns (str → object, int → Int64,
+            num → ``decimal128(18, 6)[pyarrow]`` (exact), date / month → datetime64) plus
+            ``_source_row`` (file line number). Unparseable cells are null; rows with a
+            problem are still present (see ``bad_rows``).
+        problems: row-level problems, sorted by row then column.
+        row_count: number of data rows.
+        sha256: hex digest of the file's bytes.
+    """
+
+    frame: pd.DataFrame
+    problems: list[RowProblem]
+    row_count: int
+    sha256: str
+    bad_rows: set[int] = field(default_factory=set)
+
+
+def display_path(path: Path) -> str:
+    """``…/landing/2026-10/items.csv`` → ``landing/2026-10/items.csv`` (what users see)."""
+    return "/".join(Path(path).parts[-3:])
+
+
+def _dialect_file(path: Path) -> str:
+    return f"{Path(path).parent.parent.name}/{DIALECT_FILE}"
+
+
+# --------------------------------------------------------------------------------------
+# file level
+# --------------------------------------------------------------------------------------
+
+
+def _decode(raw: bytes, path: Path, extract: Extract, dialect: Dialect) -> str:
+    """Decode with the declared encoding; undecodable bytes raise with their line."""
+    try:
+        return raw.decode(dialect.encoding)
+    except UnicodeDecodeError as exc:
+        line_no = raw.count(b"\n", 0, exc.start) + 1
+        line_start = raw.rfind(b"\n", 0, exc.start) + 1
+        line_end = raw.find(b"\n", exc.start)
+        line = raw[line_start : None if line_end < 0 else line_end]
+        column = None
+        header = raw[: max(raw.find(b"\n"), 0) or len(raw)].decode(dialect.encoding, errors="replace")
+        names = [h.strip() for h in next(csv.reader([header], delimiter=dialect.delimiter), [])]
+        fields = next(
+            csv.reader([line.decode(dialect.encoding, errors="replace")], delimiter=dialect.delimiter), []
+        )
+        for i, value in enumerate(fields):
+            if "\ufffd" in value and line_no > 1 and i < len(names):
+                column = names[i]
+                break
+        bad = raw[exc.start : exc.end]
+        raise ExtractError(
+            display_path(path),
+            f"byte(s) {bad!r} cannot be decoded as {dialect.encoding}, the declared encoding",
+            f"re-export the file as {dialect.encoding} or declare its real encoding in "
+            f"{_dialect_file(path)} (e.g. extracts: {{{extract.name}: {{encoding: cp1252}}}})",
+            row=line_no,
+            column=column,
+        ) from None
+
+
+def _check_header(
+    names: list[str], header_text: str, path: Path, extract: Extract, dialect: Dialect, *, is_csv: bool
+) -> None:
+    """Columns are matched by name: no duplicates, no missing required, no extras."""
+    shown = display_path(path)
+    contract = extract.column_names
+    required = [c.name for c in extract.columns if not c.optional_column]
+    matched = [n for n in names if n in contract]
+    if is_csv and len(contract) > 1 and (len(names) == 1 or not matched):
+        raise ExtractError(
+            shown,
+            f"the header does not split into the contract columns with the declared delimiter "
+            f"{dialect.delimiter!r}; it reads {header_text[:120]!r}",
+            f"declare the file's delimiter in {_dialect_file(path)} "
+            f"(e.g. extracts: {{{extract.name}: {{delimiter: ';'}}}}) or re-export it with {dialect.delimiter!r}",
+            row=1,
+        )
+    dups = [n for n, k in Counter(names).items() if k > 1]
+    if dups:
+        raise ExtractError(
+            shown,
+            f"the header names {', '.join(repr(d) for d in dups)} more than once",
+            "give every column a unique name (columns are matched by name)",
+            row=1,
+            column=dups[0],
+        )
+    missing = [n for n in required if n not in names]
+    if missing:
+        raise ExtractError(
+            shown,
+            f"required column(s) {', '.join(missing)} missing (the header has {', '.join(names)})",
+            f"add the column(s) to the {extract.name} extract; columns are matched by name, in any order",
+            row=1,
+            column=missing[0],
+        )
+    extra = [n for n in names if n not in contract]
+    if extra:
+        hint = " (an empty name usually means a trailing delimiter)" if "" in extra else ""
+        raise ExtractError(
+            shown,
+            f"unexpected column(s) {', '.join(repr(e) for e in extra)} not in the contract of {extract.name}{hint}",
+            f"remove them from the extract, or add them to the contract in sop_pipeline/contract.py",
+            row=1,
+            column=extra[0],
+        )
+    if extract.name == "opportunities" and "item_id" not in names and "family" not in names:
+        raise ExtractError(
+            shown,
+            "neither an item_id nor a family column is present",
+            "add item_id or family (or both); every opportunity names one of them",
+            row=1,
+        )
+
+
+def _record_lines(text: str, delimiter: str, n_records: int) -> np.ndarray:
+    """File line number of each record (header = 1).
+
+    Fast path: every line after the header is one record. Otherwise (blank lines, quoted
+    newlines) count lines with the csv module; only such unusual files pay for that.
+    """
+    n_lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if n_lines == n_records + 1:
+        return np.arange(2, n_records + 2, dtype=np.int64)
+    starts: list[int] = []
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    prev = 0
+    for i, row in enumerate(reader):
+        start = prev + 1
+        prev = reader.line_num
+        if i == 0 or not row or (len(row) == 1 and row[0] == ""):
+            continue
+        starts.append(start)
+    if len(starts) != n_records:  # should not happen; fall back to record numbering
+        return np.arange(2, n_records + 2, dtype=np.int64)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def _read_csv(path: Path, raw: bytes, extract: Extract, dialect: Dialect) -> tuple[dict[str, pa.Array], np.ndarray]:
+    shown = display_path(path)
+    enc = codecs.lookup(dialect.encoding).name
+    if raw.startswith(codecs.BOM_UTF8) and not enc.startswith(("utf-16", "utf-32")):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    text = _decode(raw, path, extract, dialect)
+    if enc in ("utf-8-sig", "utf-16", "utf-32") and text.startswith("\ufeff"):
+        text = text[1:]
+    if not text.strip():
+        raise ExtractError(
+            shown,
+            "the file is empty (no header row, no data)",
+            f"re-export it with a header row; an optional extract with no rows should be left out of the folder",
+        )
+    header_text = text.split("\n", 1)[0].rstrip("\r")
+    names = [n.strip() for n in next(csv.reader([header_text], delimiter=dialect.delimiter))]
+    _check_header(names, header_text, path, extract, dialect, is_csv=True)
+    body = text.split("\n", 1)[1] if "\n" in text else ""
+    if not body.strip():
+        raise ExtractError(
+            shown,
+            "the file has a header but no data rows",
+            "re-export it with its rows; an optional extract with no rows should be left out of the folder",
+        )
+    data = raw if enc == "utf-8" else text.encode("utf-8")
+    invalid: list[tuple[str, int, int]] = []
+
+    def on_invalid(row) -> str:
+        invalid.append((row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter,
+                newlines_in_values='"' in text,
+                invalid_row_handler=on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise ExtractError(
+            shown,
+            f"the CSV cannot be parsed ({str(exc).splitlines()[0]})",
+            "check for an unbalanced quote or a line cut off while the file was written; re-export it",
+        ) from None
+    if invalid:
+        text_row, expected, actual = invalid[0]
+        lines = text.split("\n")
+        line_no = next(
+            (i + 1 for i, ln in enumerate(lines) if i > 0 and ln.rstrip("\r") == text_row.rstrip("\r")), None
+        )
+        last = len(lines) - (1 if lines and lines[-1].strip() == "" else 0)
+        truncated = line_no is not None and line_no == last and actual < expected
+        problem = f"the row has {actual} fields but the header has {expected}"
+        if truncated:
+            problem += " (the last line is truncated)"
+            fix = "re-export the complete file; it was probably cut off while being written"
+        else:
+            fix = (
+                f"quote values that contain the delimiter {dialect.delimiter!r}, or re-export the file "
+                f"(and check the delimiter declared in {_dialect_file(path)})"
+            )
+        if len(invalid) > 1:
+            problem += f"; {len(invalid) - 1} more row(s) have the wrong number of fields"
+        raise ExtractError(shown, problem, fix, row=line_no)
+    rows = _record_lines(text, dialect.delimiter, table.num_rows)
+    return {n: table.column(n).combine_chunks() for n in names}, rows
+
+
+def _to_text(arr: pa.Array) -> pa.Array:
+    """A Parquet column as text in the ISO / dot-decimal form the parsers accept."""
+    t = arr.type
+    if pa.types.is_dictionary(t):
+        arr = arr.dictionary_decode()
+        t = arr.type
+    if pa.types.is_timestamp(t):
+        arr = pc.cast(arr, pa.date32())
+        t = arr.type
+    if pa.types.is_string(t):
+        return arr
+    if pa.types.is_large_string(t):
+        return pc.cast(arr, pa.string())
+    return pc.cast(arr, pa.string())
+
+
+def _read_parquet(path: Path, extract: Extract) -> tuple[dict[str, pa.Array], np.ndarray]:
+    shown = display_path(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ExtractError(
+            shown, f"not a readable Parquet file ({str(exc).splitlines()[0]})", "re-export the file"
+        ) from None
+    names = [str(n) for n in table.column_names]
+    _check_header(names, ",".join(names), path, extract, _PARQUET_DIALECT, is_csv=False)
+    if table.num_rows == 0:
+        raise ExtractError(
+            shown,
+            "the file has columns but no rows",
+            "re-export it with its rows; an optional extract with no rows should be left out of the folder",
+        )
+    cols = {n: _to_text(table.column(n).combine_chunks()) for n in names}
+    return cols, np.arange(2, table.num_rows + 2, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# row level
+# --------------------------------------------------------------------------------------
+
+
+class _Problems:
+    """Row problems gathered as small frames (only bad rows), merged at the end."""
+
+    def __init__(self) -> None:
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, rows, column: str | None, values, reason, fix: str) -> None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            return
+        values = pd.Series(values, dtype=object).reset_index(drop=True)
+        reason = reason.reset_index(drop=True) if isinstance(reason, pd.Series) else reason
+        self.parts.append(
+            pd.DataFrame({"row": rows, "column": column, "value": values, "reason": reason, "fix": fix})
+        )
+
+    def to_list(self) -> list[RowProblem]:
+        if not self.parts:
+            return []
+        df = pd.concat(self.parts, ignore_index=True)
+        # one problem per cell: a parse error hides the "empty" GX failure it causes
+        df = df.drop_duplicates(["row", "column"], keep="first")
+        df = df.sort_values(["row"], kind="stable")
+        values = df["value"].astype(object).where(df["value"].notna(), None)
+        return [
+            RowProblem(int(r), c, v, reason, fix)
+            for r, c, v, reason, fix in zip(
+                df["row"], df["column"], values, df["reason"], df["fix"], strict=True
+            )
+        ]
+
+
+def _quoted(values: pd.Series) -> pd.Series:
+    return "'" + values.astype(str) + "'"
+
+
+def _clean(arr: pa.Array) -> pa.Array:
+    """Trim spaces; empty text is a missing value."""
+    arr = pc.utf8_trim_whitespace(arr)
+    return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+
+def _parse_dates(arr: pa.Array, fmt: str) -> pd.Series:
+    """Parse text dates with an exact format, once per distinct value (dates repeat a lot)."""
+    encoded = pc.dictionary_encode(arr)
+    uniques = pd.Series(encoded.dictionary.to_pandas(), dtype=object)
+    parsed = pd.to_datetime(uniques, format=fmt, errors="coerce")
+    idx = encoded.indices.to_numpy(zero_copy_only=False)
+    nulls = pc.is_null(encoded.indices).to_numpy(zero_copy_only=False)
+    values = parsed.to_numpy()[np.where(nulls, 0, idx).astype(np.int64)] if len(parsed) else np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
+    values = np.where(nulls, np.datetime64("NaT"), values).astype("datetime64[ns]")
+    return pd.Series(values)
+
+
+def _parse_months(arr: pa.Array, dialect: Dialect) -> tuple[pd.Series, pd.Series]:
+    """``YYYY-MM``, an ISO date or a date in the declared format that is a first of month.
+
+    Returns:
+        (month starts, mask of values that are valid dates but not a first of month)
+    """
+    encoded = pc.dictionary_encode(arr)
+    uniques = pd.Series(encoded.dictionary.to_pandas(), dtype=object)
+    ym = pd.to_datetime(uniques.where(uniques.str.match(_YM_RE)), format="%Y-%m", errors="coerce")
+    iso = pd.to_datetime(uniques, format=_ISO_DATE, errors="coerce")
+    declared = pd.to_datetime(uniques, format=dialect.date_format, errors="coerce")
+    as_date = iso.fillna(declared)
+    not_first = as_date.notna() & (as_date.dt.day != 1)
+    parsed = ym.fillna(as_date.where(~not_first))
+    idx = encoded.indices.to_numpy(zero_copy_only=False)
+    nulls = pc.is_null(encoded.indices).to_numpy(zero_copy_only=False)
+    take = np.where(nulls, 0, idx).astype(np.int64)
+    if len(uniques) == 0:
+        empty = pd.Series(np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]"))
+        return empty, pd.Series(np.zeros(len(arr), dtype=bool))
+    values = np.where(nulls, np.datetime64("NaT"), parsed.to_numpy()[take]).astype("datetime64[ns]")
+    bad_day = np.where(nulls, False, not_first.to_numpy()[take])
+    return pd.Series(values), pd.Series(bad_day)
+
+
+def _decimal_cast(con: duckdb.DuckDBPyConnection, arr: pa.Array) -> pa.Array:
+    """Exact text → DECIMAL(18,6) (DuckDB rounds beyond 6 decimals; too large → null)."""
+    table = pa.table({"v": arr})
+    con.register("_num_text", table)
+    try:
+        out = con.execute("SELECT TRY_CAST(v AS DECIMAL(18,6)) AS d FROM _num_text").to_arrow_table()
+    finally:
+        con.unregister("_num_text")
+    return out.column("d").combine_chunks()
+
+
+def _parse_column(
+    col: Column,
+    arr: pa.Array,
+    rows: np.ndarray,
+    dialect: Dialect,
+    extract_month: str,
+    problems: _Problems,
+    con: duckdb.DuckDBPyConnection,
+    dialect_file: str,
+) -> tuple[pd.Series, pd.Series]:
+    """Typed values (for the frame) and GX values (floats for numbers) of one column."""
+    present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
+    text = arr.to_pandas()  # object dtype, None for missing
+    if col.type == "str":
+        return text, text
+    if col.type == "int":
+        ok = pc.fill_null(pc.match_substring_regex(arr, _INT_RE), False).to_numpy(zero_copy_only=False)
+        bad = present & ~ok
+        problems.add(
+            rows[bad], col.name, text[bad], _quoted(text[bad]) + " is not a whole number",
+            "fix the value in the extract (whole numbers only, no decimal mark or thousands separator)",
+        )
+        typed = pd.Series(pc.cast(pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string())), pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+        return typed, typed.astype("float64")
+    if col.type == "num":
+        norm = pc.replace_substring(arr, ",", ".") if dialect.decimal == "," else arr
+        ok = pc.fill_null(pc.match_substring_regex(norm, _NUM_RE), False).to_numpy(zero_copy_only=False)
+        if dialect.decimal == ",":
+            # a dot in a decimal-comma file is a thousands separator or a different dialect
+            ok &= ~pc.fill_null(pc.match_substring(arr, "."), False).to_numpy(zero_copy_only=False)
+        bad = present & ~ok
+        problems.add(
+            rows[bad], col.name, text[bad],
+            _quoted(text[bad]) + f" is not a number (declared decimal mark {dialect.decimal!r})",
+            f"fix the extract or declare the decimal mark in {dialect_file}",
+        )
+        valid_text = pc.if_else(pa.array(ok), norm, pa.scalar(None, pa.string()))
+        dec = _decimal_cast(con, valid_text)
+        too_big = ok & ~pc.is_valid(dec).to_numpy(zero_copy_only=False)
+        problems.add(
+            rows[too_big], col.name, text[too_big],
+            _quoted(text[too_big]) + " does not fit DECIMAL(18,6) (at most 12 digits before the decimal mark)",
+            "fix the value in the extract",
+        )
+        typed = pd.Series(dec.to_pandas(types_mapper=pd.ArrowDtype))
+        floats = pd.Series(pc.cast(valid_text, pa.float64()).to_numpy(zero_copy_only=False))
+        floats[too_big] = np.nan
+        return typed, floats
+    if col.type == "date":
+        typed = _parse_dates(arr, dialect.date_format)
+        bad = present & typed.isna().to_numpy()
+        problems.add(
+            rows[bad], col.name, text[bad],
+            _quoted(text[bad]) + f" is not a date in the declared format {dialect.date_format}",
+            f"fix the extract or declare its date_format in {dialect_file}",
+        )
+        latest = pd.Timestamp(month_start(parse_month(extract_month), 12 * MAX_YEARS_AHEAD + 1))
+        absurd = (typed < MIN_PLAUSIBLE_DATE) | (typed >= latest)
+        absurd = absurd.to_numpy()
+        problems.add(
+            rows[absurd], col.name, text[absurd],
+            _quoted(text[absurd])
+            + f" is not a plausible date (before 1990 or more than {MAX_YEARS_AHEAD} years after the extract month {extract_month})",
+            "correct the date in the source system",
+        )
+        return typed, typed
+    # month
+    typed, not_first = _parse_months(arr, dialect)
+    bad = present & typed.isna().to_numpy() & ~not_first.to_numpy()
+    problems.add(
+        rows[bad], col.name, text[bad],
+        _quoted(text[bad]) + " is not a month (use YYYY-MM or the first day of the month)",
+        "fix the value in the extract",
+    )
+    nf = not_first.to_numpy()
+    problems.add(
+        rows[nf], col.name, text[nf],
+        _quoted(text[nf]) + " is a date but not the first day of a month",
+        "write the month as YYYY-MM or as the first day of the month",
+    )
+    first = pd.Timestamp(date(1990, 1, 1))
+    latest = pd.Timestamp(month_start(parse_month(extract_month), 12 * MAX_YEARS_AHEAD + 1))
+    absurd = ((typed < first) | (typed >= latest)).to_numpy()
+    problems.add(
+        rows[absurd], col.name, text[absurd],
+        _quoted(text[absurd])
+        + f" is not a plausible month (before 1990 or more than {MAX_YEARS_AHEAD} years after the extract month {extract_month})",
+        "correct the month in the source system",
+    )
+    return typed, typed
+
+
+def _gx_problems(
+    extract: Extract, gx_frame: pd.DataFrame, frame: pd.DataFrame, texts: dict[str, pd.Series], problems: _Problems
+) -> None:
+    """Run the extract's GX suite and turn each failing row into a RowProblem."""
+    outcome = validate_dataframe(gx_frame, extract_suite(extract.name), index_limit=None)
+    for failure in outcome.failures:
+        rows = np.asarray(failure.unexpected_index, dtype=np.int64)
+        if failure.expectation in ("expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"):
+            key = list(extract.key)
+            dup_later = frame.duplicated(key, keep="first").to_numpy()
+            rows = frame["_source_row"].to_numpy()[dup_later]
+            if len(rows) == 0:
+                continue
+            sub = frame.loc[dup_later]
+            first_row = frame.groupby(key, dropna=False, sort=False)["_source_row"].transform("min")[dup_later]
+            key_text = sub[key[0]].astype(str)
+            for k in key[1:]:
+                key_text = key_text + ", " + sub[k].astype(str)
+            reason = (
+                f"duplicate key ({', '.join(key)}) = (" + key_text + "); the first row with this key is row "
+                + first_row.astype(str)
+            )
+            problems.add(
+                rows, ", ".join(key), key_text, reason,
+                "keep one row per key in the extract (a restatement belongs in a later month's extract)",
+            )
+            continue
+        if len(rows) == 0:
+            if failure.expectation not in ("expect_column_to_exist",):
+                raise RuntimeError(f"extract suite {extract.name}: {failure.message}")
+            continue
+        column = failure.column
+        text = texts[column].reindex(rows) if column in texts else pd.Series([None] * len(rows))
+        if failure.expectation == "expect_column_values_to_not_be_null":
+            problems.add(
+                rows, column, text, "a value is required but the cell is empty",
+                f"fill {column} in the source system (or drop the row from the extract)",
+            )
+        elif failure.expectation == "expect_column_values_to_be_in_set":
+            allowed = ", ".join(extract.column(column).allowed or ())
+            problems.add(
+                rows, column, text, _quoted(text) + f" is not an allowed {column} (allowed: {allowed})",
+                "use one of the allowed codes in the extract",
+            )
+        elif failure.expectation == "expect_column_values_to_be_between":
+            col = extract.column(column)
+            vals = gx_frame.loc[rows, column]
+            below = (vals < col.min_value).to_numpy() if col.min_value is not None else np.zeros(len(rows), bool)
+            reason = np.where(
+                below,
+                _quoted(text) + f" is below the minimum {col.min_value:g}",
+                _quoted(text) + f" is above the maximum {col.max_value if col.max_value is None else f'{col.max_value:g}'}",
+            )
+            problems.add(rows, column, text, pd.Series(reason), "correct the value in the source system")
+        elif failure.expectation == "expect_column_values_to_match_regex":
+            problems.add(
+                rows, column, text,
+                _quoted(text) + " is not a quantity (120, -40) or a percent (+15%, -10%)",
+                "write the adjustment as a quantity like 120 or -40, or a percent like +15% or -10%",
+            )
+        else:
+            problems.add(rows, column, text, pd.Series([failure.message] * len(rows)), "fix the extract")
+
+
+def _extract_rules(extract: Extract, frame: pd.DataFrame, texts: dict[str, pd.Series], problems: _Problems) -> None:
+    """Rules GX cannot express on one column: they involve two columns."""
+    rows = frame["_source_row"].to_numpy()
+    if extract.name == "sales_orders":
+        not_return = frame["status"].notna() & (frame["status"] != "returned")
+        for qty in ("qty_ordered", "qty_shipped"):
+            neg = (frame[qty] < 0).fillna(False).astype(bool) & not_return
+            neg = neg.to_numpy()
+            problems.add(
+                rows[neg], qty, texts[qty][neg].reset_index(drop=True),
+                "negative quantity " + texts[qty][neg].astype(str).reset_index(drop=True)
+                + " on a line whose status is '" + frame.loc[neg, "status"].astype(str).reset_index(drop=True)
+                + "'; only returns may be negative",
+                "book the line with status returned, or correct the quantity in the source system",
+            )
+    if extract.name == "opportunities":
+        neither = (frame["item_id"].isna() & frame["family"].isna()).to_numpy()
+        problems.add(
+            rows[neither], "item_id", [None] * int(neither.sum()),
+            "neither item_id nor family is filled",
+            "fill item_id or family for every opportunity",
+        )
+
+
+def read_extract(path: Path, extract: Extract, dialect: Dialect, *, extract_month: str) -> ReadResult:
+    """Read one extract file and check it against the contract.
+
+    Args:
+        path: ``landing/<YYYY-MM>/<extract>.csv`` or ``.parquet``.
+        extract: the contract entry of the file.
+        dialect: the declared CSV dialect of this extract (ignored for Parquet).
+        extract_month: ``YYYY-MM`` of the month folder (for the plausible-date check).
+
+    Returns:
+        The typed frame (every row, contract columns + ``_source_row``), the row problems,
+        the row count and the file's sha256.
+
+    Raises:
+        ExtractError: the file as a whole cannot be read as this extract.
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    sha = hashlib.sha256(raw).hexdigest()
+    if path.suffix.lower() == ".parquet":
+        cols, rows = _read_parquet(path, extract)
+        dialect = _PARQUET_DIALECT
+    else:
+        cols, rows = _read_csv(path, raw, extract, dialect)
+    del raw
+    n = len(rows)
+    problems = _Problems()
+    frame: dict[str, pd.Series] = {}
+    gx_cols: dict[str, pd.Series] = {}
+    texts: dict[str, pd.Series] = {}
+    con = duckdb.connect()
+    try:
+        for col in extract.columns:
+            arr = _clean(cols[col.name]) if col.name in cols else pa.nulls(n, pa.string())
+            typed, for_gx = _parse_column(
+                col, arr, rows, dialect, extract_month, problems, con, _dialect_file(path)
+            )
+            frame[col.name] = typed
+            gx_cols[col.name] = for_gx
+            texts[col.name] = pd.Series(arr.to_pandas().to_numpy(), index=rows)
+    finally:
+        con.close()
+    typed_frame = pd.DataFrame(frame)
+    typed_frame["_source_row"] = rows
+    gx_frame = pd.DataFrame(gx_cols)
+    gx_frame.index = rows
+    _gx_problems(extract, gx_frame, typed_frame, texts, problems)
+    texts_pos = {k: v.reset_index(drop=True) for k, v in texts.items()}
+    _extract_rules(extract, typed_frame, texts_pos, problems)
+    problem_list = problems.to_list()
+    return ReadResult(
+        frame=typed_frame,
+        problems=problem_list,
+        row_count=n,
+        sha256=sha,
+        bad_rows={p.row for p in problem_list},
+    )

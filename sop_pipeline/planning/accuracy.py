@@ -1,0 +1,245 @@
+"""Forecast accuracy of earlier plans against actuals (the ``forecast_accuracy`` table).
+
+Definitions (docs/kpis.md repeats them): for one forecast kind, level, lag and month, with
+units u (item × location series, families, or the single total) of actual A_u and
+forecast F_u:
+
+- ``wape = Σ|F−A| / ΣA``
+- ``bias = Σ(F−A) / ΣA`` (positive = over-forecast)
+- ``mape = mean over units with A > 0 of |F−A| / A``
+- ``mase = mean over units with a positive scale of |F−A| / scale_u``, where ``scale_u`` is
+  the in-sample mean absolute seasonal-naive error (``|A_t − A_{t−12}|``) of the unit's
+  history up to the snapshot's plan month (point in time); a unit with 12 months of
+  history or less uses the one-step naive error ``|A_t − A_{t−1}|`` instead.
+
+A snapshot row with no actual row (a series that had not started) counts as A = 0; an
+actual with no snapshot row (a series the plan did not forecast) counts as F = 0, so the
+total level is measured against all demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+KINDS: dict[str, str] = {
+    "naive": "naive_qty",
+    "statistical": "stat_qty",
+    "consensus": "consensus_qty",
+}
+LEVELS: tuple[str, ...] = ("item", "family", "total")
+DEFAULT_LAGS: tuple[int, ...] = (1, 3, 6)
+OUTPUT_COLUMNS: list[str] = [
+    "forecast_kind",
+    "level",
+    "lag",
+    "month",
+    "mape",
+    "wape",
+    "bias",
+    "mase",
+    "n_series",
+    "actual_qty",
+    "forecast_qty",
+]
+SERIES = ["item_id", "location_id"]
+
+
+def _month(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series).dt.to_period("M").dt.to_timestamp()
+
+
+def _plan_month_start(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series.astype(str) + "-01")
+
+
+def _unit_columns(level: str) -> list[str]:
+    return {"item": SERIES, "family": ["family"], "total": []}[level]
+
+
+def _scales(history: pd.DataFrame, unit_cols: list[str], season_length: int) -> pd.DataFrame:
+    """Mean absolute seasonal-naive error per unit over its history (``scale`` column).
+
+    Months before a unit's first month are not history (the series had not started);
+    missing months after it are zero demand, as in ``fct_demand_history``.
+    """
+    if history.empty:
+        return pd.DataFrame(columns=[*unit_cols, "scale"])
+    keys = unit_cols or ["_all"]
+    h = history.assign(_all="total") if not unit_cols else history
+    wide = h.pivot_table(index=keys, columns="month", values="demand_qty", aggfunc="sum")
+    wide = wide.reindex(columns=pd.date_range(wide.columns.min(), wide.columns.max(), freq="MS"))
+    values = wide.to_numpy(dtype="float64")
+    started = np.cumsum(~np.isnan(values), axis=1) > 0
+    values = np.where(started, np.nan_to_num(values, nan=0.0), np.nan)
+    n_obs = started.sum(axis=1)
+    seasonal_mean = _mean_abs_diff(values, season_length)
+    step_mean = _mean_abs_diff(values, 1)
+    scale = np.where(n_obs > season_length, seasonal_mean, step_mean)
+    out = pd.DataFrame({"scale": scale}, index=wide.index).reset_index()
+    return out.drop(columns=["_all"]) if not unit_cols else out
+
+
+def _mean_abs_diff(values: np.ndarray, lag: int) -> np.ndarray:
+    """Row-wise mean of ``|x_t − x_{t−lag}|`` over the pairs where both are known."""
+    if values.shape[1] <= lag:
+        return np.full(len(values), np.nan)
+    diff = np.abs(values[:, lag:] - values[:, :-lag])
+    known = ~np.isnan(diff)
+    count = known.sum(axis=1)
+    total = np.where(known, diff, 0.0).sum(axis=1)
+    return np.divide(total, count, out=np.full(len(values), np.nan), where=count > 0)
+
+
+def _metrics(units: pd.DataFrame) -> dict[str, float]:
+    """Error metrics over units with columns ``a`` (actual), ``f`` (forecast), ``scale``."""
+    a, f = units["a"].to_numpy(float), units["f"].to_numpy(float)
+    err = np.abs(f - a)
+    total_a = a.sum()
+    positive = a > 0
+    scaled = units["scale"].to_numpy(float)
+    ok_scale = np.isfinite(scaled) & (scaled > 0)
+    return {
+        "mape": float(np.mean(err[positive] / a[positive])) if positive.any() else np.nan,
+        "wape": float(err.sum() / total_a) if total_a > 0 else np.nan,
+        "bias": float((f - a).sum() / total_a) if total_a > 0 else np.nan,
+        "mase": float(np.mean(err[ok_scale] / scaled[ok_scale])) if ok_scale.any() else np.nan,
+        "n_series": len(units),
+        "actual_qty": float(total_a),
+        "forecast_qty": float(f.sum()),
+    }
+
+
+def forecast_accuracy(
+    snapshots: pd.DataFrame,
+    actuals: pd.DataFrame,
+    items: pd.DataFrame | None = None,
+    *,
+    season_length: int = 12,
+) -> pd.DataFrame:
+    """Accuracy of earlier plans' forecasts for every month that now has actuals.
+
+    Args:
+        snapshots: earlier plans' forecasts: plan_month (``YYYY-MM``), item_id,
+            location_id, family, month, lag (months after plan_month), naive_qty,
+            stat_qty, consensus_qty. A kind whose column is missing or entirely null is
+            skipped.
+        actuals: demand history, one row per item × location × month: item_id,
+            location_id, month, demand_qty (``fct_demand_history``). It is also the
+            in-sample history for the MASE scale (only months ≤ each snapshot's plan
+            month are used).
+        items: item_id → family (``dim_items``) for actuals of items no snapshot names;
+            optional when ``actuals`` has a ``family`` column or every item is forecast.
+        season_length: months in a season for the MASE scale.
+
+    Returns:
+        One row per forecast_kind × level × lag × month with columns ``OUTPUT_COLUMNS``
+        (forecast_kind, level, lag, month, mape, wape, bias, mase, n_series, actual_qty,
+        forecast_qty), sorted by them. Empty (with those columns) when no snapshot month
+        has actuals yet.
+
+    Raises:
+        ValueError: a snapshot has two rows for one plan month × series × month, or
+            required columns are missing.
+    """
+    need_snap = {"plan_month", "item_id", "location_id", "month", "lag"}
+    need_act = {"item_id", "location_id", "month", "demand_qty"}
+    for name, frame, need in (("snapshots", snapshots, need_snap), ("actuals", actuals, need_act)):
+        missing = sorted(need - set(frame.columns))
+        if missing:
+            raise ValueError(f"forecast_accuracy: {name} lacks column(s) {', '.join(missing)}.")
+    empty = pd.DataFrame({c: pd.Series(dtype="float64") for c in OUTPUT_COLUMNS})
+    empty = empty.astype(
+        {
+            "forecast_kind": "object",
+            "level": "object",
+            "lag": "int64",
+            "month": "datetime64[ns]",
+            "n_series": "int64",
+        }
+    )
+    if snapshots.empty or actuals.empty:
+        return empty
+
+    snap = snapshots.copy()
+    snap["month"] = _month(snap["month"])
+    snap["lag"] = snap["lag"].astype(int)
+    snap["plan_month"] = snap["plan_month"].astype(str)
+    dup = snap.duplicated(["plan_month", *SERIES, "month"])
+    if dup.any():
+        example = snap.loc[dup, ["plan_month", *SERIES, "month"]].iloc[0].to_dict()
+        raise ValueError(
+            f"forecast_accuracy: snapshots hold duplicate rows, e.g. {example}; keep one version per plan month."
+        )
+    act = actuals.copy()
+    act["month"] = _month(act["month"])
+    act["demand_qty"] = act["demand_qty"].astype(float)
+
+    family = pd.concat(
+        [
+            snap[["item_id", "family"]] if "family" in snap else None,
+            act[["item_id", "family"]] if "family" in act else None,
+            items[["item_id", "family"]] if items is not None else None,
+        ]
+    ).drop_duplicates("item_id")
+    act = act.drop(columns=["family"], errors="ignore").merge(family, on="item_id", how="left")
+    act["family"] = act["family"].fillna("(unknown)")
+    snap = snap.drop(columns=["family"], errors="ignore").merge(family, on="item_id", how="left")
+    snap["family"] = snap["family"].fillna("(unknown)")
+
+    kinds = {k: c for k, c in KINDS.items() if c in snap.columns and snap[c].notna().any()}
+    actual_months = set(act["month"].unique())
+    snap = snap[snap["month"].isin(actual_months)]
+    rows: list[dict] = []
+    for plan_month, group in snap.groupby("plan_month", sort=True):
+        origin = _plan_month_start(pd.Series([plan_month])).iloc[0]
+        history = act[act["month"] <= origin]
+        scales = {level: _scales(history, _unit_columns(level), season_length) for level in LEVELS}
+        for (month, lag), fc in group.groupby(["month", "lag"], sort=True):
+            actual_m = act.loc[act["month"] == month, [*SERIES, "family", "demand_qty"]]
+            joined = fc[[*SERIES, "family", *kinds.values()]].merge(
+                actual_m, on=[*SERIES], how="outer", suffixes=("", "_act")
+            )
+            joined["family"] = joined["family"].fillna(joined.get("family_act"))
+            joined["demand_qty"] = joined["demand_qty"].fillna(0.0)
+            for kind, col in kinds.items():
+                base = joined[[*SERIES, "family", "demand_qty", col]].rename(
+                    columns={"demand_qty": "a", col: "f"}
+                )
+                base["f"] = base["f"].fillna(0.0)
+                for level in LEVELS:
+                    cols = _unit_columns(level)
+                    units = (
+                        base.groupby(cols, as_index=False)[["a", "f"]].sum()
+                        if cols
+                        else pd.DataFrame({"a": [base["a"].sum()], "f": [base["f"].sum()]})
+                    )
+                    sc = scales[level]
+                    units = (
+                        units.merge(sc, on=cols, how="left")
+                        if cols
+                        else units.assign(scale=sc["scale"].iloc[0] if len(sc) else np.nan)
+                    )
+                    rows.append(
+                        {
+                            "forecast_kind": kind,
+                            "level": level,
+                            "lag": int(lag),
+                            "month": month,
+                            **_metrics(units),
+                        }
+                    )
+    if not rows:
+        return empty
+    out = pd.DataFrame(rows)[OUTPUT_COLUMNS]
+    order = {k: i for i, k in enumerate(KINDS)}
+    level_order = {k: i for i, k in enumerate(LEVELS)}
+    out = out.sort_values(
+        ["forecast_kind", "level", "lag", "month"],
+        key=lambda s: (
+            s.map(order)
+            if s.name == "forecast_kind"
+            else (s.map(level_order) if s.name == "level" else s)
+        ),
+    )
+    return out.reset_index(drop=True)

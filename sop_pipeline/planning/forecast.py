@@ -1,0 +1,847 @@
+"""Statistical demand forecast: series classification, model tournament, intervals and rules.
+
+One entry point, :func:`forecast_demand`. Every item × location series is classified first
+(Syntetos-Boylan demand class, lifecycle, history length). Series with enough history go to a
+rolling-origin backtest (statsforecast ``cross_validation``) in which a small set of candidate
+models compete on MASE; the seasonal naive is the baseline and a median combination of each
+series' best three candidates competes too. Only the winning model(s) are refitted on the full
+history for the plan horizon. Short, new, end-of-life and dormant series follow documented rules.
+See ``docs/forecasting.md`` for the reasoning and the measured costs.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sop_pipeline.months import month_start, parse_month
+
+SEASON = 12
+LEVELS = (80, 95)
+CV_HORIZON = 3
+"""Backtest horizon: lags 1-3 are what supply commits to (production and purchase lead times)."""
+MIN_TOURNAMENT_MONTHS = 24
+"""Two full seasons: fewer months cannot show a seasonal pattern to the models."""
+MAX_FIT_MONTHS = 72
+"""Models see at most the last six years; older demand rarely helps and costs fit time."""
+ZERO_RECENT_MONTHS = 12
+RULE_LEVEL_MONTHS = 6
+INTERMITTENT_ADI = 1.32
+LUMPY_CV2 = 0.49
+EMPIRICAL_WINDOW = 24
+MIN_POOLED_RESIDUALS = 20
+# Relative interval half-widths used only when no series at all has a backtest to learn from.
+DEFAULT_RELATIVE_QUANTILES = {"q025": -0.8, "q10": -0.5, "q90": 0.5, "q975": 1.0}
+INTERVAL_COLUMNS = ("stat_lo95_qty", "stat_lo80_qty", "stat_hi80_qty", "stat_hi95_qty")
+FORECAST_COLUMNS = [
+    "item_id",
+    "location_id",
+    "month",
+    "stat_forecast_qty",
+    "stat_lo80_qty",
+    "stat_hi80_qty",
+    "stat_lo95_qty",
+    "stat_hi95_qty",
+    "stat_model",
+    "naive_forecast_qty",
+]
+BACKTEST_COLUMNS = [
+    "item_id",
+    "location_id",
+    "series_class",
+    "n_history",
+    "chosen_model",
+    "chosen_error",
+    "naive_error",
+    "error_metric",
+    "fva",
+]
+CANDIDATE_SETS = ("auto", "full", "fast")
+NAIVE = "SeasonalNaive"
+FALLBACK = "HistoricAverage"
+
+
+@dataclass
+class ForecastResult:
+    """What :func:`forecast_demand` returns.
+
+    Attributes:
+        forecast: one row per item × location × horizon month (``FORECAST_COLUMNS``).
+        backtest: one row per series (``BACKTEST_COLUMNS``).
+        cv: long backtest frame: item_id, location_id, cutoff, month, model, y, yhat.
+        timings: wall seconds per stage (not part of the deterministic output).
+    """
+
+    forecast: pd.DataFrame
+    backtest: pd.DataFrame
+    cv: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and errors for run metadata (Dagster) and logs.
+
+        Returns:
+            Series count, counts by chosen model and by class, mean/median errors of the
+            chosen model and the naive baseline over the backtested series, the share of
+            series that beat the naive, and stage timings.
+        """
+        bt = self.backtest
+        scored = bt[bt["chosen_error"].notna()]
+        return {
+            "series": int(len(bt)),
+            "forecast_rows": int(len(self.forecast)),
+            "error_metric": "mase",
+            "by_model": {str(k): int(v) for k, v in bt["chosen_model"].value_counts().sort_index().items()},
+            "by_class": {str(k): int(v) for k, v in bt["series_class"].value_counts().sort_index().items()},
+            "backtested_series": int(len(scored)),
+            "mean_chosen_error": _round(scored["chosen_error"].mean()),
+            "median_chosen_error": _round(scored["chosen_error"].median()),
+            "mean_naive_error": _round(scored["naive_error"].mean()),
+            "median_naive_error": _round(scored["naive_error"].median()),
+            "share_beating_naive": _round((scored["fva"] > 0).mean()),
+            "mean_fva": _round(scored["fva"].mean()),
+            "seconds": {k: round(v, 2) for k, v in self.timings.items()},
+        }
+
+
+def _round(value: float) -> float | None:
+    return None if pd.isna(value) else round(float(value), 4)
+
+
+# --------------------------------------------------------------------------------------------
+# Candidates
+# --------------------------------------------------------------------------------------------
+
+
+def _candidate_models(kind: str, candidates: str) -> list[Any]:
+    """The candidate models of one series kind ("smooth" or "intermittent"), baseline first.
+
+    The order is the tie-break order: on equal error the earlier (simpler) model wins.
+    """
+    from statsforecast.models import (
+        ADIDA,
+        IMAPA,
+        TSB,
+        AutoARIMA,
+        AutoCES,
+        AutoETS,
+        CrostonSBA,
+        DynamicOptimizedTheta,
+        SeasonalNaive,
+    )
+
+    naive = SeasonalNaive(season_length=SEASON, alias=NAIVE)
+    if kind == "intermittent":
+        return [
+            naive,
+            CrostonSBA(alias="CrostonSBA"),
+            ADIDA(alias="ADIDA"),
+            IMAPA(alias="IMAPA"),
+            TSB(alpha_d=0.1, alpha_p=0.1, alias="TSB"),
+        ]
+    models = [naive, DynamicOptimizedTheta(season_length=SEASON, alias="DynamicOptimizedTheta")]
+    if candidates in ("auto", "full"):
+        # Damped additive Holt-Winters: the M-competition workhorse at a quarter of AutoETS's cost.
+        models.append(AutoETS(season_length=SEASON, model="AAA", damped=True, alias="ETS_AAdA"))
+    if candidates == "full":
+        models += [
+            AutoETS(season_length=SEASON, alias="AutoETS"),
+            AutoCES(season_length=SEASON, alias="CES"),
+            AutoARIMA(season_length=SEASON, alias="AutoARIMA"),
+        ]
+    return models
+
+
+_NATIVE_INTERVALS = {NAIVE, "DynamicOptimizedTheta", "ETS_AAdA", "AutoETS", "CES", "AutoARIMA", FALLBACK}
+
+
+def _fallback_model() -> Any:
+    from statsforecast.models import HistoricAverage
+
+    return HistoricAverage(alias=FALLBACK)
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks and the dense panel
+# --------------------------------------------------------------------------------------------
+
+
+def _check_inputs(history: pd.DataFrame, items: pd.DataFrame, plan_month: str, horizon: int) -> pd.Timestamp:
+    missing = {"item_id", "location_id", "month", "demand_qty"} - set(history.columns)
+    if missing:
+        raise ValueError(f"history is missing column(s) {sorted(missing)}; pass fct_demand_history.")
+    missing = {"item_id", "family", "lifecycle_status", "launch_date", "eol_date"} - set(items.columns)
+    if missing:
+        raise ValueError(f"items is missing column(s) {sorted(missing)}; pass dim_items.")
+    if not 1 <= horizon <= 36:
+        raise ValueError(f"horizon={horizon} is out of range; plan 1 to 36 months ahead.")
+    plan = pd.Timestamp(parse_month(plan_month))
+    months = pd.to_datetime(history["month"])
+    late = history.loc[months > plan]
+    if len(late):
+        first = late.iloc[0]
+        raise ValueError(
+            f"history has {len(late)} row(s) after plan month {plan_month} (first: item "
+            f"{first['item_id']!r}, location {first['location_id']!r}, month {first['month']}); "
+            "a plan may only use actuals up to its month. Filter the history to month <= plan month."
+        )
+    if history["demand_qty"].isna().any():
+        bad = history.loc[history["demand_qty"].isna()].iloc[0]
+        raise ValueError(
+            f"history has a missing demand_qty (item {bad['item_id']!r}, location {bad['location_id']!r}, "
+            f"month {bad['month']}); zero-fill months without demand."
+        )
+    unknown = sorted(set(history["item_id"]) - set(items["item_id"]))
+    if unknown:
+        raise ValueError(
+            f"history has item(s) missing from items: {unknown[:5]}{' …' if len(unknown) > 5 else ''}; "
+            "every forecast item needs its family and lifecycle in dim_items."
+        )
+    dupes = history.duplicated(["item_id", "location_id", "month"])
+    if dupes.any():
+        bad = history.loc[dupes].iloc[0]
+        raise ValueError(
+            f"history has duplicate rows for item {bad['item_id']!r}, location {bad['location_id']!r}, "
+            f"month {bad['month']}; expected one row per item × location × month."
+        )
+    return plan
+
+
+@dataclass
+class _Panel:
+    """Right-aligned dense matrix: every series ends at the plan month, NaN before its start."""
+
+    keys: pd.DataFrame  # item_id, location_id, family, lifecycle_status, launch, eol
+    y: np.ndarray  # (n_series, n_months) clipped demand, NaN before the series' first month
+    n_hist: np.ndarray  # months of history per series
+    months: pd.DatetimeIndex  # calendar of the matrix columns
+
+
+def _build_panel(history: pd.DataFrame, items: pd.DataFrame, plan: pd.Timestamp) -> _Panel:
+    hist = history[["item_id", "location_id", "month", "demand_qty"]].copy()
+    hist["month"] = pd.to_datetime(hist["month"]).dt.to_period("M").dt.to_timestamp()
+    first = hist["month"].min() if len(hist) else plan
+    months = pd.date_range(first, plan, freq="MS")
+    keys = hist[["item_id", "location_id"]].drop_duplicates().sort_values(["item_id", "location_id"])
+    keys = keys.reset_index(drop=True)
+    n, t = len(keys), len(months)
+    y = np.full((n, t), np.nan)
+    if n:
+        code = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(hist[["item_id", "location_id"]]))
+        col = ((hist["month"].dt.year - first.year) * 12 + hist["month"].dt.month - first.month).to_numpy()
+        # Net demand can be negative (returns exceed orders); the models forecast gross need.
+        y[code, col] = np.clip(hist["demand_qty"].to_numpy(dtype=float), 0.0, None)
+        # Zero-fill gaps from each series' first month so a missing month never reads as NaN.
+        started = np.maximum.accumulate(~np.isnan(y), axis=1)
+        y = np.where(started & np.isnan(y), 0.0, y)
+    n_hist = (~np.isnan(y)).sum(axis=1) if n else np.zeros(0, dtype=int)
+    keys = keys.merge(_item_attributes(items), on="item_id", how="left", validate="many_to_one")
+    return _Panel(keys=keys, y=y, n_hist=n_hist, months=months)
+
+
+def _item_attributes(items: pd.DataFrame) -> pd.DataFrame:
+    out = items[["item_id", "family", "lifecycle_status", "launch_date", "eol_date"]].drop_duplicates("item_id")
+    out = out.copy()
+    out["launch"] = pd.to_datetime(out["launch_date"]).dt.to_period("M").dt.to_timestamp()
+    # A month after the EOL date has no demand; the month that contains the date still may.
+    out["eol"] = pd.to_datetime(out["eol_date"])
+    return out.drop(columns=["launch_date", "eol_date"])
+
+
+# --------------------------------------------------------------------------------------------
+# Classification
+# --------------------------------------------------------------------------------------------
+
+
+def classify_series(y: np.ndarray) -> tuple[str, float, float]:
+    """Syntetos-Boylan class of one demand series (NaN-free, clipped at 0).
+
+    Args:
+        y: the series' monthly demand.
+
+    Returns:
+        (class, ADI, CV²): class is smooth / erratic / intermittent / lumpy, or ``zero``
+        when the series never had demand. ADI is the average interval between demands, CV²
+        the squared coefficient of variation of the non-zero demand sizes.
+    """
+    nz = y[y > 0]
+    if nz.size == 0:
+        return "zero", float("inf"), 0.0
+    adi = y.size / nz.size
+    cv2 = float(nz.var() / nz.mean() ** 2)
+    if adi >= INTERMITTENT_ADI:
+        return ("lumpy" if cv2 >= LUMPY_CV2 else "intermittent"), adi, cv2
+    return ("erratic" if cv2 >= LUMPY_CV2 else "smooth"), adi, cv2
+
+
+def _is_seasonal(y: np.ndarray) -> bool:
+    if y.size < 2 * SEASON:
+        return False
+    d = y - y.mean()
+    denom = float((d * d).sum())
+    if denom == 0:
+        return False
+    acf = float((d[SEASON:] * d[:-SEASON]).sum()) / denom
+    # 1.645 / sqrt(n): the one-sided 95% white-noise bound on the autocorrelation.
+    return acf > max(0.3, 1.645 / np.sqrt(y.size))
+
+
+def _series_classes(panel: _Panel, plan: pd.Timestamp, horizon_start: pd.Timestamp) -> np.ndarray:
+    classes = np.empty(len(panel.keys), dtype=object)
+    eol = panel.keys["eol"].to_numpy()
+    launch = panel.keys["launch"].to_numpy()
+    for i in range(len(panel.keys)):
+        y = panel.y[i, -panel.n_hist[i] :] if panel.n_hist[i] else np.zeros(0)
+        if pd.notna(eol[i]) and pd.Timestamp(eol[i]) < horizon_start:
+            classes[i] = "eol"
+        elif pd.notna(launch[i]) and pd.Timestamp(launch[i]) > plan:
+            classes[i] = "future_launch"
+        elif panel.n_hist[i] == 0:
+            classes[i] = "new"
+        elif y.size == 0 or not (y[-ZERO_RECENT_MONTHS:] > 0).any():
+            classes[i] = "zero_recent"
+        elif y.size < MIN_TOURNAMENT_MONTHS:
+            classes[i] = "short"
+        else:
+            cls, _, _ = classify_series(y)
+            if cls in ("smooth", "erratic") and _is_seasonal(y):
+                cls = "seasonal"
+            classes[i] = cls
+    return classes
+
+
+# --------------------------------------------------------------------------------------------
+# Tournament
+# --------------------------------------------------------------------------------------------
+
+
+def _long_frame(y: np.ndarray, n_hist: np.ndarray, months: pd.DatetimeIndex, ids: np.ndarray) -> pd.DataFrame:
+    """statsforecast's long format for the given rows of the panel (history capped)."""
+    t = y.shape[1]
+    n_fit = np.minimum(n_hist[ids], MAX_FIT_MONTHS)
+    start = t - n_fit
+    uid = np.repeat(ids, n_fit)
+    col = np.concatenate([np.arange(s, t) for s in start]) if len(ids) else np.zeros(0, dtype=int)
+    return pd.DataFrame({"unique_id": uid, "ds": months[col], "y": y[uid, col]})
+
+
+def _statsforecast(models: list[Any], n_jobs: int) -> Any:
+    from statsforecast import StatsForecast
+
+    return StatsForecast(models=models, freq="MS", n_jobs=n_jobs, fallback_model=_fallback_model())
+
+
+def _mase_scale(y: np.ndarray, ids: np.ndarray, first_test_col: int) -> np.ndarray:
+    """In-sample MAE of the one-step naive on the data before the first backtest origin.
+
+    The one-step (not seasonal) naive keeps the scale defined for intermittent series and for
+    the shortest training windows; a flat series falls back to its mean level, then to 1.
+    """
+    train = y[ids, :first_test_col]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scale = np.nanmean(np.abs(np.diff(train, axis=1)), axis=1)
+        level = np.nanmean(train, axis=1)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, level)
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+@dataclass
+class _TournamentOutcome:
+    ids: np.ndarray
+    model_names: list[str]
+    errors: np.ndarray  # (n_series, n_models + 1); last column is the combination
+    chosen: np.ndarray  # index into model_names, or len(model_names) for the combination
+    combo_parts: np.ndarray  # (n_series, k) model indices of the combination
+    cv_long: pd.DataFrame
+    residuals: pd.DataFrame  # unique_id, resid (chosen model, y − yhat)
+
+
+def _run_tournament(
+    panel: _Panel, ids: np.ndarray, models: list[Any], windows: int, n_jobs: int
+) -> _TournamentOutcome:
+    names = [repr(m) for m in models]
+    df = _long_frame(panel.y, panel.n_hist, panel.months, ids)
+    sf = _statsforecast(models, n_jobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = sf.cross_validation(h=CV_HORIZON, df=df, n_windows=windows, step_size=1)
+    cv = cv.sort_values(["unique_id", "cutoff", "ds"], kind="stable").reset_index(drop=True)
+    n, k = len(ids), len(names)
+    per = windows * CV_HORIZON
+    yv = cv["y"].to_numpy(dtype=float).reshape(n, per)
+    # Scored on what a user would see: forecasts are clipped at zero.
+    preds = np.clip(cv[names].to_numpy(dtype=float), 0.0, None).reshape(n, per, k)
+    test_size = CV_HORIZON + windows - 1
+    scale = _mase_scale(panel.y, ids, panel.y.shape[1] - test_size)
+    err = np.abs(preds - yv[:, :, None]).mean(axis=1) / scale[:, None]
+    err = np.where(np.isfinite(err), err, np.inf)
+
+    parts_k = min(3, k)
+    parts = np.argsort(err, axis=1, kind="stable")[:, :parts_k]
+    combo_pred = np.median(np.take_along_axis(preds, parts[:, None, :], axis=2), axis=2)
+    combo_err = np.abs(combo_pred - yv).mean(axis=1) / scale
+    combo_err = np.where(np.isfinite(combo_err), combo_err, np.inf)
+    all_err = np.column_stack([err, combo_err])
+    # argmin keeps the first minimum: the baseline wins ties and the combination (last
+    # column) wins only when strictly better than every single model.
+    chosen = np.argmin(all_err, axis=1)
+
+    chosen_pred = np.where(
+        (chosen == k)[:, None],
+        combo_pred,
+        np.take_along_axis(preds, np.minimum(chosen, k - 1)[:, None, None], axis=2)[:, :, 0],
+    )
+    uid = cv["unique_id"].to_numpy()
+    residuals = pd.DataFrame({"unique_id": uid, "resid": (yv - chosen_pred).ravel()})
+    long = cv[["unique_id", "cutoff", "ds", "y"]].copy()
+    frames = [long.assign(model=name, yhat=preds[:, :, j].ravel()) for j, name in enumerate(names)]
+    frames.append(long.assign(model="Combo", yhat=combo_pred.ravel()))
+    cv_long = pd.concat(frames, ignore_index=True)
+    return _TournamentOutcome(ids, names, all_err, chosen, parts, cv_long, residuals)
+
+
+def _final_forecasts(
+    panel: _Panel,
+    outcome: _TournamentOutcome,
+    models: list[Any],
+    horizon: int,
+    n_jobs: int,
+) -> tuple[np.ndarray, list[str]]:
+    """Refit only the models each series needs; returns (n, horizon, 5) and model labels.
+
+    The last axis is point, lo95, lo80, hi80, hi95.
+    """
+    n, k = len(outcome.ids), len(models)
+    need = np.zeros((n, k), dtype=bool)
+    single = outcome.chosen < k
+    need[np.flatnonzero(single), outcome.chosen[single]] = True
+    combo_rows = np.flatnonzero(~single)
+    for j in range(outcome.combo_parts.shape[1]):
+        need[combo_rows, outcome.combo_parts[combo_rows, j]] = True
+
+    fc = np.full((n, k, horizon, 5), np.nan)
+    fell_back = np.zeros((n, k), dtype=bool)
+    empirical = _empirical_quantiles(panel, outcome.ids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for j, model in enumerate(models):
+            rows = np.flatnonzero(need[:, j])
+            if rows.size == 0:
+                continue
+            name = repr(model)
+            df = _long_frame(panel.y, panel.n_hist, panel.months, outcome.ids[rows])
+            native = name in _NATIVE_INTERVALS
+            out = _statsforecast([model], n_jobs).forecast(
+                df=df, h=horizon, level=list(LEVELS) if native else None
+            )
+            out = out.sort_values(["unique_id", "ds"], kind="stable")
+            point = out[name].to_numpy(dtype=float).reshape(rows.size, horizon)
+            fc[rows, j, :, 0] = point
+            if native:
+                for c, col in enumerate(("lo-95", "lo-80", "hi-80", "hi-95"), start=1):
+                    fc[rows, j, :, c] = out[f"{name}-{col}"].to_numpy(dtype=float).reshape(rows.size, horizon)
+            else:
+                fc[rows, j, :, 1:] = empirical[rows][:, None, :]
+            fell_back[rows, j] = _used_fallback(df, point, horizon)
+    result = np.full((n, horizon, 5), np.nan)
+    labels: list[str] = [""] * n
+    for i in range(n):
+        c = outcome.chosen[i]
+        if c < k:
+            result[i] = fc[i, c]
+            labels[i] = outcome.model_names[c] if not fell_back[i, c] else f"{FALLBACK} (fallback)"
+        else:
+            parts = outcome.combo_parts[i]
+            # Median of the parts' points and of each bound: a quantile average, easy to explain.
+            result[i] = np.median(fc[i, parts], axis=0)
+            labels[i] = "Combo(" + "+".join(sorted(outcome.model_names[p] for p in parts)) + ")"
+    return result, labels
+
+
+def _used_fallback(df: pd.DataFrame, point: np.ndarray, horizon: int) -> np.ndarray:
+    """True where a model's forecast is the fallback's (the history mean) over the whole horizon.
+
+    statsforecast reports the fallback's numbers under the failed model's name; matching them
+    with the history mean lets ``stat_model`` say what really produced the forecast. Constant
+    series are excluded: every model forecasts their mean.
+    """
+    grouped = df.groupby("unique_id", sort=True)["y"]
+    means = grouped.mean().to_numpy()
+    varies = (grouped.max() - grouped.min()).to_numpy() > 0
+    close = np.isclose(point, means[:, None], rtol=1e-9, atol=1e-9).all(axis=1)
+    return close & varies
+
+
+def _empirical_quantiles(panel: _Panel, ids: np.ndarray) -> np.ndarray:
+    """Per-series 2.5/10/90/97.5% quantiles of the last 24 months of demand.
+
+    Intermittent models forecast a flat demand rate; against that flat forecast the residuals of
+    the last 24 months are just the demand values shifted, so this is split-conformal with an
+    in-sample calibration window. Order: lo95, lo80, hi80, hi95.
+    """
+    window = panel.y[ids, -EMPIRICAL_WINDOW:]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanquantile(window, [0.025, 0.10, 0.90, 0.975], axis=1).T
+    return np.nan_to_num(q, nan=0.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Rules: short, new, dormant, end-of-life
+# --------------------------------------------------------------------------------------------
+
+
+def _family_profiles(panel: _Panel) -> dict[str, np.ndarray]:
+    """Seasonal index by calendar month (Jan..Dec, mean 1) per family; flat when unknown.
+
+    Ratio to a centred 2×12 moving average of the family's total demand, averaged by calendar
+    month; needs 24 months of family history and every calendar month covered.
+    """
+    out: dict[str, np.ndarray] = {}
+    cal = panel.months.month.to_numpy() - 1
+    fam = panel.keys["family"].to_numpy()
+    for family in pd.unique(fam):
+        total = np.nansum(panel.y[fam == family], axis=0)
+        active = np.flatnonzero(total > 0)
+        index = np.ones(SEASON)
+        if active.size and panel.months.size - active[0] >= 2 * SEASON:
+            s = pd.Series(total[active[0] :])
+            ma = s.rolling(SEASON, center=True).mean().rolling(2).mean().shift(-1)
+            ratio = (s / ma).to_numpy()
+            months = cal[active[0] :]
+            ok = np.isfinite(ratio)
+            by_month = np.array([ratio[ok & (months == m)].mean() if (ok & (months == m)).any() else np.nan for m in range(SEASON)])
+            if np.isfinite(by_month).all() and by_month.mean() > 0:
+                index = np.clip(by_month / by_month.mean(), 0.2, 5.0)
+                index = index / index.mean()
+        out[str(family)] = index
+    return out
+
+
+def _relative_quantiles(residuals: pd.DataFrame, level: pd.Series) -> pd.DataFrame:
+    """Pooled quantiles of backtest residuals relative to each series' level, per family."""
+    r = residuals.merge(level.rename("level"), left_on="unique_id", right_index=True)
+    r = r[r["level"] > 0]
+    r["rel"] = r["resid"] / r["level"]
+    qs = {"q025": 0.025, "q10": 0.10, "q90": 0.90, "q975": 0.975}
+    rows = {}
+    for family, grp in r.groupby("family", sort=True):
+        if len(grp) >= MIN_POOLED_RESIDUALS:
+            rows[family] = {k: float(np.quantile(grp["rel"], q)) for k, q in qs.items()}
+    if len(r) >= MIN_POOLED_RESIDUALS:
+        rows["__all__"] = {k: float(np.quantile(r["rel"], q)) for k, q in qs.items()}
+    else:
+        rows["__all__"] = dict(DEFAULT_RELATIVE_QUANTILES)
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _rule_bounds(point: np.ndarray, rel: pd.Series) -> np.ndarray:
+    """(horizon, 5) point/lo95/lo80/hi80/hi95 from relative quantiles of the family."""
+    return np.column_stack(
+        [
+            point,
+            point * (1 + rel["q025"]),
+            point * (1 + rel["q10"]),
+            point * (1 + rel["q90"]),
+            point * (1 + rel["q975"]),
+        ]
+    )
+
+
+def _recent_level(y: np.ndarray, cal: np.ndarray, index: np.ndarray) -> float:
+    """Mean de-seasonalised demand of the last RULE_LEVEL_MONTHS months."""
+    return float(np.mean(y[-RULE_LEVEL_MONTHS:] / index[cal[-RULE_LEVEL_MONTHS:]]))
+
+
+def _typical_launch_level(panel: _Panel, profiles: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per family: median de-seasonalised mean of the first three months of series launched
+    inside the history window (older series are cut by the window, their start is not a launch)."""
+    out: dict[str, float] = {}
+    cal = panel.months.month.to_numpy() - 1
+    t = panel.y.shape[1]
+    fam = panel.keys["family"].to_numpy()
+    for family in pd.unique(fam):
+        index = profiles[str(family)]
+        launches, recent = [], []
+        for i in np.flatnonzero(fam == family):
+            n = int(panel.n_hist[i])
+            if n == 0:
+                continue
+            y = panel.y[i, t - n :]
+            c = cal[t - n :]
+            if n < t and n >= 3:
+                launches.append(float(np.mean(y[:3] / index[c[:3]])))
+            recent.append(_recent_level(y, c, index))
+        vals = launches or recent
+        out[str(family)] = float(np.median(vals)) if vals else 0.0
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def forecast_demand(
+    history: pd.DataFrame,
+    items: pd.DataFrame,
+    plan_month: str,
+    horizon: int,
+    *,
+    windows: int = 3,
+    n_jobs: int = 1,
+    engine: str = "local",
+    candidates: str = "auto",
+) -> ForecastResult:
+    """Statistical forecast of every item × location series for the plan horizon.
+
+    Args:
+        history: item_id, location_id, month (month start), demand_qty; one row per series
+            month from the series' first month to the plan month (negative net months are
+            clipped to 0 for modelling).
+        items: item_id, family, lifecycle_status, launch_date, eol_date (dates or NaT).
+        plan_month: ``YYYY-MM``; actuals end with this month.
+        horizon: months to forecast after the plan month (1-36).
+        windows: backtest origins (rolling, step 1, horizon 3 each).
+        n_jobs: statsforecast worker processes (``-1`` = all cores).
+        engine: ``"local"``; distributed engines are not wired yet.
+        candidates: ``"auto"`` (default, fits 10,000 series in minutes), ``"full"`` (adds
+            AutoETS, CES, AutoARIMA; an order of magnitude slower) or ``"fast"`` (no ETS).
+
+    Returns:
+        ForecastResult with ``forecast`` (one row per series × horizon month), ``backtest``
+        (one row per series) and ``cv`` (the long backtest frame).
+
+    Raises:
+        ValueError: bad inputs (missing columns, rows after the plan month, unknown items).
+        NotImplementedError: ``engine`` other than ``"local"``.
+    """
+    if engine != "local":
+        raise NotImplementedError(
+            f"forecast engine {engine!r} is not available yet; set SOP_FORECAST_ENGINE=local "
+            "(Dask/Spark through fugue are planned for when one machine is not enough)."
+        )
+    if candidates not in CANDIDATE_SETS:
+        raise ValueError(f"candidates={candidates!r} is unknown; use one of {', '.join(CANDIDATE_SETS)}.")
+    if not 1 <= windows <= 12:
+        raise ValueError(f"windows={windows} is out of range; use 1 to 12 backtest origins.")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    plan = _check_inputs(history, items, plan_month, horizon)
+    horizon_start = pd.Timestamp(month_start(plan.date(), 1))
+    panel = _build_panel(history, items, plan)
+    panel = _add_unseen_launches(panel, items, plan, horizon)
+    classes = _series_classes(panel, plan, horizon_start)
+    timings["prepare"] = time.perf_counter() - t0
+
+    n = len(panel.keys)
+    target = pd.date_range(horizon_start, periods=horizon, freq="MS")
+    result = np.zeros((n, horizon, 5))
+    labels = np.empty(n, dtype=object)
+    chosen_error = np.full(n, np.nan)
+    naive_error = np.full(n, np.nan)
+    residual_frames, cv_frames = [], []
+    for kind, members in (("smooth", ("smooth", "erratic", "seasonal")), ("intermittent", ("intermittent", "lumpy"))):
+        ids = np.flatnonzero(np.isin(classes, members))
+        if ids.size == 0:
+            continue
+        t1 = time.perf_counter()
+        models = _candidate_models(kind, candidates)
+        outcome = _run_tournament(panel, ids, models, windows, n_jobs)
+        t2 = time.perf_counter()
+        fc, names = _final_forecasts(panel, outcome, models, horizon, n_jobs)
+        timings[f"backtest_{kind}"] = t2 - t1
+        timings[f"forecast_{kind}"] = time.perf_counter() - t2
+        result[ids] = fc
+        labels[ids] = names
+        best = np.min(outcome.errors, axis=1)
+        chosen_error[ids] = np.where(np.isfinite(best), best, np.nan)
+        naive_error[ids] = np.where(np.isfinite(outcome.errors[:, 0]), outcome.errors[:, 0], np.nan)
+        residual_frames.append(outcome.residuals)
+        cv_frames.append(outcome.cv_long)
+
+    t3 = time.perf_counter()
+    _apply_rules(panel, classes, result, labels, residual_frames, target)
+    _apply_lifecycle(panel, result, target)
+    result = _tidy_bounds(result)
+    naive = _seasonal_naive(panel, horizon)
+    timings["rules"] = time.perf_counter() - t3
+
+    forecast = pd.DataFrame(
+        {
+            "item_id": np.repeat(panel.keys["item_id"].to_numpy(), horizon),
+            "location_id": np.repeat(panel.keys["location_id"].to_numpy(), horizon),
+            "month": np.tile(target.to_numpy(), n),
+            "stat_forecast_qty": result[:, :, 0].ravel(),
+            "stat_lo80_qty": result[:, :, 2].ravel(),
+            "stat_hi80_qty": result[:, :, 3].ravel(),
+            "stat_lo95_qty": result[:, :, 1].ravel(),
+            "stat_hi95_qty": result[:, :, 4].ravel(),
+            "stat_model": np.repeat(labels, horizon),
+            "naive_forecast_qty": naive.ravel(),
+        },
+        columns=FORECAST_COLUMNS,
+    )
+    backtest = pd.DataFrame(
+        {
+            "item_id": panel.keys["item_id"].to_numpy(),
+            "location_id": panel.keys["location_id"].to_numpy(),
+            "series_class": classes,
+            "n_history": panel.n_hist.astype(int),
+            "chosen_model": labels,
+            "chosen_error": chosen_error,
+            "naive_error": naive_error,
+            "error_metric": "mase",
+            "fva": naive_error - chosen_error,
+        },
+        columns=BACKTEST_COLUMNS,
+    )
+    cv = _cv_output(cv_frames, panel)
+    timings["total"] = time.perf_counter() - t0
+    return ForecastResult(forecast=forecast, backtest=backtest, cv=cv, timings=timings)
+
+
+def _add_unseen_launches(panel: _Panel, items: pd.DataFrame, plan: pd.Timestamp, horizon: int) -> _Panel:
+    """Add series for new items without any history, at the locations where their family sold
+    in the last 12 months (where else would a launch ship from)."""
+    attrs = _item_attributes(items)
+    horizon_end = pd.Timestamp(month_start(plan.date(), horizon))
+    seen = set(panel.keys["item_id"])
+    is_new = attrs["lifecycle_status"].astype(str).str.lower().eq("new") | (attrs["launch"] > plan)
+    launching = attrs[is_new & ~attrs["item_id"].isin(seen) & ~(attrs["launch"] > horizon_end)]
+    if launching.empty:
+        return panel
+    recent = panel.keys[(panel.y[:, -ZERO_RECENT_MONTHS:] > 0).any(axis=1)] if len(panel.keys) else panel.keys
+    fam_locs = recent[["family", "location_id"]].drop_duplicates()
+    new_keys = launching.merge(fam_locs, on="family", how="inner")
+    if new_keys.empty:
+        return panel
+    new_keys = new_keys[panel.keys.columns].sort_values(["item_id", "location_id"])
+    keys = pd.concat([panel.keys, new_keys], ignore_index=True)
+    y = np.vstack([panel.y, np.full((len(new_keys), panel.y.shape[1]), np.nan)])
+    n_hist = np.concatenate([panel.n_hist, np.zeros(len(new_keys), dtype=int)])
+    order = keys.sort_values(["item_id", "location_id"], kind="stable").index.to_numpy()
+    return _Panel(keys=keys.loc[order].reset_index(drop=True), y=y[order], n_hist=n_hist[order], months=panel.months)
+
+
+def _apply_rules(
+    panel: _Panel,
+    classes: np.ndarray,
+    result: np.ndarray,
+    labels: np.ndarray,
+    residual_frames: list[pd.DataFrame],
+    target: pd.DatetimeIndex,
+) -> None:
+    """Fill every series the tournament did not forecast (and any NaN it left) by rule."""
+    n, horizon = result.shape[0], result.shape[1]
+    profiles = _family_profiles(panel)
+    t = panel.y.shape[1]
+    cal = panel.months.month.to_numpy() - 1
+    target_cal = target.month.to_numpy() - 1
+    family = panel.keys["family"].astype(str).to_numpy()
+    level = pd.Series(
+        [float(np.mean(panel.y[i, t - min(int(panel.n_hist[i]), SEASON) :])) if panel.n_hist[i] else 0.0 for i in range(n)]
+    )
+    residuals = pd.concat(residual_frames, ignore_index=True) if residual_frames else pd.DataFrame(columns=["unique_id", "resid"])
+    residuals = residuals.assign(family=family[residuals["unique_id"].to_numpy(dtype=int)] if len(residuals) else [])
+    rel = _relative_quantiles(residuals, level)
+    launch_level = None
+    for i in range(n):
+        cls = classes[i]
+        done = labels[i] is not None and np.isfinite(result[i]).all()
+        if done:
+            continue
+        fam_rel = rel.loc[family[i]] if family[i] in rel.index else rel.loc["__all__"]
+        index = profiles[family[i]]
+        if cls in ("eol", "zero_recent"):
+            result[i] = 0.0
+            labels[i] = cls
+        elif cls == "future_launch" or panel.n_hist[i] == 0:
+            if launch_level is None:
+                launch_level = _typical_launch_level(panel, profiles)
+            result[i] = _rule_bounds(launch_level[family[i]] * index[target_cal], fam_rel)
+            labels[i] = "new_item_profile"
+        else:
+            n_i = int(panel.n_hist[i])
+            y = panel.y[i, t - n_i :]
+            flat = bool(np.all(index == 1.0))
+            result[i] = _rule_bounds(_recent_level(y, cal[t - n_i :], index) * index[target_cal], fam_rel)
+            if cls == "short":
+                labels[i] = "recent_mean" if flat else "family_profile"
+            else:
+                # A model left NaN (fit failed without raising and no fallback applied).
+                labels[i] = "fallback_recent_mean"
+    assert result.shape[1] == horizon
+
+
+def _apply_lifecycle(panel: _Panel, result: np.ndarray, target: pd.DatetimeIndex) -> None:
+    """Zero the months after an item's EOL date and the months before its launch month."""
+    eol = panel.keys["eol"].to_numpy(dtype="datetime64[ns]")
+    launch = panel.keys["launch"].to_numpy(dtype="datetime64[ns]")
+    tgt = target.to_numpy(dtype="datetime64[ns]")
+    after_eol = ~np.isnat(eol)[:, None] & (tgt[None, :] > eol[:, None])
+    before_launch = ~np.isnat(launch)[:, None] & (tgt[None, :] < launch[:, None])
+    result[after_eol | before_launch] = 0.0
+
+
+def _tidy_bounds(result: np.ndarray) -> np.ndarray:
+    """Clip at zero and order lo95 ≤ lo80 ≤ point ≤ hi80 ≤ hi95."""
+    r = np.clip(np.nan_to_num(result, nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
+    point = r[:, :, 0]
+    lo80 = np.minimum(r[:, :, 2], point)
+    lo95 = np.minimum(r[:, :, 1], lo80)
+    hi80 = np.maximum(r[:, :, 3], point)
+    hi95 = np.maximum(r[:, :, 4], hi80)
+    return np.stack([point, lo95, lo80, hi80, hi95], axis=2)
+
+
+def _seasonal_naive(panel: _Panel, horizon: int) -> np.ndarray:
+    """Same calendar month of the last year; the last month for series shorter than a year."""
+    n, t = panel.y.shape
+    out = np.zeros((n, horizon))
+    if n == 0:
+        return out
+    lags = np.arange(horizon)
+    cols = t - SEASON + (lags % SEASON)
+    seasonal = panel.y[:, cols] if t >= SEASON else np.full((n, horizon), np.nan)
+    last = panel.y[:, -1][:, None]
+    out = np.where(np.isnan(seasonal), last, seasonal)
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _cv_output(cv_frames: list[pd.DataFrame], panel: _Panel) -> pd.DataFrame:
+    cols = ["item_id", "location_id", "cutoff", "month", "model", "y", "yhat"]
+    if not cv_frames:
+        return pd.DataFrame(columns=cols)
+    cv = pd.concat(cv_frames, ignore_index=True)
+    uid = cv["unique_id"].to_numpy(dtype=int)
+    cv["item_id"] = panel.keys["item_id"].to_numpy()[uid]
+    cv["location_id"] = panel.keys["location_id"].to_numpy()[uid]
+    cv = cv.rename(columns={"ds": "month"})[cols]
+    return cv.sort_values(["item_id", "location_id", "model", "cutoff", "month"], kind="stable").reset_index(drop=True)
+
+
+def snapshot_rows(forecast: pd.DataFrame, plan_month: str) -> pd.DataFrame:
+    """The forecast with ``lag`` (months ahead of the plan month: 1 for the first month).
+
+    Args:
+        forecast: a forecast frame with a ``month`` column (month starts).
+        plan_month: ``YYYY-MM`` the forecast was made in.
+
+    Returns:
+        A copy with an integer ``lag`` column, kept to measure accuracy by lag later.
+    """
+    plan = parse_month(plan_month)
+    months = pd.to_datetime(forecast["month"])
+    out = forecast.copy()
+    out["lag"] = ((months.dt.year - plan.year) * 12 + months.dt.month - plan.month).astype("int64")
+    if (out["lag"] < 1).any():
+        raise ValueError(f"forecast has months on or before plan month {plan_month}; a snapshot holds future months only.")
+    return out
+

@@ -1,0 +1,549 @@
+"""The KPI scorecard (the ``kpi_scorecard`` table): S&OP metrics with targets and status.
+
+Each KPI is one function below; its docstring is its definition, the ``definition`` column
+repeats it and docs/kpis.md explains it. Past KPIs measure the plan month itself
+(``month`` = the plan month); forward KPIs are about horizon months (``month`` = the month
+they concern, or the first month of the window they summarise).
+
+Scopes: ``total`` and ``family:<family>`` where a KPI is meaningful per family.
+
+Status, from the KPI's direction, its target and its at-risk band:
+
+- ``higher``: on_track if value ≥ target, at_risk if value ≥ target − band, else off_track
+- ``lower``: on_track if value ≤ target, at_risk if value ≤ target + band, else off_track
+- ``closer``: on_track if |value − target| ≤ band, at_risk if ≤ 2 × band, else off_track
+
+A KPI that cannot be computed (no earlier plan snapshot yet, no AOP, no orders due) is
+left out of the frame and listed with the reason in ``result.attrs["missing"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sop_pipeline.months import month_start, parse_month
+
+STATUSES = ("on_track", "at_risk", "off_track")
+DIRECTIONS = ("higher", "lower", "closer")
+COLUMNS = ["kpi", "scope", "month", "value", "target", "status", "unit", "direction", "definition"]
+AGING_DAYS = 180
+
+
+@dataclass(frozen=True)
+class KpiTarget:
+    """Target of one KPI: value, at-risk band and which way is better."""
+
+    target: float
+    band: float
+    direction: str
+    unit: str
+
+
+#: Default targets; a planner overrides any of them with ``{kpi: {"target": x, "band": y}}``
+#: (or ``{kpi: x}`` for the target only).
+DEFAULT_TARGETS: dict[str, KpiTarget] = {
+    "forecast_accuracy": KpiTarget(0.70, 0.05, "higher", "ratio"),
+    "forecast_bias": KpiTarget(0.0, 0.05, "closer", "ratio"),
+    "revenue_forecast_accuracy": KpiTarget(0.75, 0.05, "higher", "ratio"),
+    "total_sales_vs_forecast": KpiTarget(1.0, 0.05, "closer", "ratio"),
+    "inventory_turns": KpiTarget(6.0, 1.0, "higher", "turns per year"),
+    "inventory_aging": KpiTarget(0.10, 0.05, "lower", "share of value"),
+    "capacity_utilization": KpiTarget(0.85, 0.10, "closer", "ratio"),
+    "production_schedule_attainment": KpiTarget(0.90, 0.05, "higher", "ratio"),
+    "on_time_delivery": KpiTarget(0.95, 0.03, "higher", "ratio"),
+    "order_fill_rate": KpiTarget(0.98, 0.02, "higher", "ratio"),
+    "backorder_rate": KpiTarget(0.05, 0.03, "lower", "ratio"),
+    "gross_margin_pct": KpiTarget(0.35, 0.02, "higher", "ratio"),
+    "revenue_vs_aop": KpiTarget(1.0, 0.05, "higher", "ratio"),
+    "working_capital_vs_plan": KpiTarget(1.0, 0.10, "lower", "ratio"),
+}
+
+
+@dataclass
+class KpiInputs:
+    """Everything the scorecard reads (marts and candidate plan tables; see internals.md).
+
+    Any frame may be None when the stage has no such data; KPIs that need it are then
+    reported as missing.
+
+    Attributes:
+        order_lines: ``fct_order_lines``.
+        production_orders: ``fct_production_orders``.
+        inventory_history: ``fct_inventory_history`` (month-end inventory value).
+        inventory_position: ``fct_inventory_position`` (value and average age).
+        demand_history: ``fct_demand_history`` (shipped_qty, demand_revenue).
+        plan_demand: candidate ``plan_demand``.
+        plan_capacity: candidate ``plan_capacity``.
+        plan_financials: candidate ``plan_financials``.
+        aop: ``fct_aop_targets``.
+        accuracy: ``forecast_accuracy`` output for this plan month.
+        items: ``dim_items`` (family, unit_cost, unit_price).
+        snapshots: earlier plans' forecasts (input of ``forecast_accuracy``), for the
+            revenue KPIs.
+    """
+
+    order_lines: pd.DataFrame | None = None
+    production_orders: pd.DataFrame | None = None
+    inventory_history: pd.DataFrame | None = None
+    inventory_position: pd.DataFrame | None = None
+    demand_history: pd.DataFrame | None = None
+    plan_demand: pd.DataFrame | None = None
+    plan_capacity: pd.DataFrame | None = None
+    plan_financials: pd.DataFrame | None = None
+    aop: pd.DataFrame | None = None
+    accuracy: pd.DataFrame | None = None
+    items: pd.DataFrame | None = None
+    snapshots: pd.DataFrame | None = None
+
+
+class MissingKpi(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a KPI function that has no data; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class _Window:
+    plan_month: str
+    start: pd.Timestamp  # first day of the plan month
+    end: pd.Timestamp  # first day after the plan month
+
+    def forward(self, months: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """[first, last] month starts of the next ``months`` months after the plan month."""
+        return self.end, self.end + pd.DateOffset(months=months - 1)
+
+
+def _ts(series: pd.Series) -> pd.Series:
+    return pd.to_datetime(series)
+
+
+def _month(series: pd.Series) -> pd.Series:
+    return _ts(series).dt.to_period("M").dt.to_timestamp()
+
+
+def _need(frame: pd.DataFrame | None, what: str, columns: list[str]) -> pd.DataFrame:
+    if frame is None or frame.empty:
+        raise MissingKpi(f"no {what}")
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {', '.join(missing)}.")
+    return frame
+
+
+def _with_family(frame: pd.DataFrame, items: pd.DataFrame | None) -> pd.DataFrame:
+    if "family" in frame.columns:
+        return frame
+    if items is None:
+        return frame.assign(family="(unknown)")
+    out = frame.merge(items[["item_id", "family"]], on="item_id", how="left")
+    out["family"] = out["family"].fillna("(unknown)")
+    return out
+
+
+def _ratio_by_scope(
+    df: pd.DataFrame, num: str, den: str, by_family: bool = True
+) -> list[tuple[str, float]]:
+    """(scope, Σnum / Σden) for the total and each family; scopes with Σden = 0 are skipped."""
+    out: list[tuple[str, float]] = []
+    total_den = df[den].sum()
+    if total_den > 0:
+        out.append(("total", float(df[num].sum() / total_den)))
+    if by_family and "family" in df.columns:
+        for fam, g in df.groupby("family", sort=True):
+            if g[den].sum() > 0:
+                out.append((f"family:{fam}", float(g[num].sum() / g[den].sum())))
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# KPI functions: each returns [(scope, month, value)] or raises MissingKpi(reason)
+# ---------------------------------------------------------------------------------------
+
+_Rows = list[tuple[str, pd.Timestamp, float]]
+
+
+def _lag1_consensus(inputs: KpiInputs, w: _Window) -> pd.Series:
+    acc = _need(
+        inputs.accuracy,
+        "forecast accuracy",
+        ["forecast_kind", "level", "lag", "month", "wape", "bias"],
+    )
+    sel = acc[
+        (acc["forecast_kind"] == "consensus")
+        & (acc["level"] == "item")
+        & (acc["lag"] == 1)
+        & (_month(acc["month"]) == w.start)
+    ]
+    if sel.empty or pd.isna(sel["wape"].iloc[0]):
+        raise MissingKpi(
+            f"no lag-1 consensus forecast of {w.plan_month} (no earlier plan snapshot yet)"
+        )
+    return sel.iloc[0]
+
+
+def forecast_accuracy_kpi(inputs: KpiInputs, w: _Window) -> _Rows:
+    """1 − WAPE of the lag-1 consensus forecast over item × location series in the plan month."""
+    return [("total", w.start, 1.0 - float(_lag1_consensus(inputs, w)["wape"]))]
+
+
+def forecast_bias(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Σ(F − A) / ΣA of the lag-1 consensus forecast in the plan month (positive = over-forecast)."""
+    return [("total", w.start, float(_lag1_consensus(inputs, w)["bias"]))]
+
+
+def _revenue_pairs(inputs: KpiInputs, w: _Window) -> pd.DataFrame:
+    """Lag-1 consensus forecast revenue (qty × unit price) and actual demand revenue per series."""
+    snap = _need(
+        inputs.snapshots,
+        "earlier plan snapshots",
+        ["item_id", "location_id", "month", "lag", "consensus_qty"],
+    )
+    hist = _need(
+        inputs.demand_history,
+        "demand history",
+        ["item_id", "location_id", "month", "demand_revenue"],
+    )
+    items = _need(inputs.items, "items", ["item_id", "family", "unit_price"])
+    snap = snap[(snap["lag"] == 1) & (_month(snap["month"]) == w.start)]
+    if snap.empty:
+        raise MissingKpi(
+            f"no lag-1 consensus forecast of {w.plan_month} (no earlier plan snapshot yet)"
+        )
+    fc = snap.merge(items[["item_id", "unit_price"]], on="item_id", how="left")
+    fc["forecast_revenue"] = fc["consensus_qty"].astype(float) * fc["unit_price"].astype(
+        float
+    ).fillna(0.0)
+    act = hist[_month(hist["month"]) == w.start][["item_id", "location_id", "demand_revenue"]]
+    both = fc[["item_id", "location_id", "forecast_revenue"]].merge(
+        act, on=["item_id", "location_id"], how="outer"
+    )
+    both = both.fillna({"forecast_revenue": 0.0, "demand_revenue": 0.0})
+    both["abs_error"] = (both["forecast_revenue"] - both["demand_revenue"]).abs()
+    return _with_family(both.drop(columns=["family"], errors="ignore"), items)
+
+
+def revenue_forecast_accuracy(inputs: KpiInputs, w: _Window) -> _Rows:
+    """1 − Σ|F·price − R| / ΣR over item × location in the plan month (lag-1 consensus F, actual demand revenue R)."""
+    pairs = _revenue_pairs(inputs, w)
+    return [
+        (scope, w.start, 1.0 - v)
+        for scope, v in _ratio_by_scope(pairs, "abs_error", "demand_revenue")
+    ]
+
+
+def total_sales_vs_forecast(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Actual demand revenue ÷ lag-1 consensus forecast revenue in the plan month (1.0 = as forecast)."""
+    pairs = _revenue_pairs(inputs, w)
+    return [
+        (scope, w.start, v)
+        for scope, v in _ratio_by_scope(pairs, "demand_revenue", "forecast_revenue")
+    ]
+
+
+def inventory_turns(inputs: KpiInputs, w: _Window) -> _Rows:
+    """COGS of the last 12 months (shipped qty × unit cost) ÷ average month-end inventory value over those months."""
+    hist = _need(inputs.demand_history, "demand history", ["item_id", "month", "shipped_qty"])
+    inv = _need(
+        inputs.inventory_history, "inventory history", ["item_id", "month", "inventory_value"]
+    )
+    items = _need(inputs.items, "items", ["item_id", "family", "unit_cost"])
+    first = w.start - pd.DateOffset(months=11)
+    h = hist[(_month(hist["month"]) >= first) & (_month(hist["month"]) <= w.start)]
+    h = h.drop(columns=["family"], errors="ignore").merge(
+        items[["item_id", "family", "unit_cost"]], on="item_id", how="left"
+    )
+    h["cogs"] = h["shipped_qty"].astype(float) * h["unit_cost"].astype(float).fillna(0.0)
+    i = inv[(_month(inv["month"]) >= first) & (_month(inv["month"]) <= w.start)]
+    if i.empty:
+        raise MissingKpi("no inventory snapshots in the last 12 months")
+    i = _with_family(i.drop(columns=["family"], errors="ignore"), items)
+    n_months = _month(i["month"]).nunique()
+    rows: _Rows = []
+    scopes = [("total", h, i)] + [
+        (f"family:{f}", h[h["family"] == f], i[i["family"] == f])
+        for f in sorted(set(i["family"]) | set(h["family"].dropna()))
+    ]
+    for scope, hs, is_ in scopes:
+        avg_value = is_["inventory_value"].astype(float).sum() / n_months
+        if avg_value > 0:
+            rows.append((scope, w.start, float(hs["cogs"].sum() / avg_value)))
+    return rows
+
+
+def inventory_aging(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Share of on-hand inventory value at the plan month's close whose average age exceeds 180 days."""
+    pos = _need(
+        inputs.inventory_position,
+        "inventory position",
+        ["item_id", "inventory_value", "avg_age_days"],
+    )
+    pos = _with_family(pos, inputs.items).copy()
+    pos["old_value"] = np.where(
+        pos["avg_age_days"].astype(float) > AGING_DAYS, pos["inventory_value"].astype(float), 0.0
+    )
+    pos["inventory_value"] = pos["inventory_value"].astype(float)
+    return [(s, w.start, v) for s, v in _ratio_by_scope(pos, "old_value", "inventory_value")]
+
+
+def capacity_utilization(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Σ required hours ÷ Σ available hours over all work centers, for each of the next 3 months (rough-cut load)."""
+    cap = _need(
+        inputs.plan_capacity,
+        "capacity plan",
+        ["work_center_id", "month", "available_hours", "required_hours"],
+    )
+    first, last = w.forward(3)
+    cap = cap.assign(month=_month(cap["month"]))
+    cap = cap[(cap["month"] >= first) & (cap["month"] <= last)]
+    rows: _Rows = []
+    for month, g in cap.groupby("month", sort=True):
+        avail = g["available_hours"].astype(float).sum()
+        if avail > 0:
+            rows.append(("total", month, float(g["required_hours"].astype(float).sum() / avail)))
+    return rows
+
+
+def production_schedule_attainment(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Production orders due in the plan month completed on time (by due date) and in full ÷ orders due (cancelled excluded)."""
+    po = _need(
+        inputs.production_orders,
+        "production orders",
+        ["item_id", "qty_planned", "qty_completed", "due_date", "completed_date", "status"],
+    )
+    due = _ts(po["due_date"])
+    po = po[
+        (due >= w.start) & (due < w.end) & (po["status"].astype(str).str.lower() != "cancelled")
+    ].copy()
+    if po.empty:
+        raise MissingKpi(f"no production orders due in {w.plan_month}")
+    done = _ts(po["completed_date"])
+    po["hit"] = (
+        (done.notna())
+        & (done <= _ts(po["due_date"]))
+        & (po["qty_completed"].astype(float) >= po["qty_planned"].astype(float))
+    ).astype(float)
+    po["one"] = 1.0
+    po = _with_family(po, inputs.items)
+    return [(s, w.start, v) for s, v in _ratio_by_scope(po, "hit", "one")]
+
+
+def _lines(inputs: KpiInputs) -> pd.DataFrame:
+    lines = _need(
+        inputs.order_lines,
+        "order lines",
+        ["item_id", "requested_date", "ship_date", "qty_ordered", "qty_shipped", "status"],
+    )
+    lines = lines[lines["status"].astype(str).str.lower() != "cancelled"].copy()
+    lines["requested_date"] = _ts(lines["requested_date"])
+    lines["ship_date"] = _ts(lines["ship_date"])
+    lines["qty_ordered"] = lines["qty_ordered"].astype(float)
+    lines["qty_shipped"] = lines["qty_shipped"].astype(float).fillna(0.0)
+    lines["one"] = 1.0
+    return _with_family(lines, inputs.items)
+
+
+def on_time_delivery(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Order lines shipped in the plan month on or before their requested date ÷ lines shipped in the plan month."""
+    lines = _lines(inputs)
+    shipped = lines[(lines["ship_date"] >= w.start) & (lines["ship_date"] < w.end)].copy()
+    if shipped.empty:
+        raise MissingKpi(f"no order lines shipped in {w.plan_month}")
+    shipped["on_time"] = (shipped["ship_date"] <= shipped["requested_date"]).astype(float)
+    return [(s, w.start, v) for s, v in _ratio_by_scope(shipped, "on_time", "one")]
+
+
+def order_fill_rate(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Σ qty shipped ÷ Σ qty ordered over non-cancelled order lines requested in the plan month."""
+    lines = _lines(inputs)
+    req = lines[(lines["requested_date"] >= w.start) & (lines["requested_date"] < w.end)].copy()
+    if req.empty:
+        raise MissingKpi(f"no order lines requested in {w.plan_month}")
+    req["filled"] = np.minimum(
+        req["qty_shipped"], req["qty_ordered"]
+    )  # over-shipment is not service
+    return [(s, w.start, v) for s, v in _ratio_by_scope(req, "filled", "qty_ordered")]
+
+
+def backorder_rate(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Share of non-cancelled order lines requested in the plan month not shipped in full by their requested date."""
+    lines = _lines(inputs)
+    req = lines[(lines["requested_date"] >= w.start) & (lines["requested_date"] < w.end)].copy()
+    if req.empty:
+        raise MissingKpi(f"no order lines requested in {w.plan_month}")
+    late = req["ship_date"].isna() | (req["ship_date"] > req["requested_date"])
+    req["backordered"] = (late | (req["qty_shipped"] < req["qty_ordered"])).astype(float)
+    return [(s, w.start, v) for s, v in _ratio_by_scope(req, "backordered", "one")]
+
+
+def _forward_financials(inputs: KpiInputs, w: _Window, columns: list[str]) -> pd.DataFrame:
+    fin = _need(inputs.plan_financials, "financial plan", ["family", "month", *columns])
+    first, last = w.forward(12)
+    fin = fin.assign(month=_month(fin["month"]))
+    fin = fin[(fin["month"] >= first) & (fin["month"] <= last)].copy()
+    for c in columns:
+        fin[c] = fin[c].astype(float)
+    return fin
+
+
+def gross_margin_pct(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Σ gross margin ÷ Σ revenue of the plan over the next 12 months (month = first month of the window)."""
+    fin = _forward_financials(inputs, w, ["revenue", "gross_margin"])
+    return [(s, w.end, v) for s, v in _ratio_by_scope(fin, "gross_margin", "revenue")]
+
+
+def revenue_vs_aop(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Σ planned revenue ÷ Σ AOP revenue over the next 12 months where the AOP has a target (month = first month)."""
+    fin = _forward_financials(inputs, w, ["revenue", "aop_revenue"])
+    fin = fin[fin["aop_revenue"].fillna(0) > 0]
+    if fin.empty:
+        raise MissingKpi("no AOP revenue target in the next 12 months")
+    return [(s, w.end, v) for s, v in _ratio_by_scope(fin, "revenue", "aop_revenue")]
+
+
+def working_capital_vs_plan(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Inventory value at the plan month's close ÷ AOP inventory value target of the plan month (1.0 = on plan)."""
+    pos = _need(inputs.inventory_position, "inventory position", ["item_id", "inventory_value"])
+    aop = _need(inputs.aop, "AOP targets", ["family", "month", "inventory_value_target"])
+    aop = aop[_month(aop["month"]) == w.start]
+    aop = aop[aop["inventory_value_target"].fillna(0).astype(float) > 0]
+    if aop.empty:
+        raise MissingKpi(f"no AOP inventory value target for {w.plan_month}")
+    pos = _with_family(pos, inputs.items)
+    value = pos.groupby("family")["inventory_value"].sum().astype(float)
+    target = aop.groupby("family")["inventory_value_target"].sum().astype(float)
+    both = pd.DataFrame({"value": value, "target": target}).fillna(0.0)
+    both = both[both["target"] > 0].reset_index(names="family")
+    return [(s, w.start, v) for s, v in _ratio_by_scope(both, "value", "target")]
+
+
+KPIS: dict[str, Callable[[KpiInputs, _Window], _Rows]] = {
+    "forecast_accuracy": forecast_accuracy_kpi,
+    "forecast_bias": forecast_bias,
+    "revenue_forecast_accuracy": revenue_forecast_accuracy,
+    "total_sales_vs_forecast": total_sales_vs_forecast,
+    "inventory_turns": inventory_turns,
+    "inventory_aging": inventory_aging,
+    "capacity_utilization": capacity_utilization,
+    "production_schedule_attainment": production_schedule_attainment,
+    "on_time_delivery": on_time_delivery,
+    "order_fill_rate": order_fill_rate,
+    "backorder_rate": backorder_rate,
+    "gross_margin_pct": gross_margin_pct,
+    "revenue_vs_aop": revenue_vs_aop,
+    "working_capital_vs_plan": working_capital_vs_plan,
+}
+
+
+def definition(kpi: str) -> str:
+    """The one-sentence definition of a KPI (first line of its function's docstring)."""
+    return (KPIS[kpi].__doc__ or "").strip().splitlines()[0]
+
+
+def resolve_targets(targets: dict | None) -> dict[str, KpiTarget]:
+    """Defaults overridden by ``{kpi: {"target": x, "band": y}}`` or ``{kpi: x}``.
+
+    Raises:
+        ValueError: an unknown KPI name, key or a non-numeric value (the message names it).
+    """
+    resolved = dict(DEFAULT_TARGETS)
+    for kpi, spec in (targets or {}).items():
+        if kpi not in resolved:
+            raise ValueError(
+                f"KPI target {kpi!r} is unknown; use one of {', '.join(DEFAULT_TARGETS)}."
+            )
+        base = resolved[kpi]
+        spec = {"target": spec} if not isinstance(spec, dict) else spec
+        unknown = set(spec) - {"target", "band"}
+        if unknown:
+            raise ValueError(
+                f"KPI target {kpi}: unknown key(s) {', '.join(sorted(unknown))}; use target and band."
+            )
+        try:
+            resolved[kpi] = KpiTarget(
+                float(spec.get("target", base.target)),
+                float(spec.get("band", base.band)),
+                base.direction,
+                base.unit,
+            )
+        except (TypeError, ValueError):
+            raise ValueError(f"KPI target {kpi}: {spec} must hold numbers.") from None
+        if resolved[kpi].band < 0:
+            raise ValueError(f"KPI target {kpi}: band must be ≥ 0, not {resolved[kpi].band}.")
+    return resolved
+
+
+def status(value: float, target: KpiTarget) -> str:
+    """on_track / at_risk / off_track of a value against its target, band and direction."""
+    if target.direction == "higher":
+        gap = target.target - value
+    elif target.direction == "lower":
+        gap = value - target.target
+    else:
+        gap = abs(value - target.target) - target.band
+    if gap <= 1e-12:
+        return "on_track"
+    return "at_risk" if gap <= target.band + 1e-12 else "off_track"
+
+
+def kpi_scorecard(inputs: KpiInputs, plan_month: str, targets: dict | None = None) -> pd.DataFrame:
+    """Compute every KPI for a plan month and score it against its target.
+
+    Args:
+        inputs: the marts and candidate plan tables (see ``KpiInputs``).
+        plan_month: ``YYYY-MM``.
+        targets: overrides of ``DEFAULT_TARGETS``, ``{kpi: {"target": x, "band": y}}``.
+
+    Returns:
+        One row per kpi × scope × month: kpi, scope, month, value, target, status, unit,
+        direction, definition. KPIs without data are left out and listed as
+        ``{kpi: reason}`` in ``result.attrs["missing"]``.
+
+    Raises:
+        ValueError: a bad target override or an input frame lacking required columns.
+    """
+    start = pd.Timestamp(parse_month(plan_month))
+    w = _Window(plan_month, start, pd.Timestamp(month_start(start.date(), 1)))
+    resolved = resolve_targets(targets)
+    rows: list[dict] = []
+    missing: dict[str, str] = {}
+    for kpi, fn in KPIS.items():
+        try:
+            values = fn(inputs, w)
+        except MissingKpi as exc:
+            missing[kpi] = str(exc)
+            continue
+        values = [(s, m, v) for s, m, v in values if v is not None and np.isfinite(v)]
+        if not values:
+            missing[kpi] = "no scope with data (zero denominators)"
+            continue
+        t = resolved[kpi]
+        for scope, month, value in values:
+            rows.append(
+                {
+                    "kpi": kpi,
+                    "scope": scope,
+                    "month": pd.Timestamp(month),
+                    "value": float(value),
+                    "target": t.target,
+                    "status": status(float(value), t),
+                    "unit": t.unit,
+                    "direction": t.direction,
+                    "definition": definition(kpi),
+                }
+            )
+    out = pd.DataFrame(rows, columns=COLUMNS)
+    if not out.empty:
+        order = {k: i for i, k in enumerate(KPIS)}
+        keys = {
+            "kpi": lambda s: s.map(order),
+            "scope": lambda s: s.map(lambda x: ("0" if x == "total" else "1") + x),
+        }
+        out = out.sort_values(
+            ["kpi", "scope", "month"], key=lambda s: keys.get(s.name, lambda v: v)(s)
+        )
+        out = out.reset_index(drop=True)
+    out["month"] = pd.to_datetime(out["month"])
+    out.attrs["missing"] = missing
+    return out

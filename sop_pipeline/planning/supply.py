@@ -1,0 +1,820 @@
+"""The constrained supply plan: a linear program solved with HiGHS (item × location × month).
+
+Model (see ``docs/supply_and_finance.md`` for the full statement and the costs):
+
+- variables per series × month: replenishment ``r`` (production for items with a routing,
+  purchase otherwise), ending inventory ``I``, shortage ``b`` (lost sales: unserved demand
+  of the month), safety-stock shortfall ``f``; per manufactured series × month the
+  production change ``c ≥ |r_t − r_{t−1}|``; in *chase* the stock above safety stock ``e``;
+  per work center × month overtime hours ``o ≤ overtime_share × available``;
+- balance ``I_t = I_{t−1} + open receipts_t + r_t − (demand_t − b_t)``, ``I_{−1}`` = on hand;
+- capacity ``Σ hours_per_unit × r − o ≤ available − open production order hours``;
+- lead time: ``r = 0`` in the first ``ceil(lead_time_days / 30)`` months (purchased items,
+  and manufactured items whose lead time exceeds a month); items with no routing and no
+  lead time (no supplier) cannot be replenished;
+- min lots are applied after the LP by cumulative rounding up to ``min_lot_qty`` multiples,
+  repaired where the rounded plan would exceed capacity.
+
+The LP decomposes into independent blocks: series linked through shared work centers form
+one connected component, purchased series are independent. Components are packed into LPs
+of at most ``max_series_per_lp`` series (a bigger component stays whole), which keeps the
+solve near-linear in the number of series.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.optimize import linprog
+from scipy.sparse.csgraph import connected_components
+
+from sop_pipeline.planning.capacity import rough_cut_capacity
+from sop_pipeline.planning.inventory import (
+    KEY,
+    SERIES,
+    as_month_start,
+    horizon_months,
+    lead_time_blocked_months,
+    project_inventory,
+    require_columns,
+)
+from sop_pipeline.settings import STRATEGIES
+
+PLAN_SUPPLY_COLUMNS = [
+    "item_id",
+    "location_id",
+    "month",
+    "planned_production_qty",
+    "planned_purchase_qty",
+    "open_order_receipts_qty",
+]
+QTY_EPS = 1e-6
+SHADOW_EPS = 1e-7
+_METHOD = "highs"
+_OPTIONS: dict = {}
+
+
+class SupplyPlanError(RuntimeError):
+    """The solver failed on the supply LP; the message says which block and what to check."""
+
+
+@dataclass(frozen=True)
+class SupplyCosts:
+    """Objective weights of the supply LP, relative to each item's own cost and price.
+
+    ``cost`` is the item's unit_cost (else unit_price, else 1) and ``price`` its unit_price
+    (else ``cost``), both in the base currency, so one set of weights fits cheap and dear
+    items alike.
+
+    Attributes:
+        holding_rate: holding cost per unit and month, × cost (2%/month ≈ 24%/year).
+        shortage_rate: lost-sale penalty per unit short, × price (lost margin + goodwill).
+        ss_shortfall_share: cost of missing one unit of safety stock for the whole
+            horizon, as a share of the shortage penalty (< 1 so that serving demand
+            always beats keeping safety stock).
+        overtime_premium: overtime cost per hour, × the median value of one hour of the
+            work center's output (cost / hours_per_unit over its items).
+        overtime_cost_per_hour: a fixed overtime cost per hour instead (base currency).
+        change_rate_mixed: cost per unit of production change, × cost, under *mixed*.
+        change_rate_level: the same under *level* (strong: production stays flat).
+        chase_excess_rate: cost per unit and month of stock above safety stock under
+            *chase*, × the shortage penalty (> 1: chase never builds ahead).
+    """
+
+    holding_rate: float = 0.02
+    shortage_rate: float = 2.0
+    ss_shortfall_share: float = 0.5
+    overtime_premium: float = 0.10
+    overtime_cost_per_hour: float | None = None
+    change_rate_mixed: float = 0.05
+    change_rate_level: float = 1.0
+    chase_excess_rate: float = 1.2
+
+    def change_rate(self, strategy: str) -> float:
+        """Production-change cost rate of a strategy (0 for chase)."""
+        return {"chase": 0.0, "mixed": self.change_rate_mixed, "level": self.change_rate_level}[
+            strategy
+        ]
+
+
+@dataclass
+class SupplyResult:
+    """The supply plan and everything needed to explain it.
+
+    Attributes:
+        plan_supply: item_id, location_id, month, planned_production_qty,
+            planned_purchase_qty, open_order_receipts_qty, then family, supply_type
+            (production / purchase / none), lp_qty (before min-lot rounding), min_lot_qty.
+        plan_inventory: projected inventory (see ``inventory.project_inventory``) plus
+            family and binding_constraint (why a shortage could not be avoided).
+        plan_capacity: rough-cut capacity with the planned hours of this plan.
+        shortages: item_id, location_id, month, shortage_qty, binding_constraint,
+            constraint_type (capacity / lead_time / no_source / trade_off), work_center_id,
+            shadow_price (objective saving per extra hour of that work center).
+        status: ``optimal`` when every LP block solved to optimality.
+        objective: LP objective terms (before min-lot rounding) and their total.
+        stats: sizes and timings (series, months, lps, variables, constraints, seconds).
+        strategy: the strategy planned.
+    """
+
+    plan_supply: pd.DataFrame
+    plan_inventory: pd.DataFrame
+    plan_capacity: pd.DataFrame
+    shortages: pd.DataFrame
+    status: str
+    objective: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, float] = field(default_factory=dict)
+    strategy: str = "mixed"
+
+
+@dataclass
+class _Problem:
+    series: pd.MultiIndex
+    months: pd.DatetimeIndex
+    demand: np.ndarray  # n × T
+    open_receipts: np.ndarray  # n × T
+    on_hand: np.ndarray  # n
+    safety: np.ndarray  # n × T
+    manufactured: np.ndarray  # n bool
+    has_source: np.ndarray  # n bool
+    blocked: np.ndarray  # n int
+    lead_time: np.ndarray  # n float (days, NaN unknown)
+    min_lot: np.ndarray  # n float (0: none)
+    cost: np.ndarray  # n
+    price: np.ndarray  # n
+    centers: list[str]
+    available: np.ndarray  # W × T
+    open_hours: np.ndarray  # W × T
+    route: sparse.csr_matrix  # n × W hours per unit
+    families: np.ndarray  # n
+
+
+# Assembly -----------------------------------------------------------------------------
+def _pivot(
+    frame: pd.DataFrame, series: pd.MultiIndex, months: pd.DatetimeIndex, col: str
+) -> np.ndarray:
+    if frame.empty:
+        return np.zeros((len(series), len(months)))
+    wide = frame.pivot_table(
+        index=SERIES, columns="month", values=col, aggfunc="sum", fill_value=0.0
+    )
+    return wide.reindex(index=series, columns=months, fill_value=0.0).to_numpy(dtype=float)
+
+
+def _assemble(
+    plan_demand: pd.DataFrame,
+    items: pd.DataFrame,
+    routings: pd.DataFrame,
+    capacity: pd.DataFrame,
+    inventory_position: pd.DataFrame,
+    open_supply: pd.DataFrame,
+    safety_stock: pd.DataFrame | None,
+) -> _Problem:
+    months = horizon_months(plan_demand)
+    demand = plan_demand.copy()
+    demand["month"] = as_month_start(demand["month"])
+    for frame in (demand, inventory_position, open_supply):
+        frame["item_id"] = frame["item_id"].astype(str)
+        frame["location_id"] = frame["location_id"].astype(str)
+    opens = open_supply.copy()
+    if not opens.empty:
+        # Overdue orders arrive in the first month; orders due after the horizon are ignored.
+        opens["month"] = as_month_start(opens["due_month"]).clip(lower=months[0])
+        opens = opens[opens["month"] <= months[-1]]
+    keys = pd.concat([demand[SERIES], inventory_position[SERIES], opens[SERIES]], ignore_index=True)
+    keys = keys.drop_duplicates().sort_values(SERIES)
+    series = pd.MultiIndex.from_frame(keys)
+    item_ids = series.get_level_values("item_id")
+
+    item_table = (
+        items.assign(item_id=items["item_id"].astype(str))
+        .drop_duplicates("item_id")
+        .set_index("item_id")
+    )
+    attrs = item_table.reindex(item_ids)
+    routes = routings.assign(
+        item_id=routings["item_id"].astype(str),
+        work_center_id=routings["work_center_id"].astype(str),
+    )
+    routes = routes.groupby(["item_id", "work_center_id"], as_index=False)["hours_per_unit"].sum()
+    cap = capacity.assign(work_center_id=capacity["work_center_id"].astype(str))
+    cap["month"] = as_month_start(cap["month"])
+    centers = sorted(set(cap["work_center_id"]) | set(routes["work_center_id"]))
+    center_pos = {wc: k for k, wc in enumerate(centers)}
+    available = (
+        cap.pivot_table(
+            index="work_center_id", columns="month", values="available_hours", aggfunc="sum"
+        )
+        .reindex(index=centers, columns=months)
+        .fillna(0.0)
+        .to_numpy(dtype=float)
+    )
+
+    by_item = pd.DataFrame({"item_id": item_ids, "s": np.arange(len(series))})
+    links = by_item.merge(routes, on="item_id")
+    route = sparse.csr_matrix(
+        (
+            links["hours_per_unit"].to_numpy(dtype=float),
+            (links["s"].to_numpy(), links["work_center_id"].map(center_pos).to_numpy()),
+        ),
+        shape=(len(series), len(centers)),
+    )
+    manufactured = np.asarray(item_ids.isin(set(routes["item_id"])))
+    lead_time = pd.to_numeric(attrs.get("lead_time_days"), errors="coerce").to_numpy(dtype=float)
+    has_source = manufactured | np.isfinite(lead_time)
+    blocked = np.array(
+        [
+            lead_time_blocked_months(lt, not m)
+            for lt, m in zip(lead_time, manufactured, strict=True)
+        ],
+        dtype=int,
+    )
+    min_lot = (
+        pd.to_numeric(attrs.get("min_lot_qty"), errors="coerce")
+        .fillna(0.0)
+        .clip(lower=0.0)
+        .to_numpy(dtype=float)
+    )
+    unit_cost = pd.to_numeric(attrs.get("unit_cost"), errors="coerce").to_numpy(dtype=float)
+    unit_price = pd.to_numeric(attrs.get("unit_price"), errors="coerce").to_numpy(dtype=float)
+    cost = np.where(unit_cost > 0, unit_cost, np.where(unit_price > 0, unit_price, 1.0))
+    price = np.where(unit_price > 0, unit_price, cost)
+
+    open_receipts = (
+        _pivot(opens, series, months, "open_qty")
+        if not opens.empty
+        else np.zeros((len(series), len(months)))
+    )
+    open_hours = np.zeros_like(available)
+    if not opens.empty and "supply_type" in opens:
+        made = opens[opens["supply_type"].astype(str).str.lower() == "production"]
+        load = made.merge(routes, on="item_id")
+        if not load.empty:
+            load["hours"] = load["open_qty"] * load["hours_per_unit"]
+            hours = load.groupby(["work_center_id", "month"])["hours"].sum()
+            for (wc, month), value in hours.items():
+                open_hours[center_pos[wc], months.get_loc(month)] += value
+
+    if safety_stock is not None and not safety_stock.empty:
+        ss = safety_stock[[*KEY, "safety_stock_qty"]].copy()
+        ss["item_id"] = ss["item_id"].astype(str)
+        ss["location_id"] = ss["location_id"].astype(str)
+        ss["month"] = as_month_start(ss["month"])
+        safety = np.clip(_pivot(ss, series, months, "safety_stock_qty"), 0.0, None)
+    else:
+        safety = np.zeros((len(series), len(months)))
+
+    family = (
+        demand.drop_duplicates(SERIES).set_index(SERIES)["family"] if "family" in demand else None
+    )
+    families = (
+        family.reindex(series).to_numpy(dtype=object)
+        if family is not None
+        else np.full(len(series), None, dtype=object)
+    )
+    if "family" in item_table:
+        fallback = item_table["family"].reindex(item_ids).to_numpy(dtype=object)
+        families = np.where(pd.isna(families), fallback, families)
+
+    on_hand = (
+        inventory_position.groupby(SERIES)["on_hand_qty"]
+        .sum()
+        .reindex(series, fill_value=0.0)
+        .to_numpy(dtype=float)
+    )
+    return _Problem(
+        series=series,
+        months=months,
+        demand=np.clip(_pivot(demand, series, months, "consensus_qty"), 0.0, None),
+        open_receipts=open_receipts,
+        on_hand=np.clip(on_hand, 0.0, None),
+        safety=safety,
+        manufactured=manufactured,
+        has_source=has_source,
+        blocked=blocked,
+        lead_time=lead_time,
+        min_lot=min_lot,
+        cost=cost,
+        price=price,
+        centers=centers,
+        available=np.clip(available, 0.0, None),
+        open_hours=open_hours,
+        route=route,
+        families=families,
+    )
+
+
+def _overtime_cost(p: _Problem, costs: SupplyCosts) -> np.ndarray:
+    if costs.overtime_cost_per_hour is not None:
+        return np.full(len(p.centers), float(costs.overtime_cost_per_hour))
+    coo = p.route.tocoo()
+    positive = coo.data > 0
+    value_per_hour = pd.Series(p.cost[coo.row[positive]] / coo.data[positive])
+    per_center = value_per_hour.groupby(coo.col[positive]).median().reindex(range(len(p.centers)))
+    fallback = float(value_per_hour.median()) if len(value_per_hour) else 1.0
+    return costs.overtime_premium * per_center.fillna(fallback).to_numpy(dtype=float)
+
+
+def _blocks(p: _Problem, max_series: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Series and work centers of each LP: connected components packed up to max_series."""
+    n, w = p.route.shape
+    graph = (
+        sparse.bmat([[None, p.route], [p.route.T, None]], format="csr")
+        if w
+        else sparse.csr_matrix((n, n))
+    )
+    _, labels = connected_components(graph, directed=False)
+    series_labels = labels[:n]
+    order = np.argsort(series_labels, kind="stable")
+    comps = np.split(order, np.flatnonzero(np.diff(series_labels[order])) + 1) if n else []
+    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    current: list[np.ndarray] = []
+    size = 0
+    for comp in comps:
+        current.append(comp)
+        size += len(comp)
+        if size >= max_series:
+            blocks.append(_close_block(p, current))
+            current, size = [], 0
+    if current:
+        blocks.append(_close_block(p, current))
+    return blocks
+
+
+def _close_block(p: _Problem, parts: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.sort(np.concatenate(parts))
+    centers = np.unique(p.route[rows].indices)
+    return rows, centers
+
+
+# The LP -------------------------------------------------------------------------------
+@dataclass
+class _BlockSolution:
+    replenish: np.ndarray
+    inventory: np.ndarray
+    shortage: np.ndarray
+    overtime: np.ndarray
+    shadow: np.ndarray
+    terms: dict[str, float]
+    n_variables: int
+    n_constraints: int
+
+
+def _solve_block(
+    p: _Problem,
+    rows: np.ndarray,
+    centers: np.ndarray,
+    strategy: str,
+    costs: SupplyCosts,
+    overtime_share: float,
+    overtime_cost: np.ndarray,
+) -> _BlockSolution:
+    n, horizon, w = len(rows), len(p.months), len(centers)
+    big_n = n * horizon
+    demand = p.demand[rows]
+    safety = p.safety[rows]
+    cost = p.cost[rows][:, None]
+    penalty = costs.shortage_rate * p.price[rows][:, None] * np.ones((1, horizon))
+    t_index = np.tile(np.arange(horizon), (n, 1))
+
+    i_r = np.arange(big_n).reshape(n, horizon)
+    i_inv = i_r + big_n
+    i_short = i_r + 2 * big_n
+    nxt = 3 * big_n
+    chase = strategy == "chase"
+    f_pos = np.arange(big_n) if chase else np.flatnonzero(safety.reshape(-1) > QTY_EPS)
+    i_f = nxt + np.arange(len(f_pos))
+    nxt += len(f_pos)
+    i_e = nxt + np.arange(big_n) if chase else np.array([], dtype=int)
+    nxt += len(i_e)
+    change_rate = costs.change_rate(strategy)
+    change_mask = (
+        p.manufactured[rows][:, None] & (t_index > p.blocked[rows][:, None])
+        if change_rate > 0
+        else np.zeros((n, horizon), dtype=bool)
+    )
+    c_pos = np.flatnonzero(change_mask.reshape(-1))
+    i_c = nxt + np.arange(len(c_pos))
+    nxt += len(c_pos)
+    i_o = (nxt + np.arange(w * horizon)).reshape(w, horizon)
+    nxt += w * horizon
+
+    obj = np.zeros(nxt)
+    holding = costs.holding_rate * cost * np.ones((1, horizon))
+    obj[i_inv.reshape(-1)] = holding.reshape(-1)
+    obj[i_short.reshape(-1)] = penalty.reshape(-1)
+    ss_cost = (costs.ss_shortfall_share * penalty / horizon).reshape(-1)
+    obj[i_f] = ss_cost[f_pos]
+    if chase:
+        obj[i_e] = (costs.chase_excess_rate * penalty).reshape(-1)
+    change_cost = (change_rate * cost * np.ones((1, horizon))).reshape(-1)
+    obj[i_c] = change_cost[c_pos]
+    obj[i_o] = overtime_cost[centers][:, None]
+
+    upper = np.full(nxt, np.inf)
+    can_supply = p.has_source[rows][:, None] & (t_index >= p.blocked[rows][:, None])
+    upper[i_r.reshape(-1)] = np.where(can_supply, np.inf, 0.0).reshape(-1)
+    upper[i_short.reshape(-1)] = demand.reshape(-1)
+    available = p.available[centers]
+    upper[i_o.reshape(-1)] = (overtime_share * available).reshape(-1)
+    bounds = np.column_stack([np.zeros(nxt), upper])
+
+    # Equalities: inventory balance (and, in chase, the split of stock around safety stock).
+    bal = np.arange(big_n)
+    prev = bal.reshape(n, horizon)[:, 1:].reshape(-1)  # balance rows of months t ≥ 1
+    eq_rows = [bal, bal, bal, prev]
+    eq_cols = [i_inv.reshape(-1), i_r.reshape(-1), i_short.reshape(-1), i_inv[:, :-1].reshape(-1)]
+    eq_vals = [np.ones(big_n), -np.ones(big_n), -np.ones(big_n), -np.ones(len(prev))]
+    b_eq = (p.open_receipts[rows] - demand).astype(float)
+    b_eq[:, 0] += p.on_hand[rows]
+    b_eq = b_eq.reshape(-1)
+    if chase:
+        ss_rows = big_n + np.arange(big_n)
+        eq_rows += [ss_rows, ss_rows, ss_rows]
+        eq_cols += [i_inv.reshape(-1), i_f, i_e]
+        eq_vals += [np.ones(big_n), np.ones(big_n), -np.ones(big_n)]
+        b_eq = np.concatenate([b_eq, safety.reshape(-1)])
+    a_eq = sparse.csr_matrix(
+        (np.concatenate(eq_vals), (np.concatenate(eq_rows), np.concatenate(eq_cols))),
+        shape=(len(b_eq), nxt),
+    )
+
+    # Inequalities: safety stock (mixed/level), production change, capacity.
+    ub_rows, ub_cols, ub_vals, b_ub = [], [], [], []
+    n_ub = 0
+    if not chase and len(f_pos):
+        k = n_ub + np.arange(len(f_pos))
+        ub_rows += [k, k]
+        ub_cols += [i_inv.reshape(-1)[f_pos], i_f]
+        ub_vals += [-np.ones(len(f_pos)), -np.ones(len(f_pos))]
+        b_ub.append(-safety.reshape(-1)[f_pos])
+        n_ub += len(f_pos)
+    if len(c_pos):
+        here = i_r.reshape(-1)[c_pos]
+        before = here - 1
+        up = n_ub + np.arange(len(c_pos))
+        down = up + len(c_pos)
+        ones = np.ones(len(c_pos))
+        ub_rows += [up, up, up, down, down, down]
+        ub_cols += [here, before, i_c, here, before, i_c]
+        ub_vals += [ones, -ones, -ones, -ones, ones, -ones]
+        b_ub.append(np.zeros(2 * len(c_pos)))
+        n_ub += 2 * len(c_pos)
+    cap_start = n_ub
+    if w:
+        sub = p.route[rows][:, centers].tocoo()
+        local_t = np.arange(horizon)
+        cap_row = cap_start + (sub.col[:, None] * horizon + local_t[None, :])
+        ub_rows += [cap_row.reshape(-1), cap_start + np.arange(w * horizon)]
+        ub_cols += [i_r[sub.row].reshape(-1), i_o.reshape(-1)]
+        ub_vals += [np.repeat(sub.data, horizon), -np.ones(w * horizon)]
+        b_ub.append(np.clip(available - p.open_hours[centers], 0.0, None).reshape(-1))
+        n_ub += w * horizon
+    a_ub = b_vec = None
+    if n_ub:
+        a_ub = sparse.csr_matrix(
+            (np.concatenate(ub_vals), (np.concatenate(ub_rows), np.concatenate(ub_cols))),
+            shape=(n_ub, nxt),
+        )
+        b_vec = np.concatenate(b_ub)
+
+    res = linprog(obj, A_ub=a_ub, b_ub=b_vec, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method=_METHOD, options=_OPTIONS)
+    if res.status != 0 or res.x is None:
+        raise SupplyPlanError(
+            f"HiGHS could not solve the supply LP block of {n} series and {w} work centers "
+            f"(status {res.status}: {res.message}). Backorders make the model always feasible, "
+            "so this points at invalid numbers in the inputs (NaN or infinite demand, capacity, "
+            "hours_per_unit or unit costs); check those marts for the block's items."
+        )
+    x = res.x
+    shadow = np.zeros((w, horizon))
+    if w:
+        shadow = -res.ineqlin.marginals[cap_start : cap_start + w * horizon].reshape(w, horizon)
+    terms = {
+        "shortage_cost": float(obj[i_short.reshape(-1)] @ x[i_short.reshape(-1)]),
+        "holding_cost": float(obj[i_inv.reshape(-1)] @ x[i_inv.reshape(-1)]),
+        "safety_stock_shortfall_cost": float(obj[i_f] @ x[i_f]),
+        "excess_stock_cost": float(obj[i_e] @ x[i_e]) if chase else 0.0,
+        "production_change_cost": float(obj[i_c] @ x[i_c]),
+        "overtime_cost": float(obj[i_o.reshape(-1)] @ x[i_o.reshape(-1)]),
+    }
+    return _BlockSolution(
+        replenish=np.clip(x[i_r], 0.0, None),
+        inventory=x[i_inv],
+        shortage=x[i_short],
+        overtime=np.clip(x[i_o], 0.0, None),
+        shadow=np.clip(shadow, 0.0, None),
+        terms=terms,
+        n_variables=nxt,
+        n_constraints=len(b_eq) + n_ub,
+    )
+
+
+# Min lots -----------------------------------------------------------------------------
+def _round_to_lots(qty: np.ndarray, lot: np.ndarray) -> np.ndarray:
+    """Release whole lots as soon as the LP's cumulative quantity exceeds what was released.
+
+    Cumulative rounding keeps the total within one lot of the LP's total (rounding each
+    month up on its own would add up to one lot per month).
+    """
+    out = qty.copy()
+    lots = lot > QTY_EPS
+    if not lots.any():
+        return out
+    q = np.where(qty[lots] > QTY_EPS, qty[lots], 0.0)
+    size = lot[lots][:, None]
+    cumulative = np.cumsum(q, axis=1)
+    released = np.zeros(q.shape[0])
+    rounded = np.zeros_like(q)
+    for t in range(q.shape[1]):
+        need = cumulative[:, t] - released
+        count = np.where(need > QTY_EPS, np.ceil(need / size[:, 0] - 1e-9), 0.0)
+        rounded[:, t] = count * size[:, 0]
+        released += rounded[:, t]
+    out[lots] = rounded
+    return out
+
+
+def _capacity_limit(p: _Problem, overtime_share: float) -> np.ndarray:
+    return np.maximum(p.available, p.open_hours) + overtime_share * p.available
+
+
+def _repair_capacity(
+    p: _Problem, qty: np.ndarray, lp_qty: np.ndarray, overtime_share: float
+) -> np.ndarray:
+    """Take lots back where rounding pushed a work center past available + overtime."""
+    if not p.route.nnz:
+        return qty
+    limit = _capacity_limit(p, overtime_share)
+    by_center = p.route.tocsc()
+    hours = p.route.T @ qty + p.open_hours
+    over = np.argwhere(hours > limit + 1e-6 * np.maximum(1.0, limit))
+    for wc, t in over:
+        members = by_center.indices[by_center.indptr[wc] : by_center.indptr[wc + 1]]
+        while hours[wc, t] > limit[wc, t] + 1e-6 * max(1.0, limit[wc, t]):
+            excess = (qty[members, t] - lp_qty[members, t]) * p.route[members, wc].toarray().ravel()
+            candidates = members[qty[members, t] > QTY_EPS]
+            if not len(candidates):
+                break
+            pick = members[np.argmax(np.where(qty[members, t] > QTY_EPS, excess, -np.inf))]
+            step = min(qty[pick, t], p.min_lot[pick] if p.min_lot[pick] > QTY_EPS else qty[pick, t])
+            qty[pick, t] -= step
+            hours[:, t] -= p.route[pick].toarray().ravel() * step
+    return qty
+
+
+# Explanations -------------------------------------------------------------------------
+def _explain(
+    p: _Problem, shortage: np.ndarray, shadow: np.ndarray, strategy: str, rounded_down: np.ndarray
+) -> pd.DataFrame:
+    n, horizon = shortage.shape
+    best_val = np.zeros((n, horizon))
+    best_wc = np.full((n, horizon), -1)
+    by_center = p.route.tocsc()
+    for wc in range(len(p.centers)):
+        members = by_center.indices[by_center.indptr[wc] : by_center.indptr[wc + 1]]
+        better = shadow[wc][None, :] > best_val[members]
+        best_val[members] = np.where(better, shadow[wc][None, :], best_val[members])
+        best_wc[members] = np.where(better, wc, best_wc[members])
+    labels = p.months.strftime("%Y-%m")
+    records = []
+    for s, t in np.argwhere(shortage > QTY_EPS):
+        item, loc = p.series[s]
+        wc_idx, price, kind = -1, np.nan, "trade_off"
+        if not p.has_source[s]:
+            kind = "no_source"
+            text = "no routing and no supplier: the item has no routing and no purchase lead time in dim_items"
+        elif t < p.blocked[s]:
+            kind = "lead_time"
+            what = "purchase" if not p.manufactured[s] else "production"
+            text = (
+                f"{what} lead time {p.lead_time[s]:.0f} days: no new receipt before "
+                f"{labels[p.blocked[s]] if p.blocked[s] < horizon else 'the horizon end'}"
+            )
+        else:
+            window = np.arange(p.blocked[s], t + 1)[::-1]
+            hit = window[best_val[s, window] > SHADOW_EPS]
+            if p.manufactured[s] and len(hit):
+                tt = hit[0]
+                wc_idx, price, kind = best_wc[s, tt], best_val[s, tt], "capacity"
+                wc = p.centers[wc_idx]
+                if p.available[wc_idx, tt] <= 0:
+                    text = f"capacity {wc} in {labels[tt]} (no available hours)"
+                else:
+                    text = f"capacity {wc} in {labels[tt]} (shadow price {price:,.2f} per hour)"
+                if tt < t:
+                    text += ": no free capacity earlier to pre-build"
+            elif rounded_down[s, : t + 1].any():
+                kind = "min_lot"
+                text = f"min lot {p.min_lot[s]:g}: a whole lot did not fit into the capacity left"
+            else:
+                text = (
+                    f"cost trade-off under the {strategy} strategy: the shortage costs less than "
+                    "building ahead or changing the production rate"
+                )
+        records.append(
+            (
+                item,
+                loc,
+                p.months[t],
+                shortage[s, t],
+                text,
+                kind,
+                p.centers[wc_idx] if wc_idx >= 0 else None,
+                price,
+            )
+        )
+    return pd.DataFrame.from_records(
+        records,
+        columns=[
+            *KEY,
+            "shortage_qty",
+            "binding_constraint",
+            "constraint_type",
+            "work_center_id",
+            "shadow_price",
+        ],
+    ).astype({"month": "datetime64[ns]", "shortage_qty": float, "shadow_price": float})
+
+
+# Entry point --------------------------------------------------------------------------
+def plan_supply(
+    plan_demand: pd.DataFrame,
+    items: pd.DataFrame,
+    routings: pd.DataFrame,
+    capacity: pd.DataFrame,
+    inventory_position: pd.DataFrame,
+    open_supply: pd.DataFrame,
+    safety_stock: pd.DataFrame | None,
+    *,
+    strategy: str = "mixed",
+    overtime_share: float = 0.10,
+    costs: SupplyCosts | None = None,
+    max_series_per_lp: int = 2000,
+) -> SupplyResult:
+    """Plan production and purchases against capacity, lead times and min lots.
+
+    Args:
+        plan_demand: consensus plan (item_id, location_id, family, month, consensus_qty).
+        items: dim_items (item_id, family, unit_cost, unit_price, lead_time_days,
+            min_lot_qty).
+        routings: fct_routings (item_id, work_center_id, hours_per_unit); an item with a
+            routing is manufactured, one without is purchased.
+        capacity: fct_capacity (work_center_id, month, available_hours).
+        inventory_position: fct_inventory_position (item_id, location_id, on_hand_qty).
+        open_supply: fct_open_supply (supply_type, item_id, location_id, due_month,
+            open_qty).
+        safety_stock: item_id, location_id, month, safety_stock_qty (``inventory.
+            safety_stock``), or None for none.
+        strategy: ``chase``, ``level`` or ``mixed`` (see ``docs/supply_and_finance.md``).
+        overtime_share: overtime allowed per work center and month, share of available.
+        costs: objective weights; default ``SupplyCosts()``.
+        max_series_per_lp: series packed into one LP (connected components stay whole).
+
+    Returns:
+        The plan, its inventory projection and capacity load, the explained shortages,
+        the solver status, objective terms and timings.
+
+    Raises:
+        ValueError: an input misses a column or the strategy is unknown.
+        SupplyPlanError: HiGHS failed on a block (the message names its size).
+    """
+    started = time.perf_counter()
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy={strategy!r} is unknown; use one of {', '.join(STRATEGIES)}.")
+    if not 0.0 <= overtime_share <= 1.0:
+        raise ValueError(f"overtime_share={overtime_share} must be between 0 and 1 (e.g. 0.10).")
+    costs = costs or SupplyCosts()
+    require_columns(plan_demand, "plan_demand", [*KEY, "consensus_qty"])
+    require_columns(
+        items, "items", ["item_id", "unit_cost", "unit_price", "lead_time_days", "min_lot_qty"]
+    )
+    require_columns(routings, "routings", ["item_id", "work_center_id", "hours_per_unit"])
+    require_columns(capacity, "capacity", ["work_center_id", "month", "available_hours"])
+    require_columns(inventory_position, "inventory_position", [*SERIES, "on_hand_qty"])
+    if open_supply is None:
+        open_supply = pd.DataFrame(columns=["supply_type", *SERIES, "due_month", "open_qty"])
+    require_columns(open_supply, "open_supply", [*SERIES, "due_month", "open_qty"])
+
+    p = _assemble(
+        plan_demand,
+        items,
+        routings,
+        capacity,
+        inventory_position.copy(),
+        open_supply.copy(),
+        safety_stock,
+    )
+    n, horizon = p.demand.shape
+    w = len(p.centers)
+    overtime_cost = _overtime_cost(p, costs)
+    built = time.perf_counter()
+
+    lp_qty = np.zeros((n, horizon))
+    overtime = np.zeros((w, horizon))
+    shadow = np.zeros((w, horizon))
+    terms: dict[str, float] = {}
+    n_vars = n_cons = 0
+    blocks = _blocks(p, max_series_per_lp)
+    for rows, centers in blocks:
+        sol = _solve_block(p, rows, centers, strategy, costs, overtime_share, overtime_cost)
+        lp_qty[rows] = sol.replenish
+        overtime[centers] = sol.overtime
+        shadow[centers] = sol.shadow
+        for key, value in sol.terms.items():
+            terms[key] = terms.get(key, 0.0) + value
+        n_vars += sol.n_variables
+        n_cons += sol.n_constraints
+    terms["total"] = float(sum(terms.values()))
+    solved = time.perf_counter()
+
+    lp_qty = np.where(lp_qty > QTY_EPS, lp_qty, 0.0)
+    qty = _repair_capacity(p, _round_to_lots(lp_qty, p.min_lot), lp_qty, overtime_share)
+    rounded_down = (qty < lp_qty - QTY_EPS) & (p.min_lot[:, None] > QTY_EPS)
+
+    made = p.manufactured[:, None]
+    plan = pd.DataFrame(
+        {
+            "item_id": np.repeat(p.series.get_level_values(0).to_numpy(), horizon),
+            "location_id": np.repeat(p.series.get_level_values(1).to_numpy(), horizon),
+            "month": np.tile(p.months.to_numpy(), n),
+            "planned_production_qty": np.where(made, qty, 0.0).reshape(-1),
+            "planned_purchase_qty": np.where(made, 0.0, qty).reshape(-1),
+            "open_order_receipts_qty": p.open_receipts.reshape(-1),
+            "family": np.repeat(p.families, horizon),
+            "supply_type": np.repeat(
+                np.where(p.manufactured, "production", np.where(p.has_source, "purchase", "none")),
+                horizon,
+            ),
+            "lp_qty": lp_qty.reshape(-1),
+            "min_lot_qty": np.repeat(p.min_lot, horizon),
+        }
+    )
+    plan["month"] = plan["month"].astype("datetime64[ns]")
+
+    demand_frame = pd.DataFrame(
+        {
+            "item_id": plan["item_id"],
+            "location_id": plan["location_id"],
+            "month": plan["month"],
+            "consensus_qty": p.demand.reshape(-1),
+        }
+    )
+    safety_frame = demand_frame[KEY].assign(safety_stock_qty=p.safety.reshape(-1))
+    position = pd.DataFrame(
+        {
+            "item_id": p.series.get_level_values(0),
+            "location_id": p.series.get_level_values(1),
+            "on_hand_qty": p.on_hand,
+        }
+    )
+    inventory = project_inventory(demand_frame, plan, position, safety_frame)
+    if not np.array_equal(
+        inventory["item_id"].to_numpy()[::horizon], p.series.get_level_values(0).to_numpy()
+    ):
+        raise SupplyPlanError(
+            "internal error: the inventory projection lost the series order of the plan."
+        )
+    inventory["family"] = np.repeat(p.families, horizon)
+    shortage = inventory["shortage_qty"].to_numpy(dtype=float).reshape(n, horizon)
+    shortages = _explain(p, shortage, shadow, strategy, rounded_down)
+    inventory = inventory.merge(shortages[[*KEY, "binding_constraint"]], on=KEY, how="left")
+
+    planned = p.route.T @ np.where(made, qty, 0.0) + p.open_hours if w else np.zeros((0, horizon))
+    hours = pd.DataFrame(
+        {
+            "work_center_id": np.repeat(np.array(p.centers, dtype=object), horizon),
+            "month": np.tile(p.months.to_numpy(), w),
+            "planned_hours": planned.reshape(-1),
+            "overtime_hours": np.clip(
+                planned - np.maximum(p.available, p.open_hours), 0.0, None
+            ).reshape(-1),
+            "open_order_hours": p.open_hours.reshape(-1),
+        }
+    )
+    plan_capacity = rough_cut_capacity(plan_demand, routings, capacity, hours)
+    finished = time.perf_counter()
+    return SupplyResult(
+        plan_supply=plan,
+        plan_inventory=inventory,
+        plan_capacity=plan_capacity,
+        shortages=shortages,
+        status="optimal",
+        objective=terms,
+        stats={
+            "series": n,
+            "months": horizon,
+            "work_centers": w,
+            "lps": len(blocks),
+            "variables": n_vars,
+            "constraints": n_cons,
+            "build_seconds": built - started,
+            "solve_seconds": solved - built,
+            "total_seconds": finished - started,
+        },
+        strategy=strategy,
+    )

@@ -1,0 +1,92 @@
+"""Run the monthly Dagster job for one plan month from the CLI, and explain failures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Console
+
+from sop_pipeline.settings import Settings
+
+
+@dataclass
+class RunOutcome:
+    """What a CLI user needs to know about one run."""
+
+    success: bool
+    run_id: str
+    summary: str = ""
+    errors: list[str] = field(default_factory=list)
+    published_version: int | None = None
+
+
+def _error_chain_message(error) -> str:
+    """The innermost user-facing message of a Dagster SerializableErrorInfo chain."""
+    messages = []
+    while error is not None:
+        text = (error.message or "").strip()
+        if text:
+            messages.append(text)
+        error = error.cause
+    # the deepest cause is our own exception (IngestError, GateError, ...), which says how to fix it
+    for text in reversed(messages):
+        if "dagster._core.errors" not in text and not text.startswith("Error occurred while executing"):
+            return text.split("\n\nStack Trace")[0]
+    return messages[-1] if messages else "unknown error"
+
+
+def run_plan_month(
+    settings: Settings, month: str, *, is_backfill: bool = False, console: Console | None = None
+) -> RunOutcome:
+    """Execute the ``sop_monthly`` job for ``month`` in this process, recorded in DAGSTER_HOME.
+
+    Args:
+        settings: the run's settings (SOP_HOME and planning settings).
+        month: plan month ``YYYY-MM``.
+        is_backfill: tag the run (and the published version) as a backfill.
+        console: where to print progress.
+
+    Returns:
+        The outcome; ``success`` is True only when every step succeeded.
+    """
+    import dagster as dg
+
+    from sop_pipeline.dbt_project import ensure_manifest
+
+    ensure_manifest()
+    from sop_pipeline.definitions import defs
+
+    job = defs.resolve_job_def("sop_monthly")
+    instance = dg.DagsterInstance.get()
+    tags = {"sop/plan_month": month, "sop/backfill": "true" if is_backfill else "false"}
+    if console:
+        console.print(f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]")
+    result = job.execute_in_process(
+        partition_key=month, instance=instance, tags=tags, raise_on_error=False
+    )
+    errors: list[str] = []
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            data = event.event_specific_data
+            message = _error_chain_message(getattr(data, "error", None))
+            errors.append(f"step {event.step_key}: {message}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity.value == "ERROR":
+                key = evaluation.asset_key.to_user_string()
+                desc = evaluation.description or ""
+                errors.append(f"check {key}:{evaluation.check_name} failed {desc}".strip())
+    success = result.success and not errors
+    summary = ""
+    if success:
+        from sop_pipeline.summary import run_summary
+
+        summary = run_summary(settings, month, result)
+    return RunOutcome(success=success, run_id=result.run_id, summary=summary, errors=errors)
+
+
+def status_lines(settings: Settings) -> list[str]:
+    """Short status of SOP_HOME: landing months, loaded months, published plan versions."""
+    from sop_pipeline.summary import status
+
+    return status(settings)

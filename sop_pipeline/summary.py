@@ -1,0 +1,108 @@
+"""Human summaries for the CLI: what a run produced, and the state of SOP_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from sop_pipeline.settings import Settings
+from sop_pipeline.warehouse import table_exists
+
+
+def _published_db(settings: Settings) -> Path:
+    return settings.published_dir / "sop.duckdb"
+
+
+def run_summary(settings: Settings, month: str, result=None) -> str:
+    """A few lines about the plan of ``month``: version, families, horizon, gaps, KPIs off track."""
+    lines: list[str] = []
+    pub = _published_db(settings)
+    if pub.exists():
+        con = duckdb.connect(str(pub), read_only=True)
+        try:
+            row = con.execute(
+                "select max(plan_version) from plan_versions where plan_month = ?", [month]
+            ).fetchone()
+            version = row[0] if row else None
+            if version is not None:
+                lines.append(f"Published plan {month} version {version} → {pub}")
+                fam, months_ = con.execute(
+                    "select count(distinct family), count(distinct month) from plan_demand "
+                    "where plan_month = ? and plan_version = ?",
+                    [month, version],
+                ).fetchone()
+                lines.append(f"  {fam} families, {months_} months of horizon")
+                gaps = con.execute(
+                    "select count(*), coalesce(sum(gap_qty), 0), coalesce(sum(gap_value), 0) "
+                    "from plan_gaps where plan_month = ? and plan_version = ? and gap_qty > 0",
+                    [month, version],
+                ).fetchone()
+                lines.append(
+                    f"  demand-supply gaps: {gaps[0]} family-months short, "
+                    f"{gaps[1]:,.0f} units, {gaps[2]:,.0f} {settings.base_currency}"
+                )
+                off = con.execute(
+                    "select kpi, scope, value, target from kpi_scorecard "
+                    "where plan_month = ? and plan_version = ? and status = 'off_track' "
+                    "order by kpi, scope limit 10",
+                    [month, version],
+                ).fetchall()
+                lines.append(f"  KPIs off track: {len(off)}")
+                for kpi, scope, value, target in off:
+                    lines.append(f"    {kpi} [{scope}] = {value:.3g} (target {target:.3g})")
+        finally:
+            con.close()
+    if not lines:
+        wh = settings.warehouse_path
+        con = duckdb.connect(str(wh), read_only=True)
+        try:
+            lines.append(f"Plan month {month} processed into {wh}:")
+            if table_exists(con, "marts", "fct_demand_history"):
+                for table in ("dim_items", "fct_demand_history", "fct_capacity", "fct_open_supply"):
+                    n = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
+                    lines.append(f"  marts.{table}: {n:,} rows")
+        finally:
+            con.close()
+    return "\n".join(lines)
+
+
+def status(settings: Settings) -> list[str]:
+    """State of SOP_HOME: landing months, loaded extract months, published versions."""
+    lines = [f"SOP_HOME {settings.sop_home}"]
+    months = (
+        sorted(p.name for p in settings.landing_dir.iterdir() if p.is_dir())
+        if settings.landing_dir.exists()
+        else []
+    )
+    lines.append(
+        f"  landing: {len(months)} month folders" + (f" ({months[0]}..{months[-1]})" if months else "")
+    )
+    if settings.warehouse_path.exists():
+        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+        try:
+            if table_exists(con, "raw", "_ingest_log"):
+                n, last = con.execute(
+                    "select count(distinct extract_month), max(extract_month) from raw._ingest_log"
+                ).fetchone()
+                lines.append(f"  loaded: {n} extract months (latest {last})")
+                rej = con.execute("select count(*) from raw.rejects").fetchone()[0]
+                lines.append(f"  rejected rows on record: {rej}")
+        finally:
+            con.close()
+    pub = _published_db(settings)
+    if pub.exists():
+        con = duckdb.connect(str(pub), read_only=True)
+        try:
+            rows = con.execute(
+                "select plan_month, max(plan_version), max(published_at) from plan_versions "
+                "group by plan_month order by plan_month desc limit 12"
+            ).fetchall()
+            lines.append(f"  published: {len(rows)} plan months (latest first)")
+            for month, version, at in rows:
+                lines.append(f"    {month} v{version} at {at}")
+        finally:
+            con.close()
+    else:
+        lines.append("  published: nothing yet")
+    return lines

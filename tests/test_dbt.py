@@ -1,0 +1,228 @@
+"""The dbt project on a tiny company: the marts are the "one set of numbers" the plan uses.
+
+Runs ``dbt build`` in-process (dbtRunner) against a ``tmp_path`` DuckDB loaded by
+``fixtures_raw``; target and log folders go to ``tmp_path`` so the project's own
+``target/manifest.json`` (read by dagster-dbt) is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from dbt.cli.main import dbtRunner, dbtRunnerResult
+from fixtures_raw import EUR_RATE_2026_01, EXPECTED, HORIZON_MONTHS, PLAN_MONTH, build_raw_warehouse
+
+from sop_pipeline.partitions import plan_month_window
+
+DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+
+
+def run_dbt(warehouse: Path, work: Path, *args: str) -> dbtRunnerResult:
+    """``dbt <args>`` for the test plan month against ``warehouse``."""
+    window = plan_month_window(PLAN_MONTH, HORIZON_MONTHS)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SOP_WAREHOUSE_PATH", str(warehouse))
+        mp.setenv("SOP_BASE_CURRENCY", "USD")
+        return dbtRunner().invoke(
+            [
+                *args,
+                "--project-dir",
+                str(DBT_DIR),
+                "--profiles-dir",
+                str(DBT_DIR),
+                "--target-path",
+                str(work / "target"),
+                "--log-path",
+                str(work / "logs"),
+                "--vars",
+                json.dumps(window),
+                "--quiet",
+            ]
+        )
+
+
+def failed_nodes(result: dbtRunnerResult) -> dict[str, str]:
+    """unique_id → status of every node that did not pass."""
+    return {
+        r.node.unique_id: str(r.status)
+        for r in result.result.results
+        if str(r.status) not in ("success", "pass")
+    }
+
+
+@pytest.fixture(scope="module")
+def marts(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
+    work = tmp_path_factory.mktemp("dbt_good")
+    warehouse = build_raw_warehouse(work / "sop.duckdb")
+    result = run_dbt(warehouse, work, "build")
+    assert result.success, f"dbt build failed: {result.exception or failed_nodes(result)}"
+    con = duckdb.connect(str(warehouse), read_only=True)
+    yield con
+    con.close()
+
+
+def demand(con: duckdb.DuckDBPyConnection, item_id: str, location_id: str) -> dict[date, tuple]:
+    rows = con.execute(
+        """
+        select month, ordered_qty, cancelled_qty, returned_qty, demand_qty
+        from marts.fct_demand_history
+        where item_id = ? and location_id = ?
+        order by month
+        """,
+        [item_id, location_id],
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def test_restated_line_latest_visible_extract_wins(marts):
+    qty, status = marts.execute(
+        "select qty_ordered, status from marts.fct_order_lines where order_id = 'SO4' and line_no = 1"
+    ).fetchone()
+    # first extracted as 15 (2026-02), restated to 14 (2026-03); 999 comes in 2026-04
+    assert (qty, status) == (14.0, "shipped")
+    report = marts.execute(
+        """
+        select first_extract_month, restated_extract_month, first_qty_ordered,
+               restated_qty_ordered, restatement_count
+        from marts.fct_restatements
+        """
+    ).fetchall()
+    assert report == [("2026-02", "2026-03", 15.0, 14.0, 1)]
+
+
+def test_later_extract_is_invisible_to_the_plan_month(marts):
+    assert (
+        marts.execute(
+            "select count(*) from marts.fct_order_lines where order_id = 'SO9'"
+        ).fetchone()[0]
+        == 0
+    )
+    items = {r[0] for r in marts.execute("select item_id from marts.dim_items").fetchall()}
+    assert items == {"A100", "B200", "C300"}
+    snapshot_dates = marts.execute(
+        "select distinct snapshot_date from marts.fct_inventory_position"
+    ).fetchall()
+    assert snapshot_dates == [(date(2026, 3, 31),)]
+
+
+def test_demand_history_nets_returns_and_cancellations(marts):
+    for (item, loc, month), expected in EXPECTED.items():
+        assert demand(marts, item, loc)[month] == expected, (item, loc, month)
+    # A100 in 2026-02: 14 ordered (after the restatement) minus the return of 2
+    assert demand(marts, "A100", "D1")[date(2026, 2, 1)] == (14.0, 0.0, 2.0, 12.0)
+    bad = marts.execute(
+        "select count(*) from marts.fct_demand_history "
+        "where demand_qty <> ordered_qty - cancelled_qty - returned_qty or returned_qty < 0"
+    ).fetchone()[0]
+    assert bad == 0
+
+
+def test_demand_history_is_zero_filled_from_first_month_to_plan_month(marts):
+    a100 = demand(marts, "A100", "D1")
+    assert list(a100) == [date(2025, m, 1) for m in (10, 11, 12)] + [
+        date(2026, m, 1) for m in (1, 2, 3)
+    ]
+    assert a100[date(2025, 12, 1)] == (0.0, 0.0, 0.0, 0.0)
+    # SO8/2 is requested in 2026-04: order book, not history
+    c300 = demand(marts, "C300", "P1")
+    assert list(c300) == [date(2026, 3, 1)]
+
+
+def test_no_demand_before_launch(marts):
+    # B200 launched 2025-11-15; its pre-order requested in 2025-10 counts in 2025-11
+    b200 = demand(marts, "B200", "D1")
+    assert min(b200) == date(2025, 11, 1)
+    assert b200[date(2025, 11, 1)][3] == 3.0
+    before_launch = marts.execute(
+        """
+        select count(*) from marts.fct_demand_history as h
+        join marts.dim_items as i using (item_id)
+        where h.month < date_trunc('month', i.launch_date)
+        """
+    ).fetchone()[0]
+    assert before_launch == 0
+
+
+def test_foreign_currency_converted_with_the_months_rate(marts):
+    price = marts.execute(
+        "select unit_price_base from marts.fct_order_lines where order_id = 'SO3' and line_no = 1"
+    ).fetchone()[0]
+    assert price == pytest.approx(10 * EUR_RATE_2026_01)
+    revenue = marts.execute(
+        "select demand_revenue from marts.fct_demand_history where item_id = 'A100' and month = '2026-01-01'"
+    ).fetchone()[0]
+    assert revenue == pytest.approx(8 * 10 * EUR_RATE_2026_01)
+    # no EUR rate for 2026-03: the latest earlier one (2026-02, 1.10) applies
+    so8 = marts.execute(
+        "select unit_price_base from marts.fct_order_lines where order_id = 'SO8' and line_no = 1"
+    ).fetchone()[0]
+    assert so8 == pytest.approx(5 * 1.10)
+
+
+def test_capacity_covers_the_horizon(marts):
+    window = plan_month_window(PLAN_MONTH, HORIZON_MONTHS)
+    rows = marts.execute(
+        "select work_center_id, month, available_hours from marts.fct_capacity order by 1, 2"
+    ).fetchall()
+    months = sorted({r[1] for r in rows})
+    assert months[0] == date.fromisoformat(window["horizon_start"])
+    assert months[-1] == date.fromisoformat(window["horizon_end"])
+    assert len(months) == HORIZON_MONTHS and len(rows) == 2 * HORIZON_MONTHS
+    hours = {(r[0], r[1]): r[2] for r in rows}
+    assert hours[("WC1", date(2026, 5, 1))] == 100.0  # overhaul in the calendar
+    assert hours[("WC1", date(2026, 7, 1))] == pytest.approx(16 * 21 * 0.9)  # not in the calendar
+
+
+def test_open_supply_moves_overdue_orders_to_horizon_start(marts):
+    rows = marts.execute(
+        "select supply_type, order_id, due_month, open_qty from marts.fct_open_supply order by 1"
+    ).fetchall()
+    assert rows == [
+        ("production", "MO1", date(2026, 4, 1), 100.0),  # due 2026-02-15, overdue
+        ("purchase", "PO1", date(2026, 5, 1), 15.0),  # 20 ordered, 5 received
+    ]
+
+
+def test_overrides_and_pipeline_parsed(marts):
+    overrides = marts.execute(
+        "select scope_id, scope_type, adjustment_type, adjustment_value from marts.fct_demand_overrides order by 1"
+    ).fetchall()
+    assert overrides == [
+        ("A100", "item", "qty", 120.0),
+        ("B200", "item", "qty", -40.0),
+        ("C300", "item", "pct", pytest.approx(0.15)),
+        ("Widgets", "family", "pct", pytest.approx(-0.10)),
+    ]
+    pipeline = marts.execute(
+        "select opportunity_id, family, amount from marts.fct_crm_pipeline order by 1"
+    ).fetchall()
+    # OP2 is closed_won (dropped); OP1 takes its family from A100 and is EUR at 1.10
+    assert pipeline == [("OP1", "Widgets", pytest.approx(1100.0)), ("OP3", "Widgets", 600.0)]
+
+
+def test_duplicate_item_fails_the_grain_test(tmp_path):
+    warehouse = build_raw_warehouse(tmp_path / "sop.duckdb", broken=("duplicate_item",))
+    result = run_dbt(warehouse, tmp_path, "build", "--select", "+dim_items")
+    assert not result.success
+    failed = failed_nodes(result)
+    assert any(
+        k.startswith("test.sop.unique_stg_erp__items_item_id") and v == "fail"
+        for k, v in failed.items()
+    ), failed
+    # the bad snapshot never reaches the mart the planning stages read
+    assert failed.get("model.sop.dim_items") == "skipped"
+
+
+def test_unknown_override_scope_fails_instead_of_vanishing(tmp_path):
+    warehouse = build_raw_warehouse(tmp_path / "sop.duckdb", broken=("unknown_scope",))
+    result = run_dbt(warehouse, tmp_path, "build", "--select", "+fct_demand_overrides")
+    assert not result.success
+    failed = failed_nodes(result)
+    assert any(
+        k.startswith("test.sop.accepted_values_fct_demand_overrides_scope_type") and v == "fail"
+        for k, v in failed.items()
+    ), failed

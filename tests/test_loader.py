@@ -1,0 +1,246 @@
+"""Loader: point in time, folder checks, reject policy, idempotence, restatements, lineage."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from sop_pipeline.ingest.loader import IngestError, load_extracts
+from test_reader import company_rows, write_company, write_extract
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect(":memory:")
+    yield connection
+    connection.close()
+
+
+def load(con, landing: Path, plan_month: str = "2026-10", **kw):
+    return load_extracts(con, landing, plan_month, base_currency="USD", **kw)
+
+
+def count(con, table: str, where: str = "TRUE") -> int:
+    return con.execute(f"SELECT count(*) FROM raw.{table} WHERE {where}").fetchone()[0]
+
+
+def test_valid_company_loads_with_lineage(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    summary = load(con, landing)
+    assert summary.months == ["2026-09", "2026-10"]
+    assert len(summary.files_loaded) == 18 and summary.files_skipped == []
+    assert summary.rows_loaded["sales_orders"] == 8
+    assert summary.rows_rejected == 0
+    row = con.execute(
+        "SELECT _extract_month, _source_file, _source_row, _loaded_at IS NOT NULL, qty_ordered, order_date "
+        "FROM raw.sales_orders WHERE order_id = 'SO-2026-10-2'"
+    ).fetchone()
+    assert row[:4] == ("2026-10", "2026-10/sales_orders.csv", 3, True)
+    assert row[4] == Decimal("10")
+    assert str(row[5]) == "2026-10-01"
+    # month columns are the first day of the month
+    assert str(con.execute("SELECT min(month) FROM raw.capacity_calendar").fetchone()[0]) == "2026-09-01"
+    assert count(con, "_ingest_log", "status = 'loaded'") == 18
+
+
+def test_required_file_missing(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    (landing / "2026-10" / "routings.csv").unlink()
+    with pytest.raises(IngestError, match=r"landing/2026-10: required extract\(s\) routings missing"):
+        load(con, landing)
+
+
+def test_csv_and_parquet_of_one_extract(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    shutil.copy(landing / "2026-10" / "items.csv", landing / "2026-10" / "items.parquet")
+    with pytest.raises(IngestError, match="items is there as both items.csv and items.parquet"):
+        load(con, landing)
+
+
+def test_gap_in_month_folders(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-08", "2026-10"))
+    with pytest.raises(IngestError, match=r"landing/2026-09: missing \(a gap in the month folders"):
+        load(con, landing)
+    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'").fetchone()[0] == 0
+
+
+def test_folder_that_is_not_a_month(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    (landing / "october").mkdir()
+    with pytest.raises(IngestError, match="landing/october: folder name is not a month"):
+        load(con, landing)
+
+
+def test_plan_month_folder_missing(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-09",))
+    with pytest.raises(IngestError, match="landing/2026-10: missing \\(the plan month's folder"):
+        load(con, landing)
+
+
+def test_point_in_time_ignores_later_months(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    summary = load(con, landing, plan_month="2026-09")
+    assert summary.months == ["2026-09"]
+    assert con.execute("SELECT DISTINCT _extract_month FROM raw.sales_orders").fetchall() == [("2026-09",)]
+    assert count(con, "_ingest_log", "extract_month = '2026-10'") == 0
+
+
+def test_unknown_item_rejects_the_whole_file(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    rows = company_rows("2026-10")["sales_orders"]
+    rows[1]["item_id"] = "IT-99"  # row 3
+    write_extract(landing / "2026-10", "sales_orders", rows)
+    with pytest.raises(IngestError) as err:
+        load(con, landing)
+    msg = str(err.value)
+    assert "landing/2026-10/sales_orders.csv: 1 of 4 rows rejected" in msg
+    assert "row 3, column item_id, value 'IT-99': unknown item_id 'IT-99'" in msg
+    assert "see table raw.rejects" in msg
+    assert list(err.value.rejected) == ["2026-10/sales_orders.csv"]
+    # nothing of the rejected file is in raw; its problems are, committed
+    assert count(con, "sales_orders") == 0
+    assert con.execute("SELECT source_row, column_name, value FROM raw.rejects").fetchall() == [
+        (3, "item_id", "IT-99")
+    ]
+    # the other files of the run were loaded
+    assert count(con, "items") == 3
+
+
+def test_row_reject_within_tolerance(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    rows = company_rows("2026-10")["sales_orders"]
+    rows[0]["qty_ordered"] = "abc"  # row 2
+    write_extract(landing / "2026-10", "sales_orders", rows)
+    summary = load(con, landing, max_reject_rate=0.3)
+    assert summary.rows_rejected == 1
+    assert summary.rows_loaded["sales_orders"] == 3
+    assert count(con, "sales_orders", "_source_row = 2") == 0
+    assert con.execute("SELECT source_file, source_row, column_name, value, reason FROM raw.rejects").fetchall() == [
+        ("2026-10/sales_orders.csv", 2, "qty_ordered", "abc", "'abc' is not a number (declared decimal mark '.')")
+    ]
+
+
+def test_reject_rate_exceeded_loads_nothing(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    rows = company_rows("2026-10")["sales_orders"]
+    rows[0]["qty_ordered"] = "abc"
+    rows[1]["status"] = "lost"
+    write_extract(landing / "2026-10", "sales_orders", rows)
+    with pytest.raises(IngestError, match="2 of 4 rows rejected"):
+        load(con, landing, max_reject_rate=0.3)  # 50% > 30%
+    assert count(con, "sales_orders") == 0
+    assert count(con, "rejects") == 2
+
+
+def test_file_level_error_is_reported_with_the_others(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    write_extract(landing / "2026-10", "customers", company_rows("2026-10")["customers"], delimiter=";")
+    with pytest.raises(IngestError) as err:
+        load(con, landing)
+    assert "landing/2026-10/customers.csv: the file cannot be used as it is" in str(err.value)
+    assert "declared delimiter ','" in str(err.value)
+    # sales_orders reference customers that are not loaded: reported as unknown customers too
+    assert "2026-10/sales_orders.csv" in err.value.rejected
+
+
+def test_idempotent_reload(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    load(con, landing)
+    before = {t: count(con, t) for t in ("items", "sales_orders", "inventory", "_ingest_log")}
+    summary = load(con, landing)
+    assert summary.files_loaded == [] and len(summary.files_skipped) == 18
+    assert {t: count(con, t) for t in before} == before
+
+
+def test_restated_file_replaces_its_earlier_load(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    load(con, landing)
+    rows = company_rows("2026-09")["sales_orders"]
+    rows[0]["qty_ordered"] = "7.5"
+    write_extract(landing / "2026-09", "sales_orders", rows)
+    summary = load(con, landing)
+    assert summary.restated_files == ["2026-09/sales_orders.csv"]
+    assert summary.files_loaded == ["2026-09/sales_orders.csv"]
+    assert count(con, "sales_orders", "_extract_month = '2026-09'") == 4
+    assert con.execute(
+        "SELECT qty_ordered FROM raw.sales_orders WHERE order_id = 'SO-2026-09-1'"
+    ).fetchone() == (Decimal("7.5"),)
+    assert count(con, "_ingest_log", "status = 'restated'") == 1
+
+
+def test_late_restatement_rows_are_counted(tmp_path, con):
+    landing = write_company(tmp_path / "landing")
+    rows = company_rows("2026-10")["sales_orders"]
+    late = dict(company_rows("2026-09")["sales_orders"][0], status="shipped", qty_shipped="5")
+    write_extract(landing / "2026-10", "sales_orders", [*rows, late])
+    summary = load(con, landing)
+    assert summary.restated_rows == 1
+    # both versions are kept side by side; staging lets the latest extract win
+    assert count(con, "sales_orders", "order_id = 'SO-2026-09-1'") == 2
+
+
+def test_decimal_precision_kept(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    rows = company_rows("2026-10")["items"]
+    rows[0]["unit_cost"] = "1234.5678"
+    rows[1]["unit_cost"] = "123456789012.123456"  # more digits than a float holds
+    write_extract(landing / "2026-10", "items", rows)
+    load(con, landing)
+    got = dict(con.execute("SELECT item_id, unit_cost FROM raw.items").fetchall())
+    assert got["IT-1"] == Decimal("1234.5678")
+    assert got["IT-2"] == Decimal("123456789012.123456")
+
+
+def test_unknown_currency(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    rows = company_rows("2026-10")["items"]
+    rows[2]["currency"] = "GBP"  # row 4; fx_rates only has EUR
+    write_extract(landing / "2026-10", "items", rows)
+    with pytest.raises(IngestError, match=r"row 4, column currency, value 'GBP': currency 'GBP' is neither"):
+        load(con, landing)
+
+
+def test_scenarios_are_validated_and_stored(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    (landing / "2026-10" / "scenarios.yaml").write_text(
+        """
+scenarios:
+  - name: overhaul_extended
+    description: the overhaul takes two more months
+    levers:
+      - {type: capacity_loss, work_center_id: WC-1, months: ["2026-12", "2027-01"], pct: 0.7}
+      - {type: strategy, value: chase}
+  - name: pump_boom
+    levers:
+      - {type: demand_change, family: pumps, months: ["2027-01", "2027-06"], pct: 0.15}
+      - {type: supplier_delay, supplier_id: SUP-1, days: 45}
+      - {type: price_change, family: valves, pct: 0.05}
+"""
+    )
+    summary = load(con, landing)
+    assert summary.scenarios_loaded == 2
+    rows = con.execute("SELECT name, description, levers_json FROM raw.scenarios ORDER BY name").fetchall()
+    assert [r[0] for r in rows] == ["overhaul_extended", "pump_boom"]
+    assert rows[1][1] is None
+    assert '"days": 45' in rows[1][2]
+    (landing / "2026-10" / "scenarios.yaml").write_text(
+        "scenarios:\n  - name: Bad-Name\n    levers: [{type: strategy, value: chase}]\n"
+    )
+    with pytest.raises(IngestError, match=r"scenarios.yaml: the file cannot be used.*\n    scenario #1: name 'Bad-Name' must match"):
+        load(con, landing)
+    # the earlier, valid scenarios stay
+    assert count(con, "scenarios") == 2
+
+
+def test_generated_demo_company_loads(tmp_path, con):
+    company = pytest.importorskip("sop_pipeline.generator.company")
+    landing = tmp_path / "landing"
+    company.generate_company(landing, items=40, months=14, seed=1)
+    months = sorted(p.name for p in landing.iterdir() if p.is_dir())
+    summary = load(con, landing, plan_month=months[-1])
+    assert summary.months == months
+    assert summary.rows_loaded["sales_orders"] > 0

@@ -1,0 +1,472 @@
+"""Write-audit-publish: versions kept, all-or-nothing replacement, locked-down BI access."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from sop_pipeline.publish import writer
+from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, ConformError, conform
+from sop_pipeline.publish.writer import (
+    AuditError,
+    PublishError,
+    bi_connect,
+    publish_plan,
+    read_published,
+)
+
+MONTHS = pd.to_datetime(["2026-02-01", "2026-03-01", "2026-04-01"])
+
+
+def sample_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
+    """A tiny but complete candidate plan (every published table, a few rows each)."""
+    keys = pd.MultiIndex.from_product(
+        [["I1", "I2"], ["DC1"], MONTHS], names=["item_id", "location_id", "month"]
+    )
+    base = keys.to_frame(index=False)
+    n = len(base)
+    qty = pd.Series(range(1, n + 1), dtype="float64") * 10 * scale
+    demand = base.assign(
+        family=base["item_id"].map({"I1": "F1", "I2": "F2"}),
+        stat_forecast_qty=qty,
+        stat_lo80_qty=qty * 0.8,
+        stat_hi80_qty=qty * 1.2,
+        stat_lo95_qty=qty * 0.7,
+        stat_hi95_qty=qty * 1.3,
+        stat_model="AutoETS",
+        crm_adjustment_qty=0.0,
+        override_qty=0.0,
+        consensus_qty=qty,
+        consensus_revenue=qty * 5,
+    )
+    supply = base.assign(
+        planned_production_qty=qty, planned_purchase_qty=0.0, open_order_receipts_qty=1.0
+    )
+    inventory = base.assign(
+        opening_qty=5.0,
+        receipts_qty=qty,
+        demand_qty=qty,
+        closing_qty=5.0,
+        safety_stock_qty=2.0,
+        days_of_cover=10.0,
+        shortage_qty=0.0,
+    )
+    capacity = pd.DataFrame(
+        {
+            "work_center_id": ["WC1"] * 3,
+            "month": MONTHS,
+            "available_hours": 100.0,
+            "required_hours": 80.0 * scale,
+            "planned_hours": 80.0 * scale,
+            "utilization": 0.8 * scale,
+        }
+    )
+    fam = pd.MultiIndex.from_product([["F1", "F2"], MONTHS], names=["family", "month"]).to_frame(
+        index=False
+    )
+    gaps = fam.assign(demand_qty=10.0 * scale, supply_qty=10.0 * scale, gap_qty=0.0, gap_value=0.0)
+    fin = fam.assign(
+        revenue=50.0 * scale,
+        cogs=30.0,
+        gross_margin=20.0,
+        inventory_value=100.0,
+        aop_revenue=55.0,
+        revenue_vs_aop=-5.0,
+    )
+    kpis = pd.DataFrame(
+        {
+            "kpi": ["forecast_accuracy", "order_fill_rate"],
+            "scope": ["total", "total"],
+            "month": pd.to_datetime(["2026-01-01", "2026-01-01"]),
+            "value": [0.8 * scale, 0.97],
+            "target": [0.75, 0.98],
+            "status": ["on_track", "at_risk"],
+            "unit": ["ratio", "ratio"],
+        }
+    )
+    acc = pd.DataFrame(
+        {
+            "forecast_kind": ["naive", "statistical"],
+            "level": ["total", "total"],
+            "lag": [1, 1],
+            "month": pd.to_datetime(["2026-01-01"] * 2),
+            "mape": [0.2, 0.1],
+            "wape": [0.2, 0.1],
+            "bias": [0.0, 0.05],
+            "mase": [1.0, 0.7],
+        }
+    )
+    scen = pd.DataFrame(
+        {
+            "scenario": ["promo"],
+            "family": ["F1"],
+            "month": MONTHS[:1],
+            "metric": ["revenue"],
+            "base_value": [50.0],
+            "scenario_value": [60.0],
+            "delta": [10.0],
+        }
+    )
+    return {
+        "plan_demand": demand,
+        "plan_supply": supply,
+        "plan_inventory": inventory,
+        "plan_capacity": capacity,
+        "plan_gaps": gaps,
+        "plan_financials": fin,
+        "kpi_scorecard": kpis,
+        "forecast_accuracy": acc,
+        "scenario_comparison": scen,
+    }
+
+
+def _publish(
+    pub: Path, month: str = "2026-01", run_id: str = "run-1", **kw
+) -> writer.PublishResult:
+    tables = kw.pop("tables", None) or sample_tables()
+    return publish_plan(
+        pub,
+        month,
+        tables,
+        run_id=run_id,
+        input_fingerprint="fp-123",
+        code_version="0.1.0",
+        checks_passed=12,
+        checks_failed=0,
+        **kw,
+    )
+
+
+def _hash_tree(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _without_version(df: pd.DataFrame) -> pd.DataFrame:
+    return df.drop(columns=["plan_version"]).reset_index(drop=True)
+
+
+def test_versions_are_kept_and_current_view_shows_latest(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    r1 = _publish(pub, run_id="run-1")
+    r2 = _publish(pub, run_id="run-2")
+    assert (r1.plan_version, r2.plan_version) == (1, 2)
+    assert r2.row_counts["plan_demand"] == 6 and r2.row_counts["plan_versions"] == 1
+
+    versions = read_published(pub, "plan_versions")
+    assert versions[["plan_month", "plan_version", "run_id"]].values.tolist() == [
+        ["2026-01", 1, "run-1"],
+        ["2026-01", 2, "run-2"],
+    ]
+    assert versions["is_backfill"].tolist() == [False, False]
+    assert list(versions.columns[:8]) == TABLES["plan_versions"].column_names
+
+    all_rows = read_published(pub, "plan_demand")
+    assert sorted(all_rows["plan_version"].unique()) == [1, 2]
+    current = read_published(pub, "plan_demand_current")
+    assert set(current["plan_version"]) == {2}
+    v1 = read_published(pub, "plan_demand", "2026-01", 1)
+    pd.testing.assert_frame_equal(_without_version(current), _without_version(v1))
+
+    # a later month becomes current; re-publishing an older month (backfill) does not change it
+    _publish(pub, month="2026-02", run_id="run-3", tables=sample_tables(scale=2.0))
+    _publish(pub, month="2026-01", run_id="run-4", is_backfill=True)
+    current = read_published(pub, "plan_capacity_current")
+    assert set(current["plan_month"]) == {"2026-02"} and current["required_hours"].iloc[0] == 160.0
+    latest = read_published(pub, "plan_capacity_latest_versions")
+    assert sorted(set(zip(latest["plan_month"], latest["plan_version"], strict=True))) == [
+        ("2026-01", 3),
+        ("2026-02", 1),
+    ]
+    parquet = duckdb.sql(
+        f"SELECT plan_month, plan_version, count(*) AS n FROM read_parquet('{pub}/parquet/plan_demand/*/*/*.parquet', "
+        f"hive_partitioning=true) GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
+    assert parquet == [("2026-01", 1, 6), ("2026-01", 2, 6), ("2026-01", 3, 6), ("2026-02", 1, 6)]
+
+
+def test_same_inputs_give_identical_contents_whatever_the_row_order(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    tables = sample_tables()
+    shuffled = {k: v.sample(frac=1.0, random_state=7) for k, v in tables.items()}
+    _publish(pub, run_id="a", tables=tables)
+    _publish(pub, run_id="b", tables=shuffled)
+    for name in PLAN_TABLES:
+        v1 = read_published(pub, name, "2026-01", 1)
+        v2 = read_published(pub, name, "2026-01", 2)
+        pd.testing.assert_frame_equal(_without_version(v1), _without_version(v2))
+
+
+@pytest.mark.parametrize("where", ["audit", "swap"])
+def test_failure_before_the_swap_leaves_published_files_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    before = _hash_tree(pub)
+
+    if where == "audit":
+
+        def broken_audit(*args, **kwargs):
+            raise AuditError("injected audit failure")
+
+        monkeypatch.setattr(writer, "_audit", broken_audit)
+        expected = AuditError
+    else:
+
+        def broken_replace(src, dst):
+            raise OSError("injected rename failure")
+
+        monkeypatch.setattr(writer.os, "replace", broken_replace)
+        expected = OSError
+    with pytest.raises(expected, match="injected"):
+        _publish(pub, run_id="run-2", tables=sample_tables(scale=3.0))
+
+    assert _hash_tree(pub) == before
+    assert not list(pub.glob(".staging-*"))
+    assert not list(pub.glob("parquet/*/plan_month=2026-01/plan_version=2"))
+    monkeypatch.undo()
+    assert _publish(pub, run_id="run-3").plan_version == 2
+
+
+def test_audit_catches_rows_missing_from_the_staged_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    before = _hash_tree(pub)
+    real_build = writer._build
+
+    def lying_build(stage_db, old_db, frames):
+        counts = real_build(stage_db, old_db, frames)
+        new, total = counts["plan_gaps"]
+        counts["plan_gaps"] = (new + 1, total + 1)  # claims a row the file does not hold
+        return counts
+
+    monkeypatch.setattr(writer, "_build", lying_build)
+    with pytest.raises(AuditError, match="plan_gaps: 6 rows of version 2"):
+        _publish(pub, run_id="run-2")
+    assert _hash_tree(pub) == before
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    sys.path.insert(0, {tests!r})
+    from test_publish import _publish, sample_tables
+    from sop_pipeline.publish import writer
+
+    def hold(stage_dir):
+        print("BUILT", stage_dir, flush=True)
+        time.sleep(120)
+
+    writer._before_swap = hold
+    _publish(Path({pub!r}), run_id="killed-run", tables=sample_tables(scale=5.0))
+    """
+)
+
+
+def test_sigkill_between_build_and_swap_keeps_previous_version(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    before = {k: v for k, v in _hash_tree(pub).items()}
+    script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), pub=str(pub))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("BUILT"), line
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert (pub / ".staging-killed-run" / "sop.duckdb").exists()  # it was killed mid-publication
+    after = _hash_tree(pub)
+    assert {k: v for k, v in after.items() if not k.startswith(".staging-")} == before
+    assert read_published(pub, "plan_versions")["plan_version"].tolist() == [1]
+
+    result = _publish(pub, run_id="run-2")
+    assert result.plan_version == 2
+    assert not list(pub.glob(".staging-*"))
+    assert read_published(pub, "plan_versions")["run_id"].tolist() == ["run-1", "run-2"]
+
+
+def test_orphan_parquet_of_an_unpublished_version_is_removed(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    # a run killed after renaming Parquet but before the DuckDB swap leaves version 2 folders
+    orphan = pub / "parquet" / "plan_gaps" / "plan_month=2026-01" / "plan_version=2"
+    orphan.mkdir(parents=True)
+    (orphan / "part-0.parquet").write_bytes(b"half-published")
+    _publish(pub, run_id="run-2")
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{orphan}/part-0.parquet')").fetchone()[0]
+    assert rows == 6
+
+
+_READER_SCRIPT = textwrap.dedent(
+    """
+    import duckdb, sys
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    print(con.execute("SELECT max(plan_version) FROM plan_versions").fetchone()[0])
+    """
+)
+
+
+def test_open_reader_keeps_old_view_and_new_reader_sees_new_version(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    db = pub / "sop.duckdb"
+    inode_before = db.stat().st_ino
+    reader = bi_connect(db)
+    try:
+        assert reader.execute("SELECT max(plan_version) FROM plan_versions").fetchone()[0] == 1
+        _publish(
+            pub, run_id="run-2", tables=sample_tables(scale=2.0)
+        )  # must not be blocked by the reader
+        assert db.stat().st_ino != inode_before  # a new file was renamed over the old one
+        # the open reader still sees the complete old publication, consistently
+        assert reader.execute("SELECT max(plan_version) FROM plan_versions").fetchone()[0] == 1
+        assert (
+            reader.execute("SELECT sum(required_hours) FROM plan_capacity_current").fetchone()[0]
+            == 240.0
+        )
+        # a new process opening the path sees the new version
+        out = subprocess.run(
+            [sys.executable, "-c", _READER_SCRIPT, str(db)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert out.stdout.strip() == "2"
+        assert read_published(pub, "plan_capacity_current")["required_hours"].sum() == 480.0
+    finally:
+        reader.close()
+
+
+def test_every_published_table_has_its_stable_columns_and_types(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub)
+    con = bi_connect(pub / "sop.duckdb")
+    try:
+        for name, spec in TABLES.items():
+            described = con.execute(f'DESCRIBE "{name}"').fetchall()
+            got = [(row[0], row[1]) for row in described]
+            assert got[: len(spec.columns)] == list(spec.columns), name
+            view = (
+                con.execute(f'DESCRIBE "{name}_current"').fetchall()
+                if name != "plan_versions"
+                else described
+            )
+            assert [row[0] for row in view] == [row[0] for row in described]
+        extras = [r[0] for r in con.execute('DESCRIBE "kpi_scorecard"').fetchall()][8:]
+        assert extras == ["unit"]
+    finally:
+        con.close()
+    for name in TABLES:
+        file = pub / "parquet" / name / "plan_month=2026-01" / "plan_version=1" / "part-0.parquet"
+        cols = [
+            r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM read_parquet('{file}')").fetchall()
+        ]
+        assert cols[: len(TABLES[name].columns)] == TABLES[name].column_names
+
+
+def test_published_file_uses_a_storage_version_old_clients_read(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub)
+    header = (pub / "sop.duckdb").read_bytes()[:20]
+    assert header[8:12] == b"DUCK"
+    assert struct.unpack("<Q", header[12:20])[0] == 64  # storage format of DuckDB 1.0 / 1.1
+
+
+def test_bi_connection_is_read_only_without_file_access(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub)
+    con = bi_connect(pub / "sop.duckdb")
+    try:
+        assert con.execute("SELECT count(*) FROM plan_demand_current").fetchone()[0] == 6
+        with pytest.raises(duckdb.Error, match="disabled by configuration"):
+            con.execute("SELECT * FROM read_csv('/etc/passwd')").fetchall()
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("CREATE TABLE stolen AS SELECT 1 AS x")
+        with pytest.raises(duckdb.Error):
+            con.execute("SET enable_external_access = true")
+        with pytest.raises(duckdb.Error):
+            con.execute(f"COPY (SELECT 1) TO '{tmp_path / 'leak.csv'}'")
+    finally:
+        con.close()
+    assert not (tmp_path / "leak.csv").exists()
+
+
+def test_concurrent_publishers_never_interleave(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            _publish(pub, run_id=f"t{i}")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert read_published(pub, "plan_versions")["plan_version"].tolist() == [1, 2, 3]
+
+
+def test_extra_files_are_published_with_the_version(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, extra_files={"report.html": b"<html>pack</html>"})
+    assert (
+        pub / "files" / "plan_month=2026-01" / "plan_version=1" / "report.html"
+    ).read_bytes() == b"<html>pack</html>"
+    with pytest.raises(PublishError, match="plain file name"):
+        _publish(pub, run_id="run-2", extra_files={"../evil": b"x"})
+
+
+def test_unknown_table_and_missing_columns_are_refused_clearly(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    with pytest.raises(PublishError, match="unknown published table.*plan_demnad"):
+        _publish(pub, tables={"plan_demnad": pd.DataFrame()})
+    broken = sample_tables()
+    broken["plan_gaps"] = broken["plan_gaps"].drop(columns=["gap_qty", "gap_value"])
+    with pytest.raises(ConformError, match="plan_gaps: missing stable column.*gap_qty, gap_value"):
+        _publish(pub, tables=broken)
+    assert not (pub / "sop.duckdb").exists()
+
+
+def test_conform_orders_columns_casts_types_and_keeps_extras() -> None:
+    df = sample_tables()["plan_capacity"][
+        [
+            "utilization",
+            "month",
+            "work_center_id",
+            "available_hours",
+            "required_hours",
+            "planned_hours",
+        ]
+    ].assign(note="x", available_hours=[100, 90, 80])
+    out = conform("plan_capacity", df, "2026-01", 3)
+    assert list(out.columns) == TABLES["plan_capacity"].column_names + ["note"]
+    assert out["plan_version"].tolist() == [3, 3, 3]
+    assert str(out["available_hours"].dtype) == "float64"
+    with pytest.raises(ConformError, match="plan_month.*2026-01"):
+        conform("plan_capacity", df.assign(plan_month="2025-12"), "2026-01", 1)
