@@ -46,7 +46,9 @@ def make_company(n_series: int, months: int = 18, seed: int = 7) -> dict[str, pd
             "family": [f"F{k % 12:02d}" for k in range(n_items)],
             "unit_cost": unit_cost,
             "unit_price": (unit_cost * rng.uniform(1.3, 2.0, n_items)).round(2),
-            "lead_time_days": np.where(made, rng.choice([14, 21, 45], n_items), rng.choice([20, 45, 60, 90], n_items)),
+            "lead_time_days": np.where(
+                made, rng.choice([14, 21, 45], n_items), rng.choice([20, 45, 60, 90], n_items)
+            ),
             "min_lot_qty": rng.choice([0, 0, 10, 50], n_items).astype(float),
             "is_purchased": ~made,
         }
@@ -85,11 +87,17 @@ def make_company(n_series: int, months: int = 18, seed: int = 7) -> dict[str, pd
         columns=["work_center_id", "month", "available_hours"],
     )
     capacity["location_id"] = capacity["work_center_id"].str[:2]
-    overhaul = (capacity["work_center_id"] == "P1-WC0") & (capacity["month"] == horizon[min(4, months - 1)])
+    overhaul = (capacity["work_center_id"] == "P1-WC0") & (
+        capacity["month"] == horizon[min(4, months - 1)]
+    )
     capacity.loc[overhaul, "available_hours"] *= 0.5
 
     inventory_position = pd.DataFrame(
-        {"item_id": series_item, "location_id": series_loc, "on_hand_qty": np.round(qty[:, 0] * rng.uniform(0.5, 1.5), 1)}
+        {
+            "item_id": series_item,
+            "location_id": series_loc,
+            "on_hand_qty": np.round(qty[:, 0] * rng.uniform(0.5, 1.5), 1),
+        }
     )
     pick = rng.random(n_series) < 0.3
     open_supply = pd.DataFrame(

@@ -8,6 +8,7 @@ Runs ``dbt build`` in-process (dbtRunner) against a ``tmp_path`` DuckDB loaded b
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -21,11 +22,15 @@ from sop_pipeline.partitions import plan_month_window
 DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 
-def run_dbt(warehouse: Path, work: Path, *args: str) -> dbtRunnerResult:
-    """``dbt <args>`` for the test plan month against ``warehouse``."""
+def run_dbt(work: Path, *args: str) -> dbtRunnerResult:
+    """``dbt <args>`` for the test plan month against ``work/sop.duckdb``.
+
+    Every invocation of the module uses the same warehouse path and target folder, so dbt
+    re-uses its parse (the profile, vars and env stay the same) and the tests stay fast.
+    """
     window = plan_month_window(PLAN_MONTH, HORIZON_MONTHS)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOP_WAREHOUSE_PATH", str(warehouse))
+        mp.setenv("SOP_WAREHOUSE_PATH", str(work / "sop.duckdb"))
         mp.setenv("SOP_BASE_CURRENCY", "USD")
         return dbtRunner().invoke(
             [
@@ -45,6 +50,12 @@ def run_dbt(warehouse: Path, work: Path, *args: str) -> dbtRunnerResult:
         )
 
 
+def load_raw(work: Path, broken: tuple[str, ...] = ()) -> None:
+    """Replace ``work/sop.duckdb`` with a fresh raw schema of the tiny company."""
+    (work / "sop.duckdb").unlink(missing_ok=True)
+    build_raw_warehouse(work / "sop.duckdb", broken=broken)
+
+
 def failed_nodes(result: dbtRunnerResult) -> dict[str, str]:
     """unique_id → status of every node that did not pass."""
     return {
@@ -55,12 +66,19 @@ def failed_nodes(result: dbtRunnerResult) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def marts(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection:
-    work = tmp_path_factory.mktemp("dbt_good")
-    warehouse = build_raw_warehouse(work / "sop.duckdb")
-    result = run_dbt(warehouse, work, "build")
+def dbt_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dbt")
+
+
+@pytest.fixture(scope="module")
+def marts(dbt_work: Path) -> duckdb.DuckDBPyConnection:
+    load_raw(dbt_work)
+    result = run_dbt(dbt_work, "build")
     assert result.success, f"dbt build failed: {result.exception or failed_nodes(result)}"
-    con = duckdb.connect(str(warehouse), read_only=True)
+    # read a copy: the grain tests below rebuild the warehouse file with broken rows
+    built = dbt_work / "built.duckdb"
+    shutil.copyfile(dbt_work / "sop.duckdb", built)
+    con = duckdb.connect(str(built), read_only=True)
     yield con
     con.close()
 
@@ -204,9 +222,9 @@ def test_overrides_and_pipeline_parsed(marts):
     assert pipeline == [("OP1", "Widgets", pytest.approx(1100.0)), ("OP3", "Widgets", 600.0)]
 
 
-def test_duplicate_item_fails_the_grain_test(tmp_path):
-    warehouse = build_raw_warehouse(tmp_path / "sop.duckdb", broken=("duplicate_item",))
-    result = run_dbt(warehouse, tmp_path, "build", "--select", "+dim_items")
+def test_duplicate_item_fails_the_grain_test(dbt_work, marts):
+    load_raw(dbt_work, broken=("duplicate_item",))
+    result = run_dbt(dbt_work, "build", "--select", "+dim_items")
     assert not result.success
     failed = failed_nodes(result)
     assert any(
@@ -217,9 +235,9 @@ def test_duplicate_item_fails_the_grain_test(tmp_path):
     assert failed.get("model.sop.dim_items") == "skipped"
 
 
-def test_unknown_override_scope_fails_instead_of_vanishing(tmp_path):
-    warehouse = build_raw_warehouse(tmp_path / "sop.duckdb", broken=("unknown_scope",))
-    result = run_dbt(warehouse, tmp_path, "build", "--select", "+fct_demand_overrides")
+def test_unknown_override_scope_fails_instead_of_vanishing(dbt_work, marts):
+    load_raw(dbt_work, broken=("unknown_scope",))
+    result = run_dbt(dbt_work, "build", "--select", "+fct_demand_overrides")
     assert not result.success
     failed = failed_nodes(result)
     assert any(

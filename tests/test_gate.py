@@ -123,40 +123,58 @@ def test_good_candidate_passes() -> None:
     assert result.checks_failed == 0 and result.checks_passed == len(result.checks)
 
 
-def test_duplicate_key_fails_naming_the_key() -> None:
+@pytest.fixture(scope="module")
+def broken():
+    """One candidate with independent defects in different tables (one gate run for all)."""
     tables = good_candidate()
+    # duplicate key: WC1 × 2026-03 twice (the horizon itself stays complete)
     tables["plan_capacity"] = pd.concat(
         [tables["plan_capacity"], tables["plan_capacity"].iloc[[1]]], ignore_index=True
     )
-    result = run_gate(tables, PLAN_MONTH, HORIZON)
-    assert not result.passed
-    check = _failed(result, "suite:plan_capacity", "plan_capacity")
-    assert "expect_compound_columns_to_be_unique" in {f["rule"] for f in check.failures}
+    tables["plan_supply"].loc[4, "planned_production_qty"] = -3.0  # negative quantity
+    tables["plan_demand"].loc[0, "stat_lo80_qty"] = 11.0  # above the point forecast (10)
+    tables["kpi_scorecard"].loc[0, "status"] = "green"
+    tables["plan_financials"].loc[0, "revenue"] += 25.0
+    return run_gate(tables, PLAN_MONTH, HORIZON)
+
+
+def test_duplicate_key_fails_naming_the_key(broken) -> None:
+    assert not broken.passed
+    check = _failed(broken, "suite:plan_capacity", "plan_capacity")
+    assert [f["rule"] for f in check.failures] == ["expect_compound_columns_to_be_unique"]
     assert (
         "plan_capacity" in check.message and "work_center_id=WC1, month=2026-03-01" in check.message
     )
-    assert result.checks_failed == 1  # only the key check: the horizon is still complete
+    horizon = next(
+        c for c in broken.checks if c.name == "horizon_complete" and c.table == "plan_capacity"
+    )
+    assert horizon.passed
 
 
-def test_negative_quantity_fails_naming_column_and_row() -> None:
-    tables = good_candidate()
-    tables["plan_supply"].loc[4, "planned_production_qty"] = -3.0
-    check = _failed(run_gate(tables, PLAN_MONTH, HORIZON), "suite:plan_supply", "plan_supply")
+def test_negative_quantity_fails_naming_column_and_row(broken) -> None:
+    check = _failed(broken, "suite:plan_supply", "plan_supply")
     assert "planned_production_qty" in check.message
     assert "item_id=I2, location_id=DC1, month=2026-03-01" in check.message
     assert check.failures[0]["count"] == 1
 
 
-def test_disordered_interval_fails() -> None:
-    tables = good_candidate()
-    tables["plan_demand"].loc[0, "stat_lo80_qty"] = 11.0  # above the point forecast (10)
-    check = _failed(run_gate(tables, PLAN_MONTH, HORIZON), "suite:plan_demand", "plan_demand")
+def test_disordered_interval_fails(broken) -> None:
+    check = _failed(broken, "suite:plan_demand", "plan_demand")
     rule = next(
         f for f in check.failures if f["rule"] == "expect_column_pair_values_a_to_be_greater_than_b"
     )
     assert rule["column"] == "stat_forecast_qty, stat_lo80_qty"
     assert rule["examples"] == [{"item_id": "I1", "location_id": "DC1", "month": "2026-02-01"}]
     assert "I1" in check.message
+
+
+def test_bad_status_and_revenue_mismatch_fail(broken) -> None:
+    assert "'green'" in _failed(broken, "suite:kpi_scorecard", "kpi_scorecard").message
+    rev = _failed(broken, "revenue_consistency", "plan_financials")
+    assert "family=F1, month=2026-02-01" in rev.message
+    # checks on untouched tables still pass: failures are attributed to the right table
+    assert all(c.passed for c in broken.checks if c.table in ("plan_inventory", "plan_gaps"))
+    assert broken.checks_failed == 5
 
 
 def test_missing_horizon_month_fails_naming_series_and_month() -> None:
@@ -197,16 +215,6 @@ def test_empty_or_missing_table_fails() -> None:
     assert (
         "no kpi_scorecard table" in _failed(result, "suite:kpi_scorecard", "kpi_scorecard").message
     )
-
-
-def test_bad_status_and_revenue_mismatch_fail() -> None:
-    tables = good_candidate()
-    tables["kpi_scorecard"].loc[0, "status"] = "green"
-    tables["plan_financials"].loc[0, "revenue"] += 25.0
-    result = run_gate(tables, PLAN_MONTH, HORIZON)
-    assert "'green'" in _failed(result, "suite:kpi_scorecard", "kpi_scorecard").message
-    rev = _failed(result, "revenue_consistency", "plan_financials")
-    assert "family=F1, month=2026-02-01" in rev.message
 
 
 def test_a_suite_with_no_expectations_fails(tmp_path: Path) -> None:

@@ -37,7 +37,9 @@ def company(tmp_path_factory) -> tuple[Path, GenerationSummary]:
     summary = generate_company(
         landing, items=ITEMS, months=MONTHS, seed=7, end=END, progress=lambda *a: calls.append(a)
     )
-    assert calls[-1] == ("write", MONTHS, MONTHS), "the progress callback reports every month folder"
+    assert calls[-1] == ("write", MONTHS, MONTHS), (
+        "the progress callback reports every month folder"
+    )
     return landing, summary
 
 
@@ -84,7 +86,12 @@ def test_one_complete_folder_per_month_with_every_required_extract(company) -> N
     assert len(months) == MONTHS == summary.months
     assert sorted(p.name for p in landing.iterdir() if p.is_dir()) == months
     dialect = yaml.safe_load((landing / DIALECT_FILE).read_text())
-    assert dialect == {"encoding": "utf-8", "delimiter": ",", "decimal": ".", "date_format": "%Y-%m-%d"}
+    assert dialect == {
+        "encoding": "utf-8",
+        "delimiter": ",",
+        "decimal": ".",
+        "date_format": "%Y-%m-%d",
+    }
     for month in months:
         folder = landing / month
         assert (folder / COMPLETE_MARKER).exists(), f"{month} has no completeness marker"
@@ -113,7 +120,9 @@ def test_every_file_has_exactly_the_contract_columns_and_valid_values(company) -
                 if col.required:
                     assert len(filled) == len(values), f"{month}/{name}.{col.name} has empty values"
                 if col.allowed:
-                    assert set(filled) <= set(col.allowed), f"{month}/{name}.{col.name}: {set(filled)}"
+                    assert set(filled) <= set(col.allowed), (
+                        f"{month}/{name}.{col.name}: {set(filled)}"
+                    )
                 if col.type == "date":
                     parsed = pd.to_datetime(filled, format="%Y-%m-%d", errors="coerce")
                     assert parsed.notna().all(), f"{month}/{name}.{col.name} has a non-ISO date"
@@ -124,10 +133,17 @@ def test_every_file_has_exactly_the_contract_columns_and_valid_values(company) -
                     assert numbers.notna().all(), f"{month}/{name}.{col.name} is not numeric"
                     decimals = filled.str.partition(".")[2].str.len()
                     assert decimals.max() <= 6, f"{month}/{name}.{col.name} has too many decimals"
-                    if col.min_value is not None and not (name == "sales_orders"):
-                        assert (numbers >= col.min_value).all(), f"{month}/{name}.{col.name} below min"
+                    # sales order quantities may be negative on returns (checked below)
+                    if col.min_value is not None and not (
+                        name == "sales_orders" and col.name.startswith("qty_")
+                    ):
+                        assert (numbers >= col.min_value).all(), (
+                            f"{month}/{name}.{col.name} below min"
+                        )
                     if col.max_value is not None:
-                        assert (numbers <= col.max_value).all(), f"{month}/{name}.{col.name} above max"
+                        assert (numbers <= col.max_value).all(), (
+                            f"{month}/{name}.{col.name} above max"
+                        )
 
 
 def test_money_has_two_decimals_and_quantities_at_most_four(company) -> None:
@@ -147,7 +163,9 @@ def test_foreign_keys_resolve_against_the_same_month(company) -> None:
             for fk in extract.foreign_keys:
                 values = set(df[fk.column]) - {""}
                 known = set(read(landing, month, fk.ref_extract)[fk.ref_column])
-                assert values <= known, f"{month}/{name}.{fk.column} unknown: {sorted(values - known)[:5]}"
+                assert values <= known, (
+                    f"{month}/{name}.{fk.column} unknown: {sorted(values - known)[:5]}"
+                )
 
 
 def test_only_returns_are_negative(company) -> None:
@@ -215,7 +233,9 @@ def test_aop_revenue_is_within_reach_of_actual_revenue(company) -> None:
     so = so.merge(fx, left_on=["currency", "ym"], right_on=["currency", "month"], how="left")
     so = so[so["status"] != "cancelled"]
     last_year = month_range(month_key_minus(summary.last_month, 11), summary.last_month)
-    actual = (so["qty"] * so["unit_price"].astype(float) * so["rate_to_base"])[so["ym"].isin(last_year)].sum()
+    actual = (so["qty"] * so["unit_price"].astype(float) * so["rate_to_base"])[
+        so["ym"].isin(last_year)
+    ].sum()
     aop = read(landing, summary.last_month, "aop_targets")
     target = aop.loc[aop["month"].isin(last_year), "revenue_target"].astype(float).sum()
     assert 0.8 < actual / target < 1.2
@@ -307,7 +327,9 @@ def test_orders_open_at_month_end_ship_in_a_later_extract(company) -> None:
     assert (open_["ship_date"] == "").all() and (open_["qty_shipped"] == "").all()
     # an open line in an earlier month reappears later with its outcome
     earlier = open_[open_["_month"] < summary.last_month]
-    later = so[so["status"] != "open"].merge(earlier[["order_id", "line_no", "_month"]], on=["order_id", "line_no"])
+    later = so[so["status"] != "open"].merge(
+        earlier[["order_id", "line_no", "_month"]], on=["order_id", "line_no"]
+    )
     assert len(later) > 0 and (later["_month_x"] > later["_month_y"]).all()
     # the last extract carries the order book for the next month
     last = so[(so["_month"] == summary.last_month) & (so["status"] == "open")]
@@ -323,6 +345,11 @@ def test_shipments_are_sometimes_late_and_short(company) -> None:
     assert 0.02 < late.mean() < 0.25
     assert 0.01 < short.mean() < 0.15
     assert (so["status"] == "cancelled").any()
+    # customers order up to 30 days ahead, several lines per order
+    lead = (so["requested"] - pd.to_datetime(so["order_date"])).dt.days
+    assert lead.between(0, 30).all()
+    orders = so[so["status"] != "returned"].groupby("order_id").size()
+    assert orders.mean() > 1.5 and orders.max() <= 40
 
 
 def test_late_and_restated_rows_are_where_the_summary_says(company) -> None:
@@ -338,7 +365,9 @@ def test_late_and_restated_rows_are_where_the_summary_says(company) -> None:
     for month, keys in summary.restated_rows.items():
         previous = month_key_minus(month, 1)
         for order_id, line_no in keys:
-            rows = so[(so["order_id"] == order_id) & (so["line_no"] == str(line_no))].set_index("_month")
+            rows = so[(so["order_id"] == order_id) & (so["line_no"] == str(line_no))].set_index(
+                "_month"
+            )
             assert set(rows.index) == {previous, month}
             assert rows.loc[previous, "qty_ordered"] != rows.loc[month, "qty_ordered"]
 
@@ -353,9 +382,15 @@ def test_prices_come_in_several_currencies_with_rates(company) -> None:
         assert sorted(fx.loc[fx["currency"] == ccy, "month"]) == months
     # an order line's price is near the item's list price, converted
     items = read(landing, summary.last_month, "items").set_index("item_id")
-    last = so[(so["_month"] == summary.last_month) & (so["currency"] == "USD") & (so["status"] == "shipped")]
+    last = so[
+        (so["_month"] == summary.last_month)
+        & (so["currency"] == "USD")
+        & (so["status"] == "shipped")
+    ]
     last = last[last["item_id"].map(items["currency"]) == "USD"]
-    ratio = last["unit_price"].astype(float) / last["item_id"].map(items["unit_price"]).astype(float)
+    ratio = last["unit_price"].astype(float) / last["item_id"].map(items["unit_price"]).astype(
+        float
+    )
     assert 0.85 < ratio.median() < 1.02
 
 
@@ -371,7 +406,9 @@ def test_inventory_is_a_month_end_snapshot_of_a_few_months_of_demand(company) ->
         assert (inv["receipt_date"] <= inv["snapshot_date"]).all()
     inv = read(landing, summary.last_month, "inventory")
     so = latest_sales(landing)
-    recent = so[so["ym"].isin(month_range(month_key_minus(summary.last_month, 5), summary.last_month))]
+    recent = so[
+        so["ym"].isin(month_range(month_key_minus(summary.last_month, 5), summary.last_month))
+    ]
     monthly = recent[recent["status"] != "cancelled"]["qty"].sum() / 6
     cover = inv["qty_on_hand"].astype(float).sum() / monthly
     assert 0.5 < cover < 2.5
@@ -387,7 +424,9 @@ def test_capacity_calendar_has_holidays_and_the_overhaul_in_the_horizon(company)
     hours = cal[cal["work_center_id"] == wc].set_index("month")["available_hours"]
     assert len(summary.overhaul_months) == 2
     assert all(m > summary.last_month for m in summary.overhaul_months)
-    assert summary.overhaul_months[0] <= month_key_minus(summary.last_month, -6), "inside an 18-month plan"
+    assert summary.overhaul_months[0] <= month_key_minus(summary.last_month, -6), (
+        "inside an 18-month plan"
+    )
     normal = hours.drop(list(summary.overhaul_months)).median()
     for month in summary.overhaul_months:
         assert 0.2 * normal <= hours[month] <= 0.4 * normal
@@ -428,14 +467,19 @@ def test_routings_purchased_items_and_work_centers_are_plausible(company) -> Non
     assert 6 <= len(wcs) <= 8
     locations = read(landing, summary.last_month, "locations")
     assert sorted(locations["type"]) == ["dc", "plant", "plant"]
-    assert set(wcs["location_id"]) <= set(locations.loc[locations["type"] == "plant", "location_id"])
+    assert set(wcs["location_id"]) <= set(
+        locations.loc[locations["type"] == "plant", "location_id"]
+    )
 
 
 def test_open_production_and_purchase_orders_are_due_soon(company) -> None:
     landing, summary = company
     end = summary.last_month + "-31"
     horizon = month_key_minus(summary.last_month, -4)
-    for name, open_status in (("production_orders", {"planned", "released"}), ("purchase_orders", {"open"})):
+    for name, open_status in (
+        ("production_orders", {"planned", "released"}),
+        ("purchase_orders", {"open"}),
+    ):
         rows = all_months(landing, name)
         key = "order_id" if name == "production_orders" else "po_id"
         latest = rows.sort_values("_month").drop_duplicates(key, keep="last")
@@ -453,11 +497,19 @@ def test_scenarios_name_levers_inside_the_horizon(company) -> None:
     landing, summary = company
     doc = yaml.safe_load((landing / summary.last_month / SCENARIOS_FILE).read_text())
     by_name = {s["name"]: s for s in doc["scenarios"]}
-    assert {"overhaul_extended", "supplier_delay", "price_increase", "chase_strategy"} <= set(by_name)
+    assert {"overhaul_extended", "supplier_delay", "price_increase", "chase_strategy"} <= set(
+        by_name
+    )
     lever = by_name["overhaul_extended"]["levers"][0]
-    assert lever["type"] == "capacity_loss" and lever["work_center_id"] == summary.overhaul_work_center
-    assert all(summary.last_month < m <= month_key_minus(summary.last_month, -18) for m in lever["months"])
-    demand = next(s for s in doc["scenarios"] if s["levers"][0]["type"] == "demand_change")["levers"][0]
+    assert (
+        lever["type"] == "capacity_loss" and lever["work_center_id"] == summary.overhaul_work_center
+    )
+    assert all(
+        summary.last_month < m <= month_key_minus(summary.last_month, -18) for m in lever["months"]
+    )
+    demand = next(s for s in doc["scenarios"] if s["levers"][0]["type"] == "demand_change")[
+        "levers"
+    ][0]
     assert all(re.fullmatch(r"\d{4}-\d{2}", m) and m > summary.last_month for m in demand["months"])
     supplier = by_name["supplier_delay"]["levers"][0]["supplier_id"]
     po = all_months(landing, "purchase_orders")
@@ -482,14 +534,20 @@ def test_customers_and_series(company) -> None:
 def test_same_arguments_give_identical_bytes(tmp_path) -> None:
     a = generate_company(tmp_path / "a", items=40, months=14, seed=3, end="2025-03")
     b = generate_company(tmp_path / "b", items=40, months=14, seed=3, end="2025-03")
-    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file())
+    files_a = sorted(
+        p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file()
+    )
+    files_b = sorted(
+        p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*") if p.is_file()
+    )
     assert files_a == files_b and len(files_a) == 14 * (len(EXTRACTS) + 2) + 1
     for rel in files_a:
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
     assert a.rows == b.rows and a.late_rows == b.late_rows
     c = generate_company(tmp_path / "c", items=40, months=14, seed=4, end="2025-03")
-    assert (tmp_path / "c/2025-03/sales_orders.csv").read_bytes() != (tmp_path / "a/2025-03/sales_orders.csv").read_bytes()
+    assert (tmp_path / "c/2025-03/sales_orders.csv").read_bytes() != (
+        tmp_path / "a/2025-03/sales_orders.csv"
+    ).read_bytes()
     assert c.first_month == "2024-02"
 
 

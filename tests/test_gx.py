@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.quality.extract_suites import SUITES_DIR, build_extract_suite, suite_json
 from sop_pipeline.quality.gx import (
     EMPTY_FRAME,
     NO_EXPECTATIONS,
@@ -204,3 +206,32 @@ def test_fifteen_expectations_on_100k_rows_under_a_second():
     assert outcome.evaluated == 15
     assert outcome.success
     assert elapsed < 1.0, f"validation took {elapsed:.2f}s"
+
+
+@pytest.mark.parametrize("name", sorted(EXTRACTS))
+def test_committed_extract_suites_match_the_contract(name):
+    path = SUITES_DIR / f"{name}.json"
+    assert path.exists(), (
+        f"{path} missing; run python -m sop_pipeline.quality.extract_suites --write"
+    )
+    assert path.read_text(encoding="utf-8") == suite_json(EXTRACTS[name]), (
+        f"{path} is stale; run python -m sop_pipeline.quality.extract_suites --write"
+    )
+    assert load_suite(path)["expectations"], "a suite with no expectations proves nothing"
+
+
+def test_extract_suite_encodes_contract_rules():
+    suite = build_extract_suite(EXTRACTS["sales_orders"])
+    by_type = {}
+    for e in suite["expectations"]:
+        by_type.setdefault(e["type"], []).append(e["kwargs"])
+    not_null = {k["column"] for k in by_type["expect_column_values_to_not_be_null"]}
+    assert "order_id" in not_null and "ship_date" not in not_null  # ship_date is optional
+    assert {
+        "column": "status",
+        "value_set": ["open", "shipped", "cancelled", "returned"],
+    } in by_type["expect_column_values_to_be_in_set"]
+    assert by_type["expect_compound_columns_to_be_unique"] == [
+        {"column_list": ["order_id", "line_no"]}
+    ]
+    assert {"column": "line_no", "min_value": 1} in by_type["expect_column_values_to_be_between"]

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from test_reader import company_rows, write_company, write_extract
 
 from sop_pipeline.ingest.loader import IngestError, load_extracts
-from test_reader import company_rows, write_company, write_extract
 
 
 @pytest.fixture
@@ -43,14 +43,19 @@ def test_valid_company_loads_with_lineage(tmp_path, con):
     assert row[4] == Decimal("10")
     assert str(row[5]) == "2026-10-01"
     # month columns are the first day of the month
-    assert str(con.execute("SELECT min(month) FROM raw.capacity_calendar").fetchone()[0]) == "2026-09-01"
+    assert (
+        str(con.execute("SELECT min(month) FROM raw.capacity_calendar").fetchone()[0])
+        == "2026-09-01"
+    )
     assert count(con, "_ingest_log", "status = 'loaded'") == 18
 
 
 def test_required_file_missing(tmp_path, con):
     landing = write_company(tmp_path / "landing")
     (landing / "2026-10" / "routings.csv").unlink()
-    with pytest.raises(IngestError, match=r"landing/2026-10: required extract\(s\) routings missing"):
+    with pytest.raises(
+        IngestError, match=r"landing/2026-10: required extract\(s\) routings missing"
+    ):
         load(con, landing)
 
 
@@ -65,7 +70,12 @@ def test_gap_in_month_folders(tmp_path, con):
     landing = write_company(tmp_path / "landing", months=("2026-08", "2026-10"))
     with pytest.raises(IngestError, match=r"landing/2026-09: missing \(a gap in the month folders"):
         load(con, landing)
-    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'").fetchone()[0] == 0
+    assert (
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'"
+        ).fetchone()[0]
+        == 0
+    )
 
 
 def test_folder_that_is_not_a_month(tmp_path, con):
@@ -85,7 +95,9 @@ def test_point_in_time_ignores_later_months(tmp_path, con):
     landing = write_company(tmp_path / "landing")
     summary = load(con, landing, plan_month="2026-09")
     assert summary.months == ["2026-09"]
-    assert con.execute("SELECT DISTINCT _extract_month FROM raw.sales_orders").fetchall() == [("2026-09",)]
+    assert con.execute("SELECT DISTINCT _extract_month FROM raw.sales_orders").fetchall() == [
+        ("2026-09",)
+    ]
     assert count(con, "_ingest_log", "extract_month = '2026-10'") == 0
 
 
@@ -119,8 +131,16 @@ def test_row_reject_within_tolerance(tmp_path, con):
     assert summary.rows_rejected == 1
     assert summary.rows_loaded["sales_orders"] == 3
     assert count(con, "sales_orders", "_source_row = 2") == 0
-    assert con.execute("SELECT source_file, source_row, column_name, value, reason FROM raw.rejects").fetchall() == [
-        ("2026-10/sales_orders.csv", 2, "qty_ordered", "abc", "'abc' is not a number (declared decimal mark '.')")
+    assert con.execute(
+        "SELECT source_file, source_row, column_name, value, reason FROM raw.rejects"
+    ).fetchall() == [
+        (
+            "2026-10/sales_orders.csv",
+            2,
+            "qty_ordered",
+            "abc",
+            "'abc' is not a number (declared decimal mark '.')",
+        )
     ]
 
 
@@ -138,7 +158,9 @@ def test_reject_rate_exceeded_loads_nothing(tmp_path, con):
 
 def test_file_level_error_is_reported_with_the_others(tmp_path, con):
     landing = write_company(tmp_path / "landing", months=("2026-10",))
-    write_extract(landing / "2026-10", "customers", company_rows("2026-10")["customers"], delimiter=";")
+    write_extract(
+        landing / "2026-10", "customers", company_rows("2026-10")["customers"], delimiter=";"
+    )
     with pytest.raises(IngestError) as err:
         load(con, landing)
     assert "landing/2026-10/customers.csv: the file cannot be used as it is" in str(err.value)
@@ -179,6 +201,7 @@ def test_late_restatement_rows_are_counted(tmp_path, con):
     write_extract(landing / "2026-10", "sales_orders", [*rows, late])
     summary = load(con, landing)
     assert summary.restated_rows == 1
+    assert summary.restated_rows_by_extract == {"sales_orders": 1}
     # both versions are kept side by side; staging lets the latest extract win
     assert count(con, "sales_orders", "order_id = 'SO-2026-09-1'") == 2
 
@@ -200,7 +223,9 @@ def test_unknown_currency(tmp_path, con):
     rows = company_rows("2026-10")["items"]
     rows[2]["currency"] = "GBP"  # row 4; fx_rates only has EUR
     write_extract(landing / "2026-10", "items", rows)
-    with pytest.raises(IngestError, match=r"row 4, column currency, value 'GBP': currency 'GBP' is neither"):
+    with pytest.raises(
+        IngestError, match=r"row 4, column currency, value 'GBP': currency 'GBP' is neither"
+    ):
         load(con, landing)
 
 
@@ -223,19 +248,25 @@ scenarios:
     )
     summary = load(con, landing)
     assert summary.scenarios_loaded == 2
-    rows = con.execute("SELECT name, description, levers_json FROM raw.scenarios ORDER BY name").fetchall()
+    rows = con.execute(
+        "SELECT name, description, levers_json FROM raw.scenarios ORDER BY name"
+    ).fetchall()
     assert [r[0] for r in rows] == ["overhaul_extended", "pump_boom"]
     assert rows[1][1] is None
     assert '"days": 45' in rows[1][2]
     (landing / "2026-10" / "scenarios.yaml").write_text(
         "scenarios:\n  - name: Bad-Name\n    levers: [{type: strategy, value: chase}]\n"
     )
-    with pytest.raises(IngestError, match=r"scenarios.yaml: the file cannot be used.*\n    scenario #1: name 'Bad-Name' must match"):
+    with pytest.raises(
+        IngestError,
+        match=r"scenarios.yaml: the file cannot be used.*\n    scenario #1: name 'Bad-Name' must match",
+    ):
         load(con, landing)
     # the earlier, valid scenarios stay
     assert count(con, "scenarios") == 2
 
 
+@pytest.mark.slow  # ~60 s: 14 months x 15 files, GX costs ~0.3 s per file
 def test_generated_demo_company_loads(tmp_path, con):
     company = pytest.importorskip("sop_pipeline.generator.company")
     landing = tmp_path / "landing"
@@ -243,4 +274,10 @@ def test_generated_demo_company_loads(tmp_path, con):
     months = sorted(p.name for p in landing.iterdir() if p.is_dir())
     summary = load(con, landing, plan_month=months[-1])
     assert summary.months == months
+    assert summary.rows_rejected == 0
     assert summary.rows_loaded["sales_orders"] > 0
+    # the generator writes late / restated order lines; the loader must notice them
+    assert summary.restated_rows > 0
+    # a second run is a no-op
+    again = load(con, landing, plan_month=months[-1])
+    assert again.files_loaded == [] and len(again.files_skipped) == len(summary.files_loaded)

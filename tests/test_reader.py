@@ -30,10 +30,21 @@ def company_rows(month: str) -> dict[str, list[dict]]:
     """Rows of every required extract (+ fx_rates) for one extract month, all valid."""
     first = f"{month}-01"
     items = [
-        {"item_id": f"IT-{i}", "description": f"Pump {i}", "family": "pumps" if i < 3 else "valves",
-         "category": "finished", "uom": "EA", "unit_cost": "10.5", "unit_price": "20.25",
-         "currency": "USD" if i != 2 else "EUR", "lifecycle_status": "active", "launch_date": "2020-01-15",
-         "eol_date": "", "lead_time_days": "30", "min_lot_qty": "10"}
+        {
+            "item_id": f"IT-{i}",
+            "description": f"Pump {i}",
+            "family": "pumps" if i < 3 else "valves",
+            "category": "finished",
+            "uom": "EA",
+            "unit_cost": "10.5",
+            "unit_price": "20.25",
+            "currency": "USD" if i != 2 else "EUR",
+            "lifecycle_status": "active",
+            "launch_date": "2020-01-15",
+            "eol_date": "",
+            "lead_time_days": "30",
+            "min_lot_qty": "10",
+        }
         for i in (1, 2, 3)
     ]
     return {
@@ -43,33 +54,75 @@ def company_rows(month: str) -> dict[str, list[dict]]:
             {"location_id": "DC-1", "name": "Hub", "type": "dc", "region": "EU"},
         ],
         "customers": [
-            {"customer_id": f"CU-{i}", "name": f"Customer {i}", "segment": "retail", "region": "EU",
-             "channel": "direct"}
+            {
+                "customer_id": f"CU-{i}",
+                "name": f"Customer {i}",
+                "segment": "retail",
+                "region": "EU",
+                "channel": "direct",
+            }
             for i in (1, 2)
         ],
         "sales_orders": [
-            {"order_id": f"SO-{month}-{i}", "line_no": "1", "order_date": first, "requested_date": first,
-             "ship_date": "", "customer_id": "CU-1", "item_id": f"IT-{i}", "location_id": "DC-1",
-             "qty_ordered": f"{i * 5}", "qty_shipped": "", "unit_price": "20.25",
-             "currency": "USD", "status": "open"}
+            {
+                "order_id": f"SO-{month}-{i}",
+                "line_no": "1",
+                "order_date": first,
+                "requested_date": first,
+                "ship_date": "",
+                "customer_id": "CU-1",
+                "item_id": f"IT-{i}",
+                "location_id": "DC-1",
+                "qty_ordered": f"{i * 5}",
+                "qty_shipped": "",
+                "unit_price": "20.25",
+                "currency": "USD",
+                "status": "open",
+            }
             for i in (1, 2, 3)
-        ] + [
-            {"order_id": f"SO-{month}-R", "line_no": "1", "order_date": first, "requested_date": first,
-             "ship_date": first, "customer_id": "CU-2", "item_id": "IT-1", "location_id": "DC-1",
-             "qty_ordered": "-2", "qty_shipped": "-2", "unit_price": "20.25", "currency": "EUR",
-             "status": "returned"},
+        ]
+        + [
+            {
+                "order_id": f"SO-{month}-R",
+                "line_no": "1",
+                "order_date": first,
+                "requested_date": first,
+                "ship_date": first,
+                "customer_id": "CU-2",
+                "item_id": "IT-1",
+                "location_id": "DC-1",
+                "qty_ordered": "-2",
+                "qty_shipped": "-2",
+                "unit_price": "20.25",
+                "currency": "EUR",
+                "status": "returned",
+            },
         ],
         "inventory": [
-            {"snapshot_date": first, "item_id": f"IT-{i}", "location_id": "PL-1", "lot_id": "L1",
-             "receipt_date": "2026-01-10", "qty_on_hand": "100"}
+            {
+                "snapshot_date": first,
+                "item_id": f"IT-{i}",
+                "location_id": "PL-1",
+                "lot_id": "L1",
+                "receipt_date": "2026-01-10",
+                "qty_on_hand": "100",
+            }
             for i in (1, 2, 3)
         ],
         "work_centers": [
-            {"work_center_id": "WC-1", "location_id": "PL-1", "name": "Assembly", "hours_per_day": "16",
-             "efficiency": "0.9"}
+            {
+                "work_center_id": "WC-1",
+                "location_id": "PL-1",
+                "name": "Assembly",
+                "hours_per_day": "16",
+                "efficiency": "0.9",
+            }
         ],
         "capacity_calendar": [{"work_center_id": "WC-1", "month": month, "available_hours": "300"}],
-        "routings": [{"item_id": f"IT-{i}", "work_center_id": "WC-1", "hours_per_unit": "0.25"} for i in (1, 2, 3)],
+        "routings": [
+            {"item_id": f"IT-{i}", "work_center_id": "WC-1", "hours_per_unit": "0.25"}
+            for i in (1, 2, 3)
+        ],
         "fx_rates": [{"currency": "EUR", "month": month, "rate_to_base": "1.08"}],
     }
 
@@ -193,7 +246,9 @@ def test_reordered_columns_load_by_name(month_dir):
 
 
 def test_wrong_delimiter_says_what_was_declared(month_dir):
-    path = write_extract(month_dir, "sales_orders", company_rows("2026-10")["sales_orders"], delimiter=";")
+    path = write_extract(
+        month_dir, "sales_orders", company_rows("2026-10")["sales_orders"], delimiter=";"
+    )
     with pytest.raises(ExtractError) as err:
         read(path, "sales_orders")
     msg = str(err.value)
@@ -243,7 +298,9 @@ def test_empty_file_and_header_only(month_dir):
     with pytest.raises(ExtractError, match=r"locations.csv: the file is empty"):
         read(path, "locations")
     path.write_text("location_id,name,type,region\n")
-    with pytest.raises(ExtractError, match=r"locations.csv: the file has a header but no data rows"):
+    with pytest.raises(
+        ExtractError, match=r"locations.csv: the file has a header but no data rows"
+    ):
         read(path, "locations")
 
 
@@ -259,7 +316,9 @@ def test_wrong_type_abc_in_a_number(month_dir):
     p = one_problem(result, "qty_ordered")
     assert (p.row, p.value) == (4, "abc")
     text = p.describe("landing/2026-10/sales_orders.csv")
-    assert text.startswith("landing/2026-10/sales_orders.csv row 4, column qty_ordered: 'abc' is not a number")
+    assert text.startswith(
+        "landing/2026-10/sales_orders.csv row 4, column qty_ordered: 'abc' is not a number"
+    )
     assert "decimal mark" in text
     assert result.bad_rows == {4}
 
@@ -331,12 +390,30 @@ def test_negative_qty_only_on_returns(month_dir):
 
 def test_opportunity_needs_item_or_family(month_dir):
     rows = [
-        {"opportunity_id": "OP-1", "customer_id": "CU-1", "item_id": "IT-1", "family": "",
-         "expected_qty": "10", "amount": "100", "currency": "USD", "stage": "proposal",
-         "probability": "0.5", "expected_close_date": "2026-12-01"},
-        {"opportunity_id": "OP-2", "customer_id": "CU-1", "item_id": "", "family": "",
-         "expected_qty": "10", "amount": "100", "currency": "USD", "stage": "proposal",
-         "probability": "0.5", "expected_close_date": "2026-12-01"},
+        {
+            "opportunity_id": "OP-1",
+            "customer_id": "CU-1",
+            "item_id": "IT-1",
+            "family": "",
+            "expected_qty": "10",
+            "amount": "100",
+            "currency": "USD",
+            "stage": "proposal",
+            "probability": "0.5",
+            "expected_close_date": "2026-12-01",
+        },
+        {
+            "opportunity_id": "OP-2",
+            "customer_id": "CU-1",
+            "item_id": "",
+            "family": "",
+            "expected_qty": "10",
+            "amount": "100",
+            "currency": "USD",
+            "stage": "proposal",
+            "probability": "0.5",
+            "expected_close_date": "2026-12-01",
+        },
     ]
     result = read(write_extract(month_dir, "opportunities", rows), "opportunities")
     assert result.bad_rows == {3}
@@ -345,7 +422,10 @@ def test_opportunity_needs_item_or_family(month_dir):
 
 def test_demand_override_adjustment_pattern(month_dir):
     base = {"month": "2026-11", "reason_code": "promo", "author": "ana", "comment": ""}
-    rows = [dict(base, scope=f"IT-{i}", adjustment=a) for i, a in enumerate(["120", "-40", "+15%", "-10%", "ten"])]
+    rows = [
+        dict(base, scope=f"IT-{i}", adjustment=a)
+        for i, a in enumerate(["120", "-40", "+15%", "-10%", "ten"])
+    ]
     result = read(write_extract(month_dir, "demand_overrides", rows), "demand_overrides")
     p = one_problem(result, "adjustment")
     assert result.bad_rows == {6}
@@ -381,7 +461,12 @@ def test_non_iso_date_format_and_decimal_comma_declared_load_exactly(tmp_path):
     rows[0]["unit_price"] = "1234.5678"
     rows[0]["order_date"] = "2026-09-28"
     path = write_extract(
-        landing / "2026-10", "sales_orders", rows, delimiter=";", decimal=",", date_format="%d.%m.%Y",
+        landing / "2026-10",
+        "sales_orders",
+        rows,
+        delimiter=";",
+        decimal=",",
+        date_format="%d.%m.%Y",
         encoding="cp1252",
     )
     assert "28.09.2026" in path.read_text(encoding="cp1252")
@@ -402,7 +487,9 @@ def test_dialect_defaults_and_validation(tmp_path):
     with pytest.raises(DialectError, match=r"dialect.yaml: unknown key\(s\) separator"):
         load_dialect(tmp_path)
     (tmp_path / "dialect.yaml").write_text("encoding: klingon-8\n")
-    with pytest.raises(DialectError, match=r"dialect.yaml: encoding 'klingon-8' is not a known encoding"):
+    with pytest.raises(
+        DialectError, match=r"dialect.yaml: encoding 'klingon-8' is not a known encoding"
+    ):
         load_dialect(tmp_path)
     (tmp_path / "dialect.yaml").write_text("extracts:\n  sales_order: {delimiter: ';'}\n")
     with pytest.raises(DialectError, match="sales_order is not an extract"):
@@ -417,7 +504,9 @@ def test_parquet_is_read_with_its_types(month_dir):
     table = pa.table(
         {
             "work_center_id": ["WC-1", "WC-1"],
-            "month": pa.array([pd.Timestamp("2026-10-01").date(), pd.Timestamp("2026-11-01").date()]),
+            "month": pa.array(
+                [pd.Timestamp("2026-10-01").date(), pd.Timestamp("2026-11-01").date()]
+            ),
             "available_hours": pa.array([Decimal("300.125"), Decimal("-1")], pa.decimal128(10, 3)),
         }
     )

@@ -1,6 +1,5 @@
 """Stage 1, data gathering: the month's ERP/CRM extracts checked against the contract into ``raw``."""
 
-from __future__ import annotations
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -57,7 +56,7 @@ def raw_extracts(context: dg.AssetExecutionContext, sop: SopResource, warehouse:
         ).fetchall()
     rejected_by_extract = dict(rejected)
     context.log.info(
-        f"{plan_month}: {summary.files_loaded} files loaded, {summary.files_skipped} unchanged, "
+        f"{plan_month}: {len(summary.files_loaded)} files loaded, {len(summary.files_skipped)} unchanged, "
         f"{summary.rows_rejected} rows rejected, {len(summary.restated_files)} restated files"
     )
     for name in EXTRACTS:
@@ -68,9 +67,7 @@ def raw_extracts(context: dg.AssetExecutionContext, sop: SopResource, warehouse:
                 "rows_loaded_this_run": dg.MetadataValue.int(int(summary.rows_loaded.get(name, 0))),
                 "rows_rejected_total": dg.MetadataValue.int(int(rejected_by_extract.get(name, 0))),
                 "restated_rows_this_run": dg.MetadataValue.int(
-                    int(getattr(summary, "restated_rows", {}).get(name, 0))
-                    if isinstance(getattr(summary, "restated_rows", None), dict)
-                    else 0
+                    int(summary.restated_rows_by_extract.get(name, 0))
                 ),
             },
         )

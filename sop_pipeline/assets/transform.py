@@ -3,7 +3,6 @@
 dbt tests become Dagster asset checks; error-severity ones block the planning stages.
 """
 
-from __future__ import annotations
 
 import os
 from collections.abc import Mapping

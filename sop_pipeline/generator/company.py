@@ -13,8 +13,8 @@ end-of-life run-downs, late and short shipments, cancellations and returns, thre
 currencies, a CRM pipeline, planner overrides, an AOP, and an overhaul of the busiest work
 center a few months after the last month, sized so that the supply plan has to pre-build.
 
-Everything is vectorised with numpy over series × months and order lines; the only Python
-loops run over months, families and the few hundred opportunities created each month.
+Everything is vectorised with numpy over series × months and order lines; Python loops run
+only over months, families, work centers and the names of items and customers.
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ from sop_pipeline.months import month_key, month_start, parse_month
 
 #: Months after each extract month that the capacity calendar lists.
 CALENDAR_HORIZON = 36
+#: Months before its launch that a new item appears in the item master.
+ITEM_LISTED_MONTHS_AHEAD = 12
 #: Months of the history are at most this many (15 years).
 MAX_MONTHS = 180
 #: Peak utilization of the bottleneck month of each work center on expected demand.
@@ -440,9 +442,9 @@ def _build_series(rng: np.random.Generator, items: _Items, tl: _Timeline) -> _Se
     n = items.n
     home = np.array([FAMILIES[f].plant for f in items.fam])
     other = 1 - home
-    p_home = np.where(items.purchased, 0.4, 0.8)
-    p_dc = np.where(items.purchased, 0.9, 0.85)
-    p_other = np.where(items.purchased, 0.1, 0.3)
+    p_home = np.where(items.purchased, 0.4, 0.85)
+    p_dc = np.where(items.purchased, 0.9, 0.9)
+    p_other = np.where(items.purchased, 0.1, 0.35)
     sold = np.zeros((n, len(LOCATIONS)), dtype=bool)
     rows = np.arange(n)
     sold[rows, home] = rng.random(n) < p_home
@@ -493,6 +495,7 @@ class _Customers:
     weight: np.ndarray
     ccy: np.ndarray
     discount: np.ndarray
+    order_day: np.ndarray  # weekday (0 = Monday) the customer places its orders
 
     @property
     def n(self) -> int:
@@ -524,7 +527,8 @@ def _build_customers(rng: np.random.Generator, n_items: int) -> _Customers:
     )
     ccy = np.array([r[2] for r in CUSTOMER_REGIONS])[reg]
     discount = np.array([s[3] for s in CUSTOMER_SEGMENTS])[seg]
-    return _Customers(table, weight, ccy, discount)
+    order_day = rng.integers(0, 5, size=n)
+    return _Customers(table, weight, ccy, discount, order_day)
 
 
 def _fx(rng: np.random.Generator, tl: _Timeline) -> np.ndarray:
@@ -579,7 +583,11 @@ def _sales_orders(
     item = series.item[s]
     cust = rng.choice(customers.n, size=n, p=customers.weight)
     requested = tl.starts[t] + rng.integers(0, tl.days[t]).astype("timedelta64[D]")
-    ordered = requested - rng.integers(0, 31, size=n).astype("timedelta64[D]")
+    ordered = requested - rng.integers(0, 25, size=n).astype("timedelta64[D]")
+    # Customers order on their weekly order day, so one order carries several lines;
+    # moving back to it keeps the lead time within 0-30 days.
+    weekday = (ordered.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday (3)
+    ordered = ordered - ((weekday - customers.order_day[cust]) % 7).astype("timedelta64[D]")
     ordered = np.maximum(ordered, items.launch_date[item])
     keep = ordered <= hist_end  # an order placed after the last month does not exist yet
     grp, line_q, s, t, item, cust, requested, ordered = (
@@ -662,7 +670,10 @@ def _sales_orders(
         for m in chosen:
             # Late lines: ordered and shipped in m-1 but only extracted in m (new keys).
             pool = np.flatnonzero(
-                (fv_month == m - 1) & (order_month[final_v] == m - 1) & ~cancelled[final_v]
+                (fv_month == m - 1)
+                & (order_month[final_v] == m - 1)
+                & (t[final_v] == m - 1)
+                & ~cancelled[final_v]
             )
             pick = rng.choice(pool, size=min(10, pool.size), replace=False) if pool.size else pool
             late_pick, rest_pick = pick[:5], pick[5:]
@@ -1242,7 +1253,7 @@ class _Quoted(str):
     """A string YAML writes in quotes (months must stay text for every YAML reader)."""
 
 
-class _ScenarioDumper(yaml.SafeDumper):
+class _ScenarioDumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # C emitter when built
     pass
 
 
@@ -1511,8 +1522,11 @@ def generate_company(
             marker.unlink()  # a reader must not see a half-rewritten folder as complete
         cal = (cal_month >= tl.h0) & (cal_month <= t + CALENDAR_HORIZON)
         fxm = (fx_month >= tl.h0) & (fx_month <= t)
+        # An item enters the item master a year before its launch, not years ahead.
+        listed = item_data.launch_t <= t + ITEM_LISTED_MONTHS_AHEAD
+        routed = pa.array(listed[cap.routing_item])
         tables: dict[str, pa.Table] = {
-            "items": _items_snapshot(item_data, t, pf),
+            "items": _items_snapshot(item_data, t, pf).filter(pa.array(listed)),
             "locations": static["locations"],
             "customers": customers.table,
             "work_centers": static["work_centers"],
@@ -1524,7 +1538,7 @@ def generate_company(
                     "available_hours": _dec(cal_hours[cal], 1),
                 },
             ),
-            "routings": static["routings"],
+            "routings": static["routings"].filter(routed),
             "fx_rates": _table(
                 "fx_rates",
                 {

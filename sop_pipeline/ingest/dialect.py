@@ -94,7 +94,7 @@ def _validate(values: dict[str, Any], where: str, base: Dialect) -> Dialect:
             f"{where}: encoding {dialect.encoding!r} is not a known encoding; use a Python codec "
             "name such as utf-8, cp1252 or latin-1."
         ) from None
-    if len(dialect.delimiter) != 1 or dialect.delimiter in "\r\n\"":
+    if len(dialect.delimiter) != 1 or dialect.delimiter in '\r\n"':
         raise DialectError(
             f"{where}: delimiter {dialect.delimiter!r} must be one character (e.g. ',', ';', '|' or a tab)."
         )

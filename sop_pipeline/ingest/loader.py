@@ -41,7 +41,13 @@ from sop_pipeline.contract import (
 )
 from sop_pipeline.ingest.dialect import load_dialect
 from sop_pipeline.ingest.raw_schema import SQL_TYPES, create_raw_tables
-from sop_pipeline.ingest.reader import ExtractError, ReadResult, RowProblem, display_path, read_extract
+from sop_pipeline.ingest.reader import (
+    ExtractError,
+    ReadResult,
+    RowProblem,
+    display_path,
+    read_extract,
+)
 from sop_pipeline.months import month_range, parse_month
 from sop_pipeline.settings import STRATEGIES
 
@@ -105,6 +111,7 @@ class LoadSummary:
         restated_files: files whose content changed since they were loaded (replaced).
         restated_rows: rows of newly loaded transaction files whose key already exists from
             an earlier extract month (late restatements; the latest extract wins downstream).
+        restated_rows_by_extract: the same, per extract.
         scenarios_loaded: scenario rows stored this time.
     """
 
@@ -116,6 +123,7 @@ class LoadSummary:
     rows_rejected: int = 0
     restated_files: list[str] = field(default_factory=list)
     restated_rows: int = 0
+    restated_rows_by_extract: dict[str, int] = field(default_factory=dict)
     scenarios_loaded: int = 0
 
 
@@ -131,7 +139,9 @@ def _month_folders(landing_dir: Path, plan_month: str) -> list[str]:
             f"{landing_dir}: the landing folder does not exist; run `sop generate` or point "
             "SOP_HOME at the folder holding landing/."
         )
-    names = sorted(p.name for p in landing_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    names = sorted(
+        p.name for p in landing_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
     bad = [n for n in names if not _MONTH_DIR_RE.match(n)]
     if bad:
         raise IngestError(
@@ -147,7 +157,9 @@ def _month_folders(landing_dir: Path, plan_month: str) -> list[str]:
     expected = month_range(months[0], plan_month)
     missing = sorted(set(expected) - set(months))
     if missing:
-        what = "the plan month's folder" if missing == [plan_month] else "a gap in the month folders"
+        what = (
+            "the plan month's folder" if missing == [plan_month] else "a gap in the month folders"
+        )
         raise IngestError(
             f"{landing_dir.name}/{missing[0]}: missing ({what}: folders run from {months[0]} to "
             f"{months[-1]} but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} absent); "
@@ -162,7 +174,11 @@ def _month_files(landing_dir: Path, month: str) -> tuple[dict[str, Path], Path |
     found: dict[str, list[Path]] = {}
     scenarios = None
     for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or path.name in (COMPLETE_MARKER, DIALECT_FILE) or path.is_dir():
+        if (
+            path.name.startswith(".")
+            or path.name in (COMPLETE_MARKER, DIALECT_FILE)
+            or path.is_dir()
+        ):
             continue
         if path.name == SCENARIOS_FILE:
             scenarios = path
@@ -202,7 +218,9 @@ def _unknown_values(
     """Rows of ``frame`` whose non-null ``column`` is not in the values ``known_sql`` returns."""
     sub = frame.loc[frame[column].notna(), ["_source_row", column]]
     if sub.empty:
-        return sub
+        return pd.DataFrame(
+            {"_source_row": pd.Series(dtype="int64"), "value": pd.Series(dtype=object)}
+        )
     con.register("_fk_frame", pa.Table.from_pandas(sub, preserve_index=False))
     try:
         return con.execute(
@@ -215,7 +233,11 @@ def _unknown_values(
 
 
 def _reference_problems(
-    con: duckdb.DuckDBPyConnection, extract: Extract, frame: pd.DataFrame, month: str, base_currency: str
+    con: duckdb.DuckDBPyConnection,
+    extract: Extract,
+    frame: pd.DataFrame,
+    month: str,
+    base_currency: str,
 ) -> list[RowProblem]:
     problems: list[RowProblem] = []
     for fk in extract.foreign_keys:
@@ -279,7 +301,9 @@ def _reference_problems(
     return problems
 
 
-def _restated_rows(con: duckdb.DuckDBPyConnection, extract: Extract, frame: pd.DataFrame, month: str) -> int:
+def _restated_rows(
+    con: duckdb.DuckDBPyConnection, extract: Extract, frame: pd.DataFrame, month: str
+) -> int:
     """Rows whose key was already delivered by an earlier extract month."""
     if extract.kind != "transaction" or frame.empty:
         return 0
@@ -304,7 +328,12 @@ def _restated_rows(con: duckdb.DuckDBPyConnection, extract: Extract, frame: pd.D
 
 
 def _write_rejects(
-    con: duckdb.DuckDBPyConnection, month: str, extract: str, source_file: str, problems: list[RowProblem], at: datetime
+    con: duckdb.DuckDBPyConnection,
+    month: str,
+    extract: str,
+    source_file: str,
+    problems: list[RowProblem],
+    at: datetime,
 ) -> None:
     """Replace the rejects of ``source_file`` by ``problems`` (call inside a transaction)."""
     con.execute("DELETE FROM raw.rejects WHERE source_file = ?", [source_file])
@@ -330,19 +359,33 @@ def _write_rejects(
         con.unregister("_rejects")
 
 
-def _log(con, month: str, extract: str, source_file: str, sha: str, rows: int, rejected: int, status: str, at) -> None:
+def _log(
+    con,
+    month: str,
+    extract: str,
+    source_file: str,
+    sha: str,
+    rows: int,
+    rejected: int,
+    status: str,
+    at,
+) -> None:
     con.execute(
         "INSERT INTO raw._ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [month, extract, source_file, sha, rows, rejected, status, at],
     )
 
 
-def _insert_rows(con, extract: Extract, frame: pd.DataFrame, month: str, source_file: str, at: datetime) -> None:
+def _insert_rows(
+    con, extract: Extract, frame: pd.DataFrame, month: str, source_file: str, at: datetime
+) -> None:
     """Replace the rows of ``extract`` for ``month`` by ``frame`` (call inside a transaction)."""
     con.execute(f"DELETE FROM raw.{extract.name} WHERE _extract_month = ?", [month])
     if frame.empty:
         return
-    table = pa.Table.from_pandas(frame[[*extract.column_names, "_source_row"]], preserve_index=False)
+    table = pa.Table.from_pandas(
+        frame[[*extract.column_names, "_source_row"]], preserve_index=False
+    )
 
     select = ", ".join(f"CAST({c.name} AS {SQL_TYPES[c.type]})" for c in extract.columns)
     con.register("_load", table)
@@ -423,7 +466,8 @@ def parse_scenarios(path: Path) -> list[dict]:
         name = sc.get("name")
         if not isinstance(name, str) or not _SCENARIO_NAME_RE.match(name):
             raise fail(
-                f"name {name!r} must match ^[a-z][a-z0-9_]{{0,62}}$ (lowercase letters, digits, underscores)", where
+                f"name {name!r} must match ^[a-z][a-z0-9_]{{0,62}}$ (lowercase letters, digits, underscores)",
+                where,
             )
         where = f"scenario {name}"
         if name in seen:
@@ -449,7 +493,9 @@ def _check_lever(lever, where: str, fail) -> None:
     missing = [f for f in _LEVER_FIELDS[kind] if f not in lever]
     if missing:
         raise fail(f"a {kind} lever needs {', '.join(missing)}", where)
-    if kind in ("demand_change", "price_change") and not (lever.get("family") or lever.get("item_id")):
+    if kind in ("demand_change", "price_change") and not (
+        lever.get("family") or lever.get("item_id")
+    ):
         raise fail(f"a {kind} lever needs a family or an item_id", where)
     if "months" in lever:
         months = lever["months"]
@@ -458,16 +504,24 @@ def _check_lever(lever, where: str, fail) -> None:
             or not months
             or not all(isinstance(m, str) and _YM_RE.match(m) for m in months)
         ):
-            raise fail("months must be a list of YYYY-MM strings, e.g. [\"2026-12\", \"2027-01\"]", where)
-    if "pct" in lever and (isinstance(lever["pct"], bool) or not isinstance(lever["pct"], int | float)):
+            raise fail(
+                'months must be a list of YYYY-MM strings, e.g. ["2026-12", "2027-01"]', where
+            )
+    if "pct" in lever and (
+        isinstance(lever["pct"], bool) or not isinstance(lever["pct"], int | float)
+    ):
         raise fail("pct must be a number (a fraction: 0.15 = +15%)", where)
-    if "days" in lever and (isinstance(lever["days"], bool) or not isinstance(lever["days"], int) or lever["days"] < 0):
+    if "days" in lever and (
+        isinstance(lever["days"], bool) or not isinstance(lever["days"], int) or lever["days"] < 0
+    ):
         raise fail("days must be a whole number of days >= 0", where)
     if kind == "strategy" and lever["value"] not in STRATEGIES:
         raise fail(f"strategy value must be one of {', '.join(STRATEGIES)}", where)
 
 
-def _load_scenarios(con, landing_dir: Path, month: str, path: Path, at: datetime, summary: LoadSummary) -> None:
+def _load_scenarios(
+    con, landing_dir: Path, month: str, path: Path, at: datetime, summary: LoadSummary
+) -> None:
     source_file = path.relative_to(landing_dir).as_posix()
     sha = _sha256(path)
     if _loaded_sha(con, month, "scenarios") == sha:
@@ -492,7 +546,17 @@ def _load_scenarios(con, landing_dir: Path, month: str, path: Path, at: datetime
                 [month, source_file, at],
             )
             con.unregister("_scen")
-        _log(con, month, "scenarios", source_file, sha, len(df), 0, "restated" if restated else "loaded", at)
+        _log(
+            con,
+            month,
+            "scenarios",
+            source_file,
+            sha,
+            len(df),
+            0,
+            "restated" if restated else "loaded",
+            at,
+        )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
@@ -508,8 +572,12 @@ def _load_scenarios(con, landing_dir: Path, month: str, path: Path, at: datetime
 # --------------------------------------------------------------------------------------
 
 
-def _format_error(plan_month: str, rejected: dict[str, tuple[int, list[RowProblem]]], landing_name: str) -> str:
-    lines = [f"ingest for plan month {plan_month} stopped: {len(rejected)} file(s) rejected, nothing of them was loaded"]
+def _format_error(
+    plan_month: str, rejected: dict[str, tuple[int, list[RowProblem]]], landing_name: str
+) -> str:
+    lines = [
+        f"ingest for plan month {plan_month} stopped: {len(rejected)} file(s) rejected, nothing of them was loaded"
+    ]
     total = 0
     for source_file, (row_count, problems) in rejected.items():
         total += len(problems)
@@ -566,7 +634,9 @@ def load_extracts(
     """
     parse_month(plan_month)
     if not 0.0 <= max_reject_rate <= 1.0:
-        raise ValueError(f"max_reject_rate={max_reject_rate} must be between 0 and 1 (a share of rows).")
+        raise ValueError(
+            f"max_reject_rate={max_reject_rate} must be between 0 and 1 (a share of rows)."
+        )
     if base_currency is None:
         from sop_pipeline.settings import get_settings
 
@@ -598,27 +668,44 @@ def load_extracts(
                 summary.files_skipped.append(source_file)
                 continue
             try:
-                result: ReadResult = read_extract(path, extract, dialects.for_extract(name), extract_month=month)
+                result: ReadResult = read_extract(
+                    path, extract, dialects.for_extract(name), extract_month=month
+                )
             except ExtractError as exc:
                 problem = RowProblem(exc.row, exc.column, None, exc.problem, exc.fix)
                 _commit_rejection(con, month, name, source_file, sha, 0, [problem], at)
                 rejected[source_file] = (0, [problem])
                 continue
-            problems = result.problems + _reference_problems(con, extract, result.frame, month, base_currency)
+            problems = result.problems + _reference_problems(
+                con, extract, result.frame, month, base_currency
+            )
             problems.sort(key=lambda p: (p.row is None, p.row or 0))
             bad_rows = {p.row for p in problems}
             if result.row_count and len(bad_rows) / result.row_count > max_reject_rate:
-                _commit_rejection(con, month, name, source_file, sha, result.row_count, problems, at)
+                _commit_rejection(
+                    con, month, name, source_file, sha, result.row_count, problems, at
+                )
                 rejected[source_file] = (result.row_count, problems)
                 continue
-            good = result.frame[~result.frame["_source_row"].isin(bad_rows)] if bad_rows else result.frame
-            summary.restated_rows += _restated_rows(con, extract, good, month)
+            good = (
+                result.frame[~result.frame["_source_row"].isin(bad_rows)]
+                if bad_rows
+                else result.frame
+            )
+            late = _restated_rows(con, extract, good, month)
+            summary.restated_rows += late
+            if late:
+                summary.restated_rows_by_extract[name] = (
+                    summary.restated_rows_by_extract.get(name, 0) + late
+                )
             con.execute("BEGIN TRANSACTION")
             try:
                 _insert_rows(con, extract, good, month, source_file, at)
                 _write_rejects(con, month, name, source_file, problems, at)
                 status = "restated" if previous is not None else "loaded"
-                _log(con, month, name, source_file, sha, result.row_count, len(bad_rows), status, at)
+                _log(
+                    con, month, name, source_file, sha, result.row_count, len(bad_rows), status, at
+                )
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")
@@ -637,7 +724,9 @@ def load_extracts(
                 _load_scenarios(con, landing_dir, month, scenarios, at, summary)
             except ExtractError as exc:
                 problem = RowProblem(exc.row, exc.column, None, exc.problem, exc.fix)
-                _commit_rejection(con, month, "scenarios", source_file, _sha256(scenarios), 0, [problem], at)
+                _commit_rejection(
+                    con, month, "scenarios", source_file, _sha256(scenarios), 0, [problem], at
+                )
                 rejected[source_file] = (0, [problem])
 
     if rejected:

@@ -24,6 +24,7 @@ import codecs
 import csv
 import hashlib
 import io
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -68,7 +69,15 @@ class ExtractError(ValueError):
         fix: how to fix it.
     """
 
-    def __init__(self, file: str, problem: str, fix: str, *, row: int | None = None, column: str | None = None):
+    def __init__(
+        self,
+        file: str,
+        problem: str,
+        fix: str,
+        *,
+        row: int | None = None,
+        column: str | None = None,
+    ):
         self.file = file
         self.row = row
         self.column = column
@@ -155,10 +164,15 @@ def _decode(raw: bytes, path: Path, extract: Extract, dialect: Dialect) -> str:
         line_end = raw.find(b"\n", exc.start)
         line = raw[line_start : None if line_end < 0 else line_end]
         column = None
-        header = raw[: max(raw.find(b"\n"), 0) or len(raw)].decode(dialect.encoding, errors="replace")
+        header = raw[: max(raw.find(b"\n"), 0) or len(raw)].decode(
+            dialect.encoding, errors="replace"
+        )
         names = [h.strip() for h in next(csv.reader([header], delimiter=dialect.delimiter), [])]
         fields = next(
-            csv.reader([line.decode(dialect.encoding, errors="replace")], delimiter=dialect.delimiter), []
+            csv.reader(
+                [line.decode(dialect.encoding, errors="replace")], delimiter=dialect.delimiter
+            ),
+            [],
         )
         for i, value in enumerate(fields):
             if "\ufffd" in value and line_no > 1 and i < len(names):
@@ -176,7 +190,13 @@ def _decode(raw: bytes, path: Path, extract: Extract, dialect: Dialect) -> str:
 
 
 def _check_header(
-    names: list[str], header_text: str, path: Path, extract: Extract, dialect: Dialect, *, is_csv: bool
+    names: list[str],
+    header_text: str,
+    path: Path,
+    extract: Extract,
+    dialect: Dialect,
+    *,
+    is_csv: bool,
 ) -> None:
     """Columns are matched by name: no duplicates, no missing required, no extras."""
     shown = display_path(path)
@@ -216,7 +236,7 @@ def _check_header(
         raise ExtractError(
             shown,
             f"unexpected column(s) {', '.join(repr(e) for e in extra)} not in the contract of {extract.name}{hint}",
-            f"remove them from the extract, or add them to the contract in sop_pipeline/contract.py",
+            "remove them from the extract, or add them to the contract in sop_pipeline/contract.py",
             row=1,
             column=extra[0],
         )
@@ -252,7 +272,9 @@ def _record_lines(text: str, delimiter: str, n_records: int) -> np.ndarray:
     return np.asarray(starts, dtype=np.int64)
 
 
-def _read_csv(path: Path, raw: bytes, extract: Extract, dialect: Dialect) -> tuple[dict[str, pa.Array], np.ndarray]:
+def _read_csv(
+    path: Path, raw: bytes, extract: Extract, dialect: Dialect
+) -> tuple[dict[str, pa.Array], np.ndarray]:
     shown = display_path(path)
     enc = codecs.lookup(dialect.encoding).name
     if raw.startswith(codecs.BOM_UTF8) and not enc.startswith(("utf-16", "utf-32")):
@@ -264,7 +286,7 @@ def _read_csv(path: Path, raw: bytes, extract: Extract, dialect: Dialect) -> tup
         raise ExtractError(
             shown,
             "the file is empty (no header row, no data)",
-            f"re-export it with a header row; an optional extract with no rows should be left out of the folder",
+            "re-export it with a header row; an optional extract with no rows should be left out of the folder",
         )
     header_text = text.split("\n", 1)[0].rstrip("\r")
     names = [n.strip() for n in next(csv.reader([header_text], delimiter=dialect.delimiter))]
@@ -308,7 +330,12 @@ def _read_csv(path: Path, raw: bytes, extract: Extract, dialect: Dialect) -> tup
         text_row, expected, actual = invalid[0]
         lines = text.split("\n")
         line_no = next(
-            (i + 1 for i, ln in enumerate(lines) if i > 0 and ln.rstrip("\r") == text_row.rstrip("\r")), None
+            (
+                i + 1
+                for i, ln in enumerate(lines)
+                if i > 0 and ln.rstrip("\r") == text_row.rstrip("\r")
+            ),
+            None,
         )
         last = len(lines) - (1 if lines and lines[-1].strip() == "" else 0)
         truncated = line_no is not None and line_no == last and actual < expected
@@ -382,7 +409,9 @@ class _Problems:
         values = pd.Series(values, dtype=object).reset_index(drop=True)
         reason = reason.reset_index(drop=True) if isinstance(reason, pd.Series) else reason
         self.parts.append(
-            pd.DataFrame({"row": rows, "column": column, "value": values, "reason": reason, "fix": fix})
+            pd.DataFrame(
+                {"row": rows, "column": column, "value": values, "reason": reason, "fix": fix}
+            )
         )
 
     def to_list(self) -> list[RowProblem]:
@@ -399,6 +428,25 @@ class _Problems:
                 df["row"], df["column"], values, df["reason"], df["fix"], strict=True
             )
         ]
+
+
+class _Text:
+    """A column's text as read, turned into Python strings only at the rows that need it.
+
+    Materialising millions of strings per column costs ~0.1 s each; problems need a few.
+    """
+
+    def __init__(self, arr: pa.Array, rows: np.ndarray):
+        self.arr = arr
+        self.rows = rows
+
+    def __getitem__(self, mask: np.ndarray) -> pd.Series:
+        return pd.Series(self.arr.filter(pa.array(mask)).to_pylist(), dtype=object)
+
+    def at_rows(self, rows: np.ndarray) -> pd.Series:
+        """Text at file line numbers ``rows`` (the index of the GX frame)."""
+        positions = np.searchsorted(self.rows, rows)
+        return pd.Series(self.arr.take(pa.array(positions)).to_pylist(), index=rows, dtype=object)
 
 
 def _quoted(values: pd.Series) -> pd.Series:
@@ -418,7 +466,11 @@ def _parse_dates(arr: pa.Array, fmt: str) -> pd.Series:
     parsed = pd.to_datetime(uniques, format=fmt, errors="coerce")
     idx = encoded.indices.to_numpy(zero_copy_only=False)
     nulls = pc.is_null(encoded.indices).to_numpy(zero_copy_only=False)
-    values = parsed.to_numpy()[np.where(nulls, 0, idx).astype(np.int64)] if len(parsed) else np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
+    values = (
+        parsed.to_numpy()[np.where(nulls, 0, idx).astype(np.int64)]
+        if len(parsed)
+        else np.full(len(arr), np.datetime64("NaT"), dtype="datetime64[ns]")
+    )
     values = np.where(nulls, np.datetime64("NaT"), values).astype("datetime64[ns]")
     return pd.Series(values)
 
@@ -448,12 +500,25 @@ def _parse_months(arr: pa.Array, dialect: Dialect) -> tuple[pd.Series, pd.Series
     return pd.Series(values), pd.Series(bad_day)
 
 
+_CON_LOCK = threading.Lock()
+_CON: list[duckdb.DuckDBPyConnection] = []
+
+
+def _decimal_connection() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB for text → DECIMAL casts (connecting costs ~30 ms per file)."""
+    if not _CON:
+        _CON.append(duckdb.connect(":memory:"))
+    return _CON[0]
+
+
 def _decimal_cast(con: duckdb.DuckDBPyConnection, arr: pa.Array) -> pa.Array:
     """Exact text → DECIMAL(18,6) (DuckDB rounds beyond 6 decimals; too large → null)."""
     table = pa.table({"v": arr})
     con.register("_num_text", table)
     try:
-        out = con.execute("SELECT TRY_CAST(v AS DECIMAL(18,6)) AS d FROM _num_text").to_arrow_table()
+        out = con.execute(
+            "SELECT TRY_CAST(v AS DECIMAL(18,6)) AS d FROM _num_text"
+        ).to_arrow_table()
     finally:
         con.unregister("_num_text")
     return out.column("d").combine_chunks()
@@ -471,27 +536,41 @@ def _parse_column(
 ) -> tuple[pd.Series, pd.Series]:
     """Typed values (for the frame) and GX values (floats for numbers) of one column."""
     present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
-    text = arr.to_pandas()  # object dtype, None for missing
     if col.type == "str":
-        return text, text
+        values = arr.to_pandas()  # object dtype, None for missing
+        return values, values
+    text = _Text(arr, rows)
     if col.type == "int":
-        ok = pc.fill_null(pc.match_substring_regex(arr, _INT_RE), False).to_numpy(zero_copy_only=False)
+        ok = pc.fill_null(pc.match_substring_regex(arr, _INT_RE), False).to_numpy(
+            zero_copy_only=False
+        )
         bad = present & ~ok
         problems.add(
-            rows[bad], col.name, text[bad], _quoted(text[bad]) + " is not a whole number",
+            rows[bad],
+            col.name,
+            text[bad],
+            _quoted(text[bad]) + " is not a whole number",
             "fix the value in the extract (whole numbers only, no decimal mark or thousands separator)",
         )
-        typed = pd.Series(pc.cast(pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string())), pa.int64()).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get))
+        typed = pd.Series(
+            pc.cast(
+                pc.if_else(pa.array(ok), arr, pa.scalar(None, pa.string())), pa.int64()
+            ).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+        )
         return typed, typed.astype("float64")
     if col.type == "num":
         norm = pc.replace_substring(arr, ",", ".") if dialect.decimal == "," else arr
-        ok = pc.fill_null(pc.match_substring_regex(norm, _NUM_RE), False).to_numpy(zero_copy_only=False)
+        ok = pc.fill_null(pc.match_substring_regex(norm, _NUM_RE), False).to_numpy(
+            zero_copy_only=False
+        )
         if dialect.decimal == ",":
             # a dot in a decimal-comma file is a thousands separator or a different dialect
             ok &= ~pc.fill_null(pc.match_substring(arr, "."), False).to_numpy(zero_copy_only=False)
         bad = present & ~ok
         problems.add(
-            rows[bad], col.name, text[bad],
+            rows[bad],
+            col.name,
+            text[bad],
             _quoted(text[bad]) + f" is not a number (declared decimal mark {dialect.decimal!r})",
             f"fix the extract or declare the decimal mark in {dialect_file}",
         )
@@ -499,8 +578,11 @@ def _parse_column(
         dec = _decimal_cast(con, valid_text)
         too_big = ok & ~pc.is_valid(dec).to_numpy(zero_copy_only=False)
         problems.add(
-            rows[too_big], col.name, text[too_big],
-            _quoted(text[too_big]) + " does not fit DECIMAL(18,6) (at most 12 digits before the decimal mark)",
+            rows[too_big],
+            col.name,
+            text[too_big],
+            _quoted(text[too_big])
+            + " does not fit DECIMAL(18,6) (at most 12 digits before the decimal mark)",
             "fix the value in the extract",
         )
         typed = pd.Series(dec.to_pandas(types_mapper=pd.ArrowDtype))
@@ -511,7 +593,9 @@ def _parse_column(
         typed = _parse_dates(arr, dialect.date_format)
         bad = present & typed.isna().to_numpy()
         problems.add(
-            rows[bad], col.name, text[bad],
+            rows[bad],
+            col.name,
+            text[bad],
             _quoted(text[bad]) + f" is not a date in the declared format {dialect.date_format}",
             f"fix the extract or declare its date_format in {dialect_file}",
         )
@@ -519,7 +603,9 @@ def _parse_column(
         absurd = (typed < MIN_PLAUSIBLE_DATE) | (typed >= latest)
         absurd = absurd.to_numpy()
         problems.add(
-            rows[absurd], col.name, text[absurd],
+            rows[absurd],
+            col.name,
+            text[absurd],
             _quoted(text[absurd])
             + f" is not a plausible date (before 1990 or more than {MAX_YEARS_AHEAD} years after the extract month {extract_month})",
             "correct the date in the source system",
@@ -529,13 +615,17 @@ def _parse_column(
     typed, not_first = _parse_months(arr, dialect)
     bad = present & typed.isna().to_numpy() & ~not_first.to_numpy()
     problems.add(
-        rows[bad], col.name, text[bad],
+        rows[bad],
+        col.name,
+        text[bad],
         _quoted(text[bad]) + " is not a month (use YYYY-MM or the first day of the month)",
         "fix the value in the extract",
     )
     nf = not_first.to_numpy()
     problems.add(
-        rows[nf], col.name, text[nf],
+        rows[nf],
+        col.name,
+        text[nf],
         _quoted(text[nf]) + " is a date but not the first day of a month",
         "write the month as YYYY-MM or as the first day of the month",
     )
@@ -543,7 +633,9 @@ def _parse_column(
     latest = pd.Timestamp(month_start(parse_month(extract_month), 12 * MAX_YEARS_AHEAD + 1))
     absurd = ((typed < first) | (typed >= latest)).to_numpy()
     problems.add(
-        rows[absurd], col.name, text[absurd],
+        rows[absurd],
+        col.name,
+        text[absurd],
         _quoted(text[absurd])
         + f" is not a plausible month (before 1990 or more than {MAX_YEARS_AHEAD} years after the extract month {extract_month})",
         "correct the month in the source system",
@@ -552,29 +644,43 @@ def _parse_column(
 
 
 def _gx_problems(
-    extract: Extract, gx_frame: pd.DataFrame, frame: pd.DataFrame, texts: dict[str, pd.Series], problems: _Problems
+    extract: Extract,
+    gx_frame: pd.DataFrame,
+    frame: pd.DataFrame,
+    texts: dict[str, _Text],
+    problems: _Problems,
 ) -> None:
     """Run the extract's GX suite and turn each failing row into a RowProblem."""
     outcome = validate_dataframe(gx_frame, extract_suite(extract.name), index_limit=None)
     for failure in outcome.failures:
         rows = np.asarray(failure.unexpected_index, dtype=np.int64)
-        if failure.expectation in ("expect_compound_columns_to_be_unique", "expect_column_values_to_be_unique"):
+        if failure.expectation in (
+            "expect_compound_columns_to_be_unique",
+            "expect_column_values_to_be_unique",
+        ):
             key = list(extract.key)
             dup_later = frame.duplicated(key, keep="first").to_numpy()
             rows = frame["_source_row"].to_numpy()[dup_later]
             if len(rows) == 0:
                 continue
             sub = frame.loc[dup_later]
-            first_row = frame.groupby(key, dropna=False, sort=False)["_source_row"].transform("min")[dup_later]
+            first_row = frame.groupby(key, dropna=False, sort=False)["_source_row"].transform(
+                "min"
+            )[dup_later]
             key_text = sub[key[0]].astype(str)
             for k in key[1:]:
                 key_text = key_text + ", " + sub[k].astype(str)
             reason = (
-                f"duplicate key ({', '.join(key)}) = (" + key_text + "); the first row with this key is row "
+                f"duplicate key ({', '.join(key)}) = ("
+                + key_text
+                + "); the first row with this key is row "
                 + first_row.astype(str)
             )
             problems.add(
-                rows, ", ".join(key), key_text, reason,
+                rows,
+                ", ".join(key),
+                key_text,
+                reason,
                 "keep one row per key in the extract (a restatement belongs in a later month's extract)",
             )
             continue
@@ -583,39 +689,58 @@ def _gx_problems(
                 raise RuntimeError(f"extract suite {extract.name}: {failure.message}")
             continue
         column = failure.column
-        text = texts[column].reindex(rows) if column in texts else pd.Series([None] * len(rows))
+        text = texts[column].at_rows(rows) if column in texts else pd.Series([None] * len(rows))
         if failure.expectation == "expect_column_values_to_not_be_null":
             problems.add(
-                rows, column, text, "a value is required but the cell is empty",
+                rows,
+                column,
+                text,
+                "a value is required but the cell is empty",
                 f"fill {column} in the source system (or drop the row from the extract)",
             )
         elif failure.expectation == "expect_column_values_to_be_in_set":
             allowed = ", ".join(extract.column(column).allowed or ())
             problems.add(
-                rows, column, text, _quoted(text) + f" is not an allowed {column} (allowed: {allowed})",
+                rows,
+                column,
+                text,
+                _quoted(text) + f" is not an allowed {column} (allowed: {allowed})",
                 "use one of the allowed codes in the extract",
             )
         elif failure.expectation == "expect_column_values_to_be_between":
             col = extract.column(column)
             vals = gx_frame.loc[rows, column]
-            below = (vals < col.min_value).to_numpy() if col.min_value is not None else np.zeros(len(rows), bool)
+            below = (
+                (vals < col.min_value).to_numpy()
+                if col.min_value is not None
+                else np.zeros(len(rows), bool)
+            )
             reason = np.where(
                 below,
                 _quoted(text) + f" is below the minimum {col.min_value:g}",
-                _quoted(text) + f" is above the maximum {col.max_value if col.max_value is None else f'{col.max_value:g}'}",
+                _quoted(text)
+                + f" is above the maximum {col.max_value if col.max_value is None else f'{col.max_value:g}'}",
             )
-            problems.add(rows, column, text, pd.Series(reason), "correct the value in the source system")
+            problems.add(
+                rows, column, text, pd.Series(reason), "correct the value in the source system"
+            )
         elif failure.expectation == "expect_column_values_to_match_regex":
             problems.add(
-                rows, column, text,
+                rows,
+                column,
+                text,
                 _quoted(text) + " is not a quantity (120, -40) or a percent (+15%, -10%)",
                 "write the adjustment as a quantity like 120 or -40, or a percent like +15% or -10%",
             )
         else:
-            problems.add(rows, column, text, pd.Series([failure.message] * len(rows)), "fix the extract")
+            problems.add(
+                rows, column, text, pd.Series([failure.message] * len(rows)), "fix the extract"
+            )
 
 
-def _extract_rules(extract: Extract, frame: pd.DataFrame, texts: dict[str, pd.Series], problems: _Problems) -> None:
+def _extract_rules(
+    extract: Extract, frame: pd.DataFrame, texts: dict[str, _Text], problems: _Problems
+) -> None:
     """Rules GX cannot express on one column: they involve two columns."""
     rows = frame["_source_row"].to_numpy()
     if extract.name == "sales_orders":
@@ -624,22 +749,30 @@ def _extract_rules(extract: Extract, frame: pd.DataFrame, texts: dict[str, pd.Se
             neg = (frame[qty] < 0).fillna(False).astype(bool) & not_return
             neg = neg.to_numpy()
             problems.add(
-                rows[neg], qty, texts[qty][neg].reset_index(drop=True),
-                "negative quantity " + texts[qty][neg].astype(str).reset_index(drop=True)
-                + " on a line whose status is '" + frame.loc[neg, "status"].astype(str).reset_index(drop=True)
+                rows[neg],
+                qty,
+                texts[qty][neg].reset_index(drop=True),
+                "negative quantity "
+                + texts[qty][neg].astype(str).reset_index(drop=True)
+                + " on a line whose status is '"
+                + frame.loc[neg, "status"].astype(str).reset_index(drop=True)
                 + "'; only returns may be negative",
                 "book the line with status returned, or correct the quantity in the source system",
             )
     if extract.name == "opportunities":
         neither = (frame["item_id"].isna() & frame["family"].isna()).to_numpy()
         problems.add(
-            rows[neither], "item_id", [None] * int(neither.sum()),
+            rows[neither],
+            "item_id",
+            [None] * int(neither.sum()),
             "neither item_id nor family is filled",
             "fill item_id or family for every opportunity",
         )
 
 
-def read_extract(path: Path, extract: Extract, dialect: Dialect, *, extract_month: str) -> ReadResult:
+def read_extract(
+    path: Path, extract: Extract, dialect: Dialect, *, extract_month: str
+) -> ReadResult:
     """Read one extract file and check it against the contract.
 
     Args:
@@ -668,9 +801,9 @@ def read_extract(path: Path, extract: Extract, dialect: Dialect, *, extract_mont
     problems = _Problems()
     frame: dict[str, pd.Series] = {}
     gx_cols: dict[str, pd.Series] = {}
-    texts: dict[str, pd.Series] = {}
-    con = duckdb.connect()
-    try:
+    texts: dict[str, _Text] = {}
+    with _CON_LOCK:
+        con = _decimal_connection()
         for col in extract.columns:
             arr = _clean(cols[col.name]) if col.name in cols else pa.nulls(n, pa.string())
             typed, for_gx = _parse_column(
@@ -678,16 +811,13 @@ def read_extract(path: Path, extract: Extract, dialect: Dialect, *, extract_mont
             )
             frame[col.name] = typed
             gx_cols[col.name] = for_gx
-            texts[col.name] = pd.Series(arr.to_pandas().to_numpy(), index=rows)
-    finally:
-        con.close()
+            texts[col.name] = _Text(arr, rows)
     typed_frame = pd.DataFrame(frame)
     typed_frame["_source_row"] = rows
     gx_frame = pd.DataFrame(gx_cols)
     gx_frame.index = rows
     _gx_problems(extract, gx_frame, typed_frame, texts, problems)
-    texts_pos = {k: v.reset_index(drop=True) for k, v in texts.items()}
-    _extract_rules(extract, typed_frame, texts_pos, problems)
+    _extract_rules(extract, typed_frame, texts, problems)
     problem_list = problems.to_list()
     return ReadResult(
         frame=typed_frame,

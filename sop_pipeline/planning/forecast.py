@@ -63,6 +63,9 @@ BACKTEST_COLUMNS = [
 ]
 CANDIDATE_SETS = ("auto", "full", "fast")
 NAIVE = "SeasonalNaive"
+METRIC = {"smooth": "mase", "intermittent": "rmsse"}
+"""MAE rewards forecasting zero on intermittent demand (its optimum is the median, often 0);
+squared error's optimum is the mean demand rate, which is what stock has to cover (as in M5)."""
 FALLBACK = "HistoricAverage"
 
 
@@ -95,9 +98,15 @@ class ForecastResult:
         return {
             "series": int(len(bt)),
             "forecast_rows": int(len(self.forecast)),
-            "error_metric": "mase",
-            "by_model": {str(k): int(v) for k, v in bt["chosen_model"].value_counts().sort_index().items()},
-            "by_class": {str(k): int(v) for k, v in bt["series_class"].value_counts().sort_index().items()},
+            "error_metric": {
+                str(k): int(v) for k, v in bt["error_metric"].value_counts().sort_index().items()
+            },
+            "by_model": {
+                str(k): int(v) for k, v in bt["chosen_model"].value_counts().sort_index().items()
+            },
+            "by_class": {
+                str(k): int(v) for k, v in bt["series_class"].value_counts().sort_index().items()
+            },
             "backtested_series": int(len(scored)),
             "mean_chosen_error": _round(scored["chosen_error"].mean()),
             "median_chosen_error": _round(scored["chosen_error"].median()),
@@ -157,7 +166,15 @@ def _candidate_models(kind: str, candidates: str) -> list[Any]:
     return models
 
 
-_NATIVE_INTERVALS = {NAIVE, "DynamicOptimizedTheta", "ETS_AAdA", "AutoETS", "CES", "AutoARIMA", FALLBACK}
+_NATIVE_INTERVALS = {
+    NAIVE,
+    "DynamicOptimizedTheta",
+    "ETS_AAdA",
+    "AutoETS",
+    "CES",
+    "AutoARIMA",
+    FALLBACK,
+}
 
 
 def _fallback_model() -> Any:
@@ -171,11 +188,17 @@ def _fallback_model() -> Any:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_inputs(history: pd.DataFrame, items: pd.DataFrame, plan_month: str, horizon: int) -> pd.Timestamp:
+def _check_inputs(
+    history: pd.DataFrame, items: pd.DataFrame, plan_month: str, horizon: int
+) -> pd.Timestamp:
     missing = {"item_id", "location_id", "month", "demand_qty"} - set(history.columns)
     if missing:
-        raise ValueError(f"history is missing column(s) {sorted(missing)}; pass fct_demand_history.")
-    missing = {"item_id", "family", "lifecycle_status", "launch_date", "eol_date"} - set(items.columns)
+        raise ValueError(
+            f"history is missing column(s) {sorted(missing)}; pass fct_demand_history."
+        )
+    missing = {"item_id", "family", "lifecycle_status", "launch_date", "eol_date"} - set(
+        items.columns
+    )
     if missing:
         raise ValueError(f"items is missing column(s) {sorted(missing)}; pass dim_items.")
     if not 1 <= horizon <= 36:
@@ -227,13 +250,19 @@ def _build_panel(history: pd.DataFrame, items: pd.DataFrame, plan: pd.Timestamp)
     hist["month"] = pd.to_datetime(hist["month"]).dt.to_period("M").dt.to_timestamp()
     first = hist["month"].min() if len(hist) else plan
     months = pd.date_range(first, plan, freq="MS")
-    keys = hist[["item_id", "location_id"]].drop_duplicates().sort_values(["item_id", "location_id"])
+    keys = (
+        hist[["item_id", "location_id"]].drop_duplicates().sort_values(["item_id", "location_id"])
+    )
     keys = keys.reset_index(drop=True)
     n, t = len(keys), len(months)
     y = np.full((n, t), np.nan)
     if n:
-        code = pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(hist[["item_id", "location_id"]]))
-        col = ((hist["month"].dt.year - first.year) * 12 + hist["month"].dt.month - first.month).to_numpy()
+        code = pd.MultiIndex.from_frame(keys).get_indexer(
+            pd.MultiIndex.from_frame(hist[["item_id", "location_id"]])
+        )
+        col = (
+            (hist["month"].dt.year - first.year) * 12 + hist["month"].dt.month - first.month
+        ).to_numpy()
         # Net demand can be negative (returns exceed orders); the models forecast gross need.
         y[code, col] = np.clip(hist["demand_qty"].to_numpy(dtype=float), 0.0, None)
         # Zero-fill gaps from each series' first month so a missing month never reads as NaN.
@@ -245,7 +274,9 @@ def _build_panel(history: pd.DataFrame, items: pd.DataFrame, plan: pd.Timestamp)
 
 
 def _item_attributes(items: pd.DataFrame) -> pd.DataFrame:
-    out = items[["item_id", "family", "lifecycle_status", "launch_date", "eol_date"]].drop_duplicates("item_id")
+    out = items[
+        ["item_id", "family", "lifecycle_status", "launch_date", "eol_date"]
+    ].drop_duplicates("item_id")
     out = out.copy()
     out["launch"] = pd.to_datetime(out["launch_date"]).dt.to_period("M").dt.to_timestamp()
     # A month after the EOL date has no demand; the month that contains the date still may.
@@ -320,7 +351,9 @@ def _series_classes(panel: _Panel, plan: pd.Timestamp, horizon_start: pd.Timesta
 # --------------------------------------------------------------------------------------------
 
 
-def _long_frame(y: np.ndarray, n_hist: np.ndarray, months: pd.DatetimeIndex, ids: np.ndarray) -> pd.DataFrame:
+def _long_frame(
+    y: np.ndarray, n_hist: np.ndarray, months: pd.DatetimeIndex, ids: np.ndarray
+) -> pd.DataFrame:
     """statsforecast's long format for the given rows of the panel (history capped)."""
     t = y.shape[1]
     n_fit = np.minimum(n_hist[ids], MAX_FIT_MONTHS)
@@ -336,19 +369,36 @@ def _statsforecast(models: list[Any], n_jobs: int) -> Any:
     return StatsForecast(models=models, freq="MS", n_jobs=n_jobs, fallback_model=_fallback_model())
 
 
-def _mase_scale(y: np.ndarray, ids: np.ndarray, first_test_col: int) -> np.ndarray:
-    """In-sample MAE of the one-step naive on the data before the first backtest origin.
+def _error_scale(y: np.ndarray, ids: np.ndarray, first_test_col: int, metric: str) -> np.ndarray:
+    """In-sample one-step naive error on the data before the first backtest origin.
 
-    The one-step (not seasonal) naive keeps the scale defined for intermittent series and for
-    the shortest training windows; a flat series falls back to its mean level, then to 1.
+    MAE of the naive for MASE, root mean squared naive error for RMSSE. The one-step (not
+    seasonal) naive keeps the scale defined for intermittent series and the shortest training
+    windows; a flat series falls back to its mean level, then to 1.
     """
     train = y[ids, :first_test_col]
+    diff = np.diff(train, axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        scale = np.nanmean(np.abs(np.diff(train, axis=1)), axis=1)
+        if metric == "rmsse":
+            scale = np.sqrt(np.nanmean(diff * diff, axis=1))
+        else:
+            scale = np.nanmean(np.abs(diff), axis=1)
         level = np.nanmean(train, axis=1)
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, level)
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+
+
+def _scaled_error(
+    pred: np.ndarray, actual: np.ndarray, scale: np.ndarray, metric: str
+) -> np.ndarray:
+    """Error over the backtest points (axis 1), scaled per series; inf where undefined."""
+    e = pred - actual
+    if metric == "rmsse":
+        err = np.sqrt(np.mean(e * e, axis=1)) / scale
+    else:
+        err = np.mean(np.abs(e), axis=1) / scale
+    return np.where(np.isfinite(err), err, np.inf)
 
 
 @dataclass
@@ -363,7 +413,7 @@ class _TournamentOutcome:
 
 
 def _run_tournament(
-    panel: _Panel, ids: np.ndarray, models: list[Any], windows: int, n_jobs: int
+    panel: _Panel, ids: np.ndarray, models: list[Any], windows: int, n_jobs: int, metric: str
 ) -> _TournamentOutcome:
     names = [repr(m) for m in models]
     df = _long_frame(panel.y, panel.n_hist, panel.months, ids)
@@ -378,15 +428,13 @@ def _run_tournament(
     # Scored on what a user would see: forecasts are clipped at zero.
     preds = np.clip(cv[names].to_numpy(dtype=float), 0.0, None).reshape(n, per, k)
     test_size = CV_HORIZON + windows - 1
-    scale = _mase_scale(panel.y, ids, panel.y.shape[1] - test_size)
-    err = np.abs(preds - yv[:, :, None]).mean(axis=1) / scale[:, None]
-    err = np.where(np.isfinite(err), err, np.inf)
+    scale = _error_scale(panel.y, ids, panel.y.shape[1] - test_size, metric)
+    err = np.column_stack([_scaled_error(preds[:, :, j], yv, scale, metric) for j in range(k)])
 
     parts_k = min(3, k)
     parts = np.argsort(err, axis=1, kind="stable")[:, :parts_k]
     combo_pred = np.median(np.take_along_axis(preds, parts[:, None, :], axis=2), axis=2)
-    combo_err = np.abs(combo_pred - yv).mean(axis=1) / scale
-    combo_err = np.where(np.isfinite(combo_err), combo_err, np.inf)
+    combo_err = _scaled_error(combo_pred, yv, scale, metric)
     all_err = np.column_stack([err, combo_err])
     # argmin keeps the first minimum: the baseline wins ties and the combination (last
     # column) wins only when strictly better than every single model.
@@ -445,7 +493,9 @@ def _final_forecasts(
             fc[rows, j, :, 0] = point
             if native:
                 for c, col in enumerate(("lo-95", "lo-80", "hi-80", "hi-95"), start=1):
-                    fc[rows, j, :, c] = out[f"{name}-{col}"].to_numpy(dtype=float).reshape(rows.size, horizon)
+                    fc[rows, j, :, c] = (
+                        out[f"{name}-{col}"].to_numpy(dtype=float).reshape(rows.size, horizon)
+                    )
             else:
                 fc[rows, j, :, 1:] = empirical[rows][:, None, :]
             fell_back[rows, j] = _used_fallback(df, point, horizon)
@@ -516,7 +566,12 @@ def _family_profiles(panel: _Panel) -> dict[str, np.ndarray]:
             ratio = (s / ma).to_numpy()
             months = cal[active[0] :]
             ok = np.isfinite(ratio)
-            by_month = np.array([ratio[ok & (months == m)].mean() if (ok & (months == m)).any() else np.nan for m in range(SEASON)])
+            by_month = np.array(
+                [
+                    ratio[ok & (months == m)].mean() if (ok & (months == m)).any() else np.nan
+                    for m in range(SEASON)
+                ]
+            )
             if np.isfinite(by_month).all() and by_month.mean() > 0:
                 index = np.clip(by_month / by_month.mean(), 0.2, 5.0)
                 index = index / index.mean()
@@ -628,7 +683,9 @@ def forecast_demand(
             "(Dask/Spark through fugue are planned for when one machine is not enough)."
         )
     if candidates not in CANDIDATE_SETS:
-        raise ValueError(f"candidates={candidates!r} is unknown; use one of {', '.join(CANDIDATE_SETS)}.")
+        raise ValueError(
+            f"candidates={candidates!r} is unknown; use one of {', '.join(CANDIDATE_SETS)}."
+        )
     if not 1 <= windows <= 12:
         raise ValueError(f"windows={windows} is out of range; use 1 to 12 backtest origins.")
     timings: dict[str, float] = {}
@@ -645,15 +702,19 @@ def forecast_demand(
     result = np.zeros((n, horizon, 5))
     labels = np.empty(n, dtype=object)
     chosen_error = np.full(n, np.nan)
+    metric = np.full(n, None, dtype=object)
     naive_error = np.full(n, np.nan)
     residual_frames, cv_frames = [], []
-    for kind, members in (("smooth", ("smooth", "erratic", "seasonal")), ("intermittent", ("intermittent", "lumpy"))):
+    for kind, members in (
+        ("smooth", ("smooth", "erratic", "seasonal")),
+        ("intermittent", ("intermittent", "lumpy")),
+    ):
         ids = np.flatnonzero(np.isin(classes, members))
         if ids.size == 0:
             continue
         t1 = time.perf_counter()
         models = _candidate_models(kind, candidates)
-        outcome = _run_tournament(panel, ids, models, windows, n_jobs)
+        outcome = _run_tournament(panel, ids, models, windows, n_jobs, METRIC[kind])
         t2 = time.perf_counter()
         fc, names = _final_forecasts(panel, outcome, models, horizon, n_jobs)
         timings[f"backtest_{kind}"] = t2 - t1
@@ -663,6 +724,7 @@ def forecast_demand(
         best = np.min(outcome.errors, axis=1)
         chosen_error[ids] = np.where(np.isfinite(best), best, np.nan)
         naive_error[ids] = np.where(np.isfinite(outcome.errors[:, 0]), outcome.errors[:, 0], np.nan)
+        metric[ids] = METRIC[kind]
         residual_frames.append(outcome.residuals)
         cv_frames.append(outcome.cv_long)
 
@@ -697,7 +759,7 @@ def forecast_demand(
             "chosen_model": labels,
             "chosen_error": chosen_error,
             "naive_error": naive_error,
-            "error_metric": "mase",
+            "error_metric": metric,
             "fva": naive_error - chosen_error,
         },
         columns=BACKTEST_COLUMNS,
@@ -707,7 +769,9 @@ def forecast_demand(
     return ForecastResult(forecast=forecast, backtest=backtest, cv=cv, timings=timings)
 
 
-def _add_unseen_launches(panel: _Panel, items: pd.DataFrame, plan: pd.Timestamp, horizon: int) -> _Panel:
+def _add_unseen_launches(
+    panel: _Panel, items: pd.DataFrame, plan: pd.Timestamp, horizon: int
+) -> _Panel:
     """Add series for new items without any history, at the locations where their family sold
     in the last 12 months (where else would a launch ship from)."""
     attrs = _item_attributes(items)
@@ -717,7 +781,11 @@ def _add_unseen_launches(panel: _Panel, items: pd.DataFrame, plan: pd.Timestamp,
     launching = attrs[is_new & ~attrs["item_id"].isin(seen) & ~(attrs["launch"] > horizon_end)]
     if launching.empty:
         return panel
-    recent = panel.keys[(panel.y[:, -ZERO_RECENT_MONTHS:] > 0).any(axis=1)] if len(panel.keys) else panel.keys
+    recent = (
+        panel.keys[(panel.y[:, -ZERO_RECENT_MONTHS:] > 0).any(axis=1)]
+        if len(panel.keys)
+        else panel.keys
+    )
     fam_locs = recent[["family", "location_id"]].drop_duplicates()
     new_keys = launching.merge(fam_locs, on="family", how="inner")
     if new_keys.empty:
@@ -727,7 +795,12 @@ def _add_unseen_launches(panel: _Panel, items: pd.DataFrame, plan: pd.Timestamp,
     y = np.vstack([panel.y, np.full((len(new_keys), panel.y.shape[1]), np.nan)])
     n_hist = np.concatenate([panel.n_hist, np.zeros(len(new_keys), dtype=int)])
     order = keys.sort_values(["item_id", "location_id"], kind="stable").index.to_numpy()
-    return _Panel(keys=keys.loc[order].reset_index(drop=True), y=y[order], n_hist=n_hist[order], months=panel.months)
+    return _Panel(
+        keys=keys.loc[order].reset_index(drop=True),
+        y=y[order],
+        n_hist=n_hist[order],
+        months=panel.months,
+    )
 
 
 def _apply_rules(
@@ -746,10 +819,21 @@ def _apply_rules(
     target_cal = target.month.to_numpy() - 1
     family = panel.keys["family"].astype(str).to_numpy()
     level = pd.Series(
-        [float(np.mean(panel.y[i, t - min(int(panel.n_hist[i]), SEASON) :])) if panel.n_hist[i] else 0.0 for i in range(n)]
+        [
+            float(np.mean(panel.y[i, t - min(int(panel.n_hist[i]), SEASON) :]))
+            if panel.n_hist[i]
+            else 0.0
+            for i in range(n)
+        ]
     )
-    residuals = pd.concat(residual_frames, ignore_index=True) if residual_frames else pd.DataFrame(columns=["unique_id", "resid"])
-    residuals = residuals.assign(family=family[residuals["unique_id"].to_numpy(dtype=int)] if len(residuals) else [])
+    residuals = (
+        pd.concat(residual_frames, ignore_index=True)
+        if residual_frames
+        else pd.DataFrame(columns=["unique_id", "resid"])
+    )
+    residuals = residuals.assign(
+        family=family[residuals["unique_id"].to_numpy(dtype=int)] if len(residuals) else []
+    )
     rel = _relative_quantiles(residuals, level)
     launch_level = None
     for i in range(n):
@@ -771,7 +855,9 @@ def _apply_rules(
             n_i = int(panel.n_hist[i])
             y = panel.y[i, t - n_i :]
             flat = bool(np.all(index == 1.0))
-            result[i] = _rule_bounds(_recent_level(y, cal[t - n_i :], index) * index[target_cal], fam_rel)
+            result[i] = _rule_bounds(
+                _recent_level(y, cal[t - n_i :], index) * index[target_cal], fam_rel
+            )
             if cls == "short":
                 labels[i] = "recent_mean" if flat else "family_profile"
             else:
@@ -824,7 +910,9 @@ def _cv_output(cv_frames: list[pd.DataFrame], panel: _Panel) -> pd.DataFrame:
     cv["item_id"] = panel.keys["item_id"].to_numpy()[uid]
     cv["location_id"] = panel.keys["location_id"].to_numpy()[uid]
     cv = cv.rename(columns={"ds": "month"})[cols]
-    return cv.sort_values(["item_id", "location_id", "model", "cutoff", "month"], kind="stable").reset_index(drop=True)
+    return cv.sort_values(
+        ["item_id", "location_id", "model", "cutoff", "month"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def snapshot_rows(forecast: pd.DataFrame, plan_month: str) -> pd.DataFrame:
@@ -842,6 +930,7 @@ def snapshot_rows(forecast: pd.DataFrame, plan_month: str) -> pd.DataFrame:
     out = forecast.copy()
     out["lag"] = ((months.dt.year - plan.year) * 12 + months.dt.month - plan.month).astype("int64")
     if (out["lag"] < 1).any():
-        raise ValueError(f"forecast has months on or before plan month {plan_month}; a snapshot holds future months only.")
+        raise ValueError(
+            f"forecast has months on or before plan month {plan_month}; a snapshot holds future months only."
+        )
     return out
-

@@ -26,10 +26,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import highspy
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
 from sop_pipeline.planning.capacity import rough_cut_capacity
@@ -54,7 +54,6 @@ PLAN_SUPPLY_COLUMNS = [
 ]
 QTY_EPS = 1e-6
 SHADOW_EPS = 1e-7
-_METHOD = "highs"
 _OPTIONS: dict = {}
 
 
@@ -319,8 +318,16 @@ def _overtime_cost(p: _Problem, costs: SupplyCosts) -> np.ndarray:
     return costs.overtime_premium * per_center.fillna(fallback).to_numpy(dtype=float)
 
 
-def _blocks(p: _Problem, max_series: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Series and work centers of each LP: connected components packed up to max_series."""
+def _blocks(
+    p: _Problem, max_series: int, item_level_max: int
+) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    """LP blocks: (series, work centers, aggregated?).
+
+    Series linked through shared work centers form one connected component. A component
+    with more than ``item_level_max`` series is planned in aggregate (one LP per
+    component over family × location × lead-time groups); smaller ones are packed into
+    item-level LPs of up to ``max_series`` series.
+    """
     n, w = p.route.shape
     graph = (
         sparse.bmat([[None, p.route], [p.route.T, None]], format="csr")
@@ -331,17 +338,20 @@ def _blocks(p: _Problem, max_series: int) -> list[tuple[np.ndarray, np.ndarray]]
     series_labels = labels[:n]
     order = np.argsort(series_labels, kind="stable")
     comps = np.split(order, np.flatnonzero(np.diff(series_labels[order])) + 1) if n else []
-    blocks: list[tuple[np.ndarray, np.ndarray]] = []
+    blocks: list[tuple[np.ndarray, np.ndarray, bool]] = []
     current: list[np.ndarray] = []
     size = 0
     for comp in comps:
+        if len(comp) > item_level_max:
+            blocks.append((*_close_block(p, [comp]), True))
+            continue
         current.append(comp)
         size += len(comp)
         if size >= max_series:
-            blocks.append(_close_block(p, current))
+            blocks.append((*_close_block(p, current), False))
             current, size = [], 0
     if current:
-        blocks.append(_close_block(p, current))
+        blocks.append((*_close_block(p, current), False))
     return blocks
 
 
@@ -349,6 +359,129 @@ def _close_block(p: _Problem, parts: list[np.ndarray]) -> tuple[np.ndarray, np.n
     rows = np.sort(np.concatenate(parts))
     centers = np.unique(p.route[rows].indices)
     return rows, centers
+
+
+# Aggregate planning of large capacity-linked components ------------------------------
+def _net_requirements(p: _Problem, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Demand that stock on hand and open orders cannot serve, and the safety-stock gap."""
+    demand = p.demand[rows]
+    need = np.zeros_like(demand)
+    ss_gap = np.zeros_like(demand)
+    stock = p.on_hand[rows].copy()
+    for t in range(demand.shape[1]):
+        available = stock + p.open_receipts[rows, t]
+        served = np.minimum(demand[:, t], available)
+        need[:, t] = demand[:, t] - served
+        stock = available - served
+        ss_gap[:, t] = np.clip(p.safety[rows, t] - stock, 0.0, None)
+    return need, ss_gap
+
+
+def _aggregate_problem(
+    p: _Problem, rows: np.ndarray, need: np.ndarray, ss_gap: np.ndarray
+) -> tuple[_Problem, np.ndarray]:
+    """Group the component's series by family × location × lead-time block."""
+    keys = pd.DataFrame(
+        {
+            "family": pd.Series(p.families[rows], dtype=object).fillna("").astype(str),
+            "location_id": p.series.get_level_values(1).to_numpy()[rows],
+            "blocked": p.blocked[rows],
+            "source": p.has_source[rows],
+        }
+    )
+    group = keys.groupby(list(keys.columns), sort=True).ngroup().to_numpy()
+    n_groups = int(group.max()) + 1
+    member = sparse.csr_matrix(
+        (np.ones(len(rows)), (group, np.arange(len(rows)))), shape=(n_groups, len(rows))
+    )
+    # Mix weights: the net requirement the group must make (demand when nothing is needed).
+    weight = need.sum(axis=1) + ss_gap.max(axis=1)
+    weight = np.where(weight > 0, weight, p.demand[rows].sum(axis=1) + 1e-9)
+    group_weight = member @ weight
+    mix = sparse.diags(1.0 / group_weight) @ member @ sparse.diags(weight)
+    first = np.unique(group, return_index=True)[1]
+    horizon = need.shape[1]
+    agg = _Problem(
+        series=pd.MultiIndex.from_arrays([np.arange(n_groups).astype(str), np.full(n_groups, "")]),
+        months=p.months,
+        demand=member @ need,
+        open_receipts=np.zeros((n_groups, horizon)),
+        on_hand=np.zeros(n_groups),
+        safety=member @ ss_gap,
+        manufactured=np.ones(n_groups, dtype=bool),
+        has_source=p.has_source[rows][first],
+        blocked=p.blocked[rows][first],
+        lead_time=p.lead_time[rows][first],
+        min_lot=np.zeros(n_groups),
+        cost=mix @ p.cost[rows],
+        price=mix @ p.price[rows],
+        centers=p.centers,
+        available=p.available,
+        open_hours=p.open_hours,
+        route=sparse.csr_matrix(mix @ p.route[rows]),
+        families=np.full(n_groups, None, dtype=object),
+    )
+    return agg, group
+
+
+def _disaggregate(
+    group_qty: np.ndarray,
+    group: np.ndarray,
+    need: np.ndarray,
+    ss_gap: np.ndarray,
+    demand: np.ndarray,
+) -> np.ndarray:
+    """Split each group's monthly quantity over its series, most urgent requirement first.
+
+    A month's quantity first covers the series' cumulative requirement (net demand + safety
+    stock gap) due by that month, pro rata when it is not enough; what is left covers the
+    requirement of the next months in turn (pre-build); any rest follows future demand.
+    """
+    n, horizon = need.shape
+    n_groups = group_qty.shape[0]
+    due = np.maximum.accumulate(np.cumsum(need, axis=1) + ss_gap, axis=1)
+    given = np.zeros(n)
+    out = np.zeros((n, horizon))
+    for t in range(horizon):
+        left = group_qty[:, t].copy()
+        for k in range(t, horizon):
+            if not (left > QTY_EPS).any():
+                break
+            want = np.clip(due[:, k] - given, 0.0, None)
+            group_want = np.bincount(group, weights=want, minlength=n_groups)
+            take = np.minimum(left, group_want)
+            ratio = np.divide(take, group_want, out=np.zeros(n_groups), where=group_want > 0)
+            give = want * ratio[group]
+            out[:, t] += give
+            given += give
+            left -= take
+        if (left > QTY_EPS).any():
+            future = demand[:, t:].sum(axis=1) + 1e-9
+            share = future / np.bincount(group, weights=future, minlength=n_groups)[group]
+            give = np.clip(left, 0.0, None)[group] * share
+            out[:, t] += give
+            given += give
+    return out
+
+
+def _scale_to_capacity(p: _Problem, qty: np.ndarray, overtime_share: float) -> np.ndarray:
+    """Scale production down pro rata where the item mix overloads a work center."""
+    if not p.route.nnz:
+        return qty
+    room = _capacity_limit(p, overtime_share) - p.open_hours
+    by_center = p.route.tocsc()
+    for _ in range(10):
+        hours = p.route.T @ qty
+        over = hours > room + 1e-9 * np.maximum(1.0, room)
+        if not over.any():
+            break
+        ratio = np.where(over, room / np.where(hours > 0, hours, 1.0), 1.0)
+        factor = np.ones_like(qty)
+        for wc in np.flatnonzero(over.any(axis=1)):
+            members = by_center.indices[by_center.indptr[wc] : by_center.indptr[wc + 1]]
+            factor[members] = np.minimum(factor[members], ratio[wc][None, :])
+        qty = qty * factor * (1 - 1e-12)
+    return qty
 
 
 # The LP -------------------------------------------------------------------------------
@@ -362,6 +495,54 @@ class _BlockSolution:
     terms: dict[str, float]
     n_variables: int
     n_constraints: int
+
+
+def _highs(
+    obj: np.ndarray,
+    bounds: np.ndarray,
+    a_ub: sparse.csr_matrix | None,
+    b_ub: np.ndarray | None,
+    a_eq: sparse.csr_matrix,
+    b_eq: np.ndarray,
+    label: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Solve ``min obj·x`` with HiGHS; returns x and the row duals (≤ rows first)."""
+    blocks = [a_ub, a_eq] if a_ub is not None else [a_eq]
+    matrix = sparse.vstack(blocks, format="csc")
+    lower = np.concatenate(
+        [np.full(0 if a_ub is None else a_ub.shape[0], -highspy.kHighsInf), b_eq]
+    )
+    upper = np.concatenate([np.zeros(0) if b_ub is None else b_ub, b_eq])
+    lp = highspy.HighsLp()
+    lp.num_col_ = len(obj)
+    lp.num_row_ = matrix.shape[0]
+    lp.col_cost_ = obj
+    lp.col_lower_ = bounds[:, 0]
+    lp.col_upper_ = np.where(np.isinf(bounds[:, 1]), highspy.kHighsInf, bounds[:, 1])
+    lp.row_lower_ = lower
+    lp.row_upper_ = upper
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = matrix.indptr
+    lp.a_matrix_.index_ = matrix.indices
+    lp.a_matrix_.value_ = matrix.data
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.setOptionValue("random_seed", 0)
+    solver.setOptionValue("threads", 1)
+    for key, value in _OPTIONS.items():
+        solver.setOptionValue(key, value)
+    solver.passModel(lp)
+    solver.run()
+    status = solver.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise SupplyPlanError(
+            f"HiGHS could not solve the supply LP block of {label} "
+            f"(status: {solver.modelStatusToString(status)}). Shortages make the model always "
+            "feasible, so this points at invalid numbers in the inputs (NaN or infinite demand, "
+            "capacity, hours_per_unit or unit costs); check those marts for the block's items."
+        )
+    solution = solver.getSolution()
+    return np.asarray(solution.col_value, dtype=float), np.asarray(solution.row_dual, dtype=float)
 
 
 def _solve_block(
@@ -398,8 +579,11 @@ def _solve_block(
         else np.zeros((n, horizon), dtype=bool)
     )
     c_pos = np.flatnonzero(change_mask.reshape(-1))
-    i_c = nxt + np.arange(len(c_pos))
-    nxt += len(c_pos)
+    # Production change split into increase and decrease: r_t − r_{t−1} = up − down.
+    i_up = nxt + np.arange(len(c_pos))
+    i_down = i_up + len(c_pos)
+    i_c = np.concatenate([i_up, i_down])
+    nxt += 2 * len(c_pos)
     i_o = (nxt + np.arange(w * horizon)).reshape(w, horizon)
     nxt += w * horizon
 
@@ -412,7 +596,8 @@ def _solve_block(
     if chase:
         obj[i_e] = (costs.chase_excess_rate * penalty).reshape(-1)
     change_cost = (change_rate * cost * np.ones((1, horizon))).reshape(-1)
-    obj[i_c] = change_cost[c_pos]
+    obj[i_up] = change_cost[c_pos]
+    obj[i_down] = change_cost[c_pos]
     obj[i_o] = overtime_cost[centers][:, None]
 
     upper = np.full(nxt, np.inf)
@@ -438,6 +623,14 @@ def _solve_block(
         eq_cols += [i_inv.reshape(-1), i_f, i_e]
         eq_vals += [np.ones(big_n), np.ones(big_n), -np.ones(big_n)]
         b_eq = np.concatenate([b_eq, safety.reshape(-1)])
+    if len(c_pos):
+        here = i_r.reshape(-1)[c_pos]
+        change_rows = len(b_eq) + np.arange(len(c_pos))
+        ones = np.ones(len(c_pos))
+        eq_rows += [change_rows] * 4
+        eq_cols += [here, here - 1, i_up, i_down]
+        eq_vals += [ones, -ones, -ones, ones]
+        b_eq = np.concatenate([b_eq, np.zeros(len(c_pos))])
     a_eq = sparse.csr_matrix(
         (np.concatenate(eq_vals), (np.concatenate(eq_rows), np.concatenate(eq_cols))),
         shape=(len(b_eq), nxt),
@@ -453,17 +646,6 @@ def _solve_block(
         ub_vals += [-np.ones(len(f_pos)), -np.ones(len(f_pos))]
         b_ub.append(-safety.reshape(-1)[f_pos])
         n_ub += len(f_pos)
-    if len(c_pos):
-        here = i_r.reshape(-1)[c_pos]
-        before = here - 1
-        up = n_ub + np.arange(len(c_pos))
-        down = up + len(c_pos)
-        ones = np.ones(len(c_pos))
-        ub_rows += [up, up, up, down, down, down]
-        ub_cols += [here, before, i_c, here, before, i_c]
-        ub_vals += [ones, -ones, -ones, -ones, ones, -ones]
-        b_ub.append(np.zeros(2 * len(c_pos)))
-        n_ub += 2 * len(c_pos)
     cap_start = n_ub
     if w:
         sub = p.route[rows][:, centers].tocoo()
@@ -482,18 +664,11 @@ def _solve_block(
         )
         b_vec = np.concatenate(b_ub)
 
-    res = linprog(obj, A_ub=a_ub, b_ub=b_vec, A_eq=a_eq, b_eq=b_eq, bounds=bounds, method=_METHOD, options=_OPTIONS)
-    if res.status != 0 or res.x is None:
-        raise SupplyPlanError(
-            f"HiGHS could not solve the supply LP block of {n} series and {w} work centers "
-            f"(status {res.status}: {res.message}). Backorders make the model always feasible, "
-            "so this points at invalid numbers in the inputs (NaN or infinite demand, capacity, "
-            "hours_per_unit or unit costs); check those marts for the block's items."
-        )
-    x = res.x
+    x, row_dual = _highs(obj, bounds, a_ub, b_vec, a_eq, b_eq, f"{n} series and {w} work centers")
     shadow = np.zeros((w, horizon))
     if w:
-        shadow = -res.ineqlin.marginals[cap_start : cap_start + w * horizon].reshape(w, horizon)
+        # A binding ≤ row has a non-positive dual when minimizing: the saving per extra hour is −dual.
+        shadow = -row_dual[cap_start : cap_start + w * horizon].reshape(w, horizon)
     terms = {
         "shortage_cost": float(obj[i_short.reshape(-1)] @ x[i_short.reshape(-1)]),
         "holding_cost": float(obj[i_inv.reshape(-1)] @ x[i_inv.reshape(-1)]),
@@ -654,7 +829,8 @@ def plan_supply(
     strategy: str = "mixed",
     overtime_share: float = 0.10,
     costs: SupplyCosts | None = None,
-    max_series_per_lp: int = 2000,
+    max_series_per_lp: int = 500,
+    item_level_max_series: int = 150,
 ) -> SupplyResult:
     """Plan production and purchases against capacity, lead times and min lots.
 
@@ -673,7 +849,10 @@ def plan_supply(
         strategy: ``chase``, ``level`` or ``mixed`` (see ``docs/supply_and_finance.md``).
         overtime_share: overtime allowed per work center and month, share of available.
         costs: objective weights; default ``SupplyCosts()``.
-        max_series_per_lp: series packed into one LP (connected components stay whole).
+        max_series_per_lp: series packed into one item-level LP.
+        item_level_max_series: a capacity-linked component with more series than this is
+            planned in aggregate (family × location × lead-time groups, then split over
+            its items by urgency of their net requirements).
 
     Returns:
         The plan, its inventory projection and capacity load, the explained shortages,
@@ -700,6 +879,20 @@ def plan_supply(
         open_supply = pd.DataFrame(columns=["supply_type", *SERIES, "due_month", "open_qty"])
     require_columns(open_supply, "open_supply", [*SERIES, "due_month", "open_qty"])
 
+    for frame, name, col in (
+        (plan_demand, "plan_demand", "consensus_qty"),
+        (routings, "routings", "hours_per_unit"),
+        (capacity, "capacity", "available_hours"),
+        (inventory_position, "inventory_position", "on_hand_qty"),
+        (open_supply, "open_supply", "open_qty"),
+    ):
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        if len(values) and not np.isfinite(values).all():
+            bad = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ValueError(
+                f"{name}.{col} has a missing or non-numeric value (first at row {bad}: "
+                f"{frame[col].iloc[bad]!r}); fix the upstream mart or fill it before planning supply."
+            )
     p = _assemble(
         plan_demand,
         items,
@@ -719,10 +912,26 @@ def plan_supply(
     shadow = np.zeros((w, horizon))
     terms: dict[str, float] = {}
     n_vars = n_cons = 0
-    blocks = _blocks(p, max_series_per_lp)
-    for rows, centers in blocks:
-        sol = _solve_block(p, rows, centers, strategy, costs, overtime_share, overtime_cost)
-        lp_qty[rows] = sol.replenish
+    blocks = _blocks(p, max_series_per_lp, item_level_max_series)
+    aggregated = 0
+    for rows, centers, aggregate in blocks:
+        if aggregate:
+            need, ss_gap = _net_requirements(p, rows)
+            agg, group = _aggregate_problem(p, rows, need, ss_gap)
+            sol = _solve_block(
+                agg,
+                np.arange(len(agg.series)),
+                centers,
+                strategy,
+                costs,
+                overtime_share,
+                overtime_cost,
+            )
+            lp_qty[rows] = _disaggregate(sol.replenish, group, need, ss_gap, p.demand[rows])
+            aggregated += len(rows)
+        else:
+            sol = _solve_block(p, rows, centers, strategy, costs, overtime_share, overtime_cost)
+            lp_qty[rows] = sol.replenish
         overtime[centers] = sol.overtime
         shadow[centers] = sol.shadow
         for key, value in sol.terms.items():
@@ -733,6 +942,10 @@ def plan_supply(
     solved = time.perf_counter()
 
     lp_qty = np.where(lp_qty > QTY_EPS, lp_qty, 0.0)
+    if aggregated:
+        lp_qty = np.where(
+            p.manufactured[:, None], _scale_to_capacity(p, lp_qty, overtime_share), lp_qty
+        )
     qty = _repair_capacity(p, _round_to_lots(lp_qty, p.min_lot), lp_qty, overtime_share)
     rounded_down = (qty < lp_qty - QTY_EPS) & (p.min_lot[:, None] > QTY_EPS)
 
@@ -810,6 +1023,7 @@ def plan_supply(
             "months": horizon,
             "work_centers": w,
             "lps": len(blocks),
+            "aggregated_series": aggregated,
             "variables": n_vars,
             "constraints": n_cons,
             "build_seconds": built - started,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from sop_pipeline.contract import EXTRACTS, Extract
@@ -45,7 +45,9 @@ def build_extract_suite(extract: Extract) -> dict:
     exps: list[dict] = []
     for col in extract.columns:
         if col.required:
-            exps.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col.name}})
+            exps.append(
+                {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": col.name}}
+            )
     for col in extract.columns:
         if col.allowed:
             exps.append(
@@ -63,10 +65,15 @@ def build_extract_suite(extract: Extract) -> dict:
                 kwargs["max_value"] = col.max_value
             exps.append({"type": "expect_column_values_to_be_between", "kwargs": kwargs})
     if len(extract.key) == 1:
-        exps.append({"type": "expect_column_values_to_be_unique", "kwargs": {"column": extract.key[0]}})
+        exps.append(
+            {"type": "expect_column_values_to_be_unique", "kwargs": {"column": extract.key[0]}}
+        )
     else:
         exps.append(
-            {"type": "expect_compound_columns_to_be_unique", "kwargs": {"column_list": list(extract.key)}}
+            {
+                "type": "expect_compound_columns_to_be_unique",
+                "kwargs": {"column_list": list(extract.key)},
+            }
         )
     if extract.name == "demand_overrides":
         exps.append(
@@ -91,7 +98,7 @@ def suite_json(extract: Extract) -> str:
     return json.dumps(build_extract_suite(extract), indent=2) + "\n"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _extract_suite_cached(name: str) -> str:
     path = SUITES_DIR / f"{name}.json"
     if path.exists():

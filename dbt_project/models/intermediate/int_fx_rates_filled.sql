@@ -46,6 +46,8 @@ bounds as (
 
     select
         least(
+            -- the plan month's rate prices the item master
+            cast('{{ var("plan_month") }}-01' as date),
             coalesce((select min(fx.month) from fx_rates as fx), cast('{{ var("horizon_start") }}' as date)),
             coalesce(
                 (select cast(min(date_trunc('month', so.order_date)) as date) from sales_orders as so),

@@ -1,5 +1,5 @@
 -- Restated order lines of the plan-month view, for reporting: the line as first extracted
--- against the line as the plan month sees it, with how often it changed.
+-- against the line as the plan month sees it, how often and what changed.
 with
 
 restatements as (
@@ -39,7 +39,8 @@ per_line as (
         order_id,
         line_no,
         count(*) as restatement_count,
-        max(restated_extract_month) as restated_extract_month
+        max(restated_extract_month) as restated_extract_month,
+        string_agg(changed_columns, '; ' order by restated_extract_month) as changed_columns
     from restatements
     group by order_id, line_no
 
@@ -60,7 +61,8 @@ final as (
         cast(current_lines.qty_ordered as double) - cast(first_versions.first_qty_ordered as double)
             as qty_change,
         cast(first_versions.first_status as varchar) as first_status,
-        cast(current_lines.status as varchar) as restated_status
+        cast(current_lines.status as varchar) as restated_status,
+        cast(per_line.changed_columns as varchar) as changed_columns
     from per_line
     inner join first_versions
         on

@@ -1,0 +1,155 @@
+"""Stage 2, demand review: statistical forecast (model tournament) and the consensus demand plan."""
+
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from sop_pipeline.assets._meta import family_forecast_png, preview
+from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.resources import SopResource
+from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
+
+DEMAND_TAGS = {"sop_step": "demand_review"}
+OWNERS = ["team:demand-planning"]
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "stat_forecast"]),
+    group_name="demand",
+    partitions_def=plan_month_partitions,
+    deps=[dg.AssetKey("fct_demand_history"), dg.AssetKey("dim_items")],
+    description="Statistical forecast with 80/95% ranges, one row per item × location × horizon month.",
+    owners=OWNERS,
+    tags=DEMAND_TAGS,
+    kinds={"python", "statsforecast", "duckdb"},
+    pool="sop_warehouse",
+)
+def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
+    """Run the per-series model tournament and keep the forecast and its backtest."""
+    from sop_pipeline.planning.forecast import forecast_demand
+
+    settings = sop.settings
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        history = read_mart(con, "fct_demand_history")
+        items = read_mart(con, "dim_items")
+    result = forecast_demand(
+        history[["item_id", "location_id", "month", "demand_qty"]],
+        items,
+        month,
+        settings.horizon_months,
+        windows=settings.backtest_windows,
+        n_jobs=settings.forecast_n_jobs,
+        engine=settings.forecast_engine,
+    )
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "stat_forecast", result.forecast, month)
+        replace_plan_rows(con, "backtest_results", result.backtest, month)
+    summary = result.summary()
+    by_model = summary.get("by_model", {})
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.forecast)),
+            "series": dg.MetadataValue.int(summary["series"]),
+            "series_by_model": dg.MetadataValue.json(by_model),
+            "series_by_class": dg.MetadataValue.json(summary.get("by_class", {})),
+            "error_metric": dg.MetadataValue.text(str(summary.get("error_metric"))),
+            "median_chosen_error": dg.MetadataValue.float(float(summary.get("median_chosen_error") or 0.0)),
+            "median_naive_error": dg.MetadataValue.float(float(summary.get("median_naive_error") or 0.0)),
+            "share_beating_naive": dg.MetadataValue.float(float(summary.get("share_beating_naive") or 0.0)),
+            "seconds_by_stage": dg.MetadataValue.json(summary.get("seconds", {})),
+            "backtest_preview": preview(result.backtest),
+        }
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "plan_demand"]),
+    group_name="demand",
+    partitions_def=plan_month_partitions,
+    deps=[
+        stat_forecast,
+        dg.AssetKey("fct_crm_pipeline"),
+        dg.AssetKey("fct_demand_overrides"),
+    ],
+    description="Consensus demand plan, one row per item × location × horizon month (units and revenue).",
+    owners=OWNERS,
+    tags=DEMAND_TAGS,
+    kinds={"python", "duckdb"},
+    pool="sop_warehouse",
+)
+def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    """Statistical forecast + weighted CRM pipeline + planner overrides → consensus."""
+    from sop_pipeline.planning.consensus import build_consensus
+    from sop_pipeline.planning.forecast import snapshot_rows
+
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        stat = read_plan(con, "stat_forecast", month)
+        items = read_mart(con, "dim_items")
+        pipeline = read_mart(con, "fct_crm_pipeline")
+        overrides = read_mart(con, "fct_demand_overrides")
+        history = read_mart(con, "fct_demand_history")
+    result = build_consensus(stat, items, pipeline, overrides, history, month)
+    demand = result.plan_demand
+    # Keep what this plan month expected, by lag, so later months can score it
+    snap = demand.merge(
+        stat[["item_id", "location_id", "month", "naive_forecast_qty"]],
+        on=["item_id", "location_id", "month"],
+        how="left",
+    ).rename(
+        columns={
+            "naive_forecast_qty": "naive_qty",
+            "stat_forecast_qty": "stat_qty",
+        }
+    )
+    snap = snapshot_rows(
+        snap[["item_id", "location_id", "family", "month", "naive_qty", "stat_qty", "consensus_qty"]], month
+    )
+    snap["unit_price"] = snap["item_id"].map(items.set_index("item_id")["unit_price"])
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "plan_demand", demand, month)
+        replace_plan_rows(con, "override_log", result.override_log, month)
+        replace_plan_rows(con, "forecast_snapshots", snap, month)
+    totals = demand[["stat_forecast_qty", "crm_adjustment_qty", "override_qty", "consensus_qty", "consensus_revenue"]].sum()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(demand)),
+            "stat_forecast_qty": dg.MetadataValue.float(float(totals["stat_forecast_qty"])),
+            "crm_adjustment_qty": dg.MetadataValue.float(float(totals["crm_adjustment_qty"])),
+            "override_qty": dg.MetadataValue.float(float(totals["override_qty"])),
+            "consensus_qty": dg.MetadataValue.float(float(totals["consensus_qty"])),
+            "consensus_revenue": dg.MetadataValue.float(float(totals["consensus_revenue"])),
+            "overrides_applied": dg.MetadataValue.int(int(len(result.override_log))),
+            "families": dg.MetadataValue.int(int(demand["family"].nunique())),
+            "plot": family_forecast_png(history, demand),
+            "preview": preview(demand),
+        }
+    )
+
+
+@dg.asset_check(asset=plan_demand, blocking=True, description="Family and total consensus equal the sum of items.")
+def plan_demand_levels_add_up(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
+    month = context.partition_key if context.has_partition_key else None
+    with warehouse.get_connection() as con:
+        row = con.execute(
+            """
+            with item_level as (
+                select family, month, sum(consensus_qty) as qty, sum(consensus_revenue) as rev
+                from plan.plan_demand where plan_month = ? group by all
+            ), total as (select sum(consensus_qty) as qty, sum(consensus_revenue) as rev
+                         from plan.plan_demand where plan_month = ?)
+            select abs((select sum(qty) from item_level) - total.qty),
+                   abs((select sum(rev) from item_level) - total.rev),
+                   (select count(*) from plan.plan_demand where plan_month = ? and consensus_qty < 0)
+            from total
+            """,
+            [month, month, month],
+        ).fetchone()
+    diff_qty, diff_rev, negatives = row if row else (None, None, None)
+    passed = row is not None and diff_qty is not None and diff_qty < 1e-6 and diff_rev < 1e-3 and negatives == 0
+    return dg.AssetCheckResult(
+        passed=bool(passed),
+        metadata={"qty_difference": float(diff_qty or 0), "negative_rows": int(negatives or 0)},
+        description=None if passed else "family/total levels do not add up to items, or negative consensus",
+    )
