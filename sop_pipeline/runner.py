@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from rich.console import Console
@@ -61,9 +62,18 @@ def run_plan_month(
     tags = {"sop/plan_month": month, "sop/backfill": "true" if is_backfill else "false"}
     if console:
         console.print(f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]")
-    result = job.execute_in_process(
-        partition_key=month, instance=instance, tags=tags, raise_on_error=False
-    )
+    # The CLI prints one line per step; the full log stays in the Dagster run history and
+    # what tools print (dbt) goes to a log file next to it.
+    log_path = settings.dagster_home / "logs" / f"sop_run_{month}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log_file, contextlib.redirect_stdout(log_file):
+        result = job.execute_in_process(
+            partition_key=month,
+            instance=instance,
+            tags=tags,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "sop_steps": {}}},
+        )
     errors: list[str] = []
     for event in result.all_events:
         if event.event_type_value == "STEP_FAILURE":

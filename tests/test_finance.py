@@ -53,7 +53,9 @@ def plan_inventory() -> pd.DataFrame:
             "binding_constraint",
         ],
     )
-    return frame.astype({c: float for c in ("demand_qty", "served_qty", "shortage_qty", "closing_qty")})
+    return frame.astype(
+        {c: float for c in ("demand_qty", "served_qty", "shortage_qty", "closing_qty")}
+    )
 
 
 @pytest.fixture
@@ -62,7 +64,9 @@ def plan_demand(plan_inventory, items) -> pd.DataFrame:
         columns={"demand_qty": "consensus_qty"}
     )
     frame["family"] = frame["item_id"].map(items.set_index("item_id")["family"])
-    frame["consensus_revenue"] = frame["consensus_qty"] * frame["item_id"].map(items.set_index("item_id")["unit_price"])
+    frame["consensus_revenue"] = frame["consensus_qty"] * frame["item_id"].map(
+        items.set_index("item_id")["unit_price"]
+    )
     return frame
 
 
@@ -91,7 +95,9 @@ def test_financials_are_served_units_times_prices(plan_demand, plan_inventory, i
     assert f1_jan["inventory_vs_aop"] == pytest.approx(58 - 50)
     f2 = fin[fin["family"] == "F2"]
     assert f2["aop_revenue"].isna().all() and f2["revenue_vs_aop"].isna().all()
-    assert fin["revenue"].sum() == pytest.approx((plan_inventory["served_qty"] * [25, 25, 5, 5, 150, 150]).sum())
+    assert fin["revenue"].sum() == pytest.approx(
+        (plan_inventory["served_qty"] * [25, 25, 5, 5, 150, 150]).sum()
+    )
     assert check_finance_matches_units(fin, plan_inventory, items) == []
 
 
@@ -109,7 +115,9 @@ def test_finance_check_catches_money_that_does_not_match_units(plan_demand, plan
     assert "revenue of family F1 in 2027-01" in problems[0]
 
 
-def test_gaps_value_the_shortage_at_price_and_name_the_constraints(plan_demand, plan_inventory, items):
+def test_gaps_value_the_shortage_at_price_and_name_the_constraints(
+    plan_demand, plan_inventory, items
+):
     gap = gaps(plan_demand, plan_inventory, items)
     assert list(gap.columns[:6]) == PLAN_GAPS_COLUMNS
     f1_feb = gap[(gap["family"] == "F1") & (gap["month"] == FEB)].iloc[0]

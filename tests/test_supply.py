@@ -38,20 +38,33 @@ def _company(
     ]
     plan_demand = pd.DataFrame(rows, columns=["item_id", "location_id", "month", "consensus_qty"])
     plan_demand["family"] = "FAM"
-    defaults = {"family": "FAM", "unit_cost": 10.0, "unit_price": 20.0, "lead_time_days": 0.0, "min_lot_qty": 0.0}
+    defaults = {
+        "family": "FAM",
+        "unit_cost": 10.0,
+        "unit_price": 20.0,
+        "lead_time_days": 0.0,
+        "min_lot_qty": 0.0,
+    }
     item_frame = pd.DataFrame([{**defaults, **item} for item in items])
-    cap_rows = [(wc, MONTHS[t], hours) for wc, series in (capacity or {}).items() for t, hours in enumerate(series)]
+    cap_rows = [
+        (wc, MONTHS[t], hours)
+        for wc, series in (capacity or {}).items()
+        for t, hours in enumerate(series)
+    ]
     return {
         "plan_demand": plan_demand,
         "items": item_frame,
-        "routings": pd.DataFrame(list(routings), columns=["item_id", "work_center_id", "hours_per_unit"]),
+        "routings": pd.DataFrame(
+            list(routings), columns=["item_id", "work_center_id", "hours_per_unit"]
+        ),
         "capacity": pd.DataFrame(cap_rows, columns=["work_center_id", "month", "available_hours"]),
         "inventory_position": pd.DataFrame(
             [(i, loc, q) for (i, loc), q in (on_hand or {}).items()],
             columns=["item_id", "location_id", "on_hand_qty"],
         ),
         "open_supply": pd.DataFrame(
-            list(open_supply), columns=["supply_type", "item_id", "location_id", "due_month", "open_qty"]
+            list(open_supply),
+            columns=["supply_type", "item_id", "location_id", "due_month", "open_qty"],
         ),
     }
 
@@ -124,7 +137,9 @@ def test_overtime_is_used_up_to_the_allowed_share():
 
 def test_level_is_flatter_and_chase_holds_less_stock_on_a_seasonal_item():
     season = [60, 80, 120, 160, 120, 80, 60, 80, 120, 160, 120, 80]
-    data = _company({("A", "P1"): season}, [{"item_id": "A"}], [("A", "WC1", 1.0)], {"WC1": [400] * 12})
+    data = _company(
+        {("A", "P1"): season}, [{"item_id": "A"}], [("A", "WC1", 1.0)], {"WC1": [400] * 12}
+    )
     level = _plan(data, strategy="level")
     chase = _plan(data, strategy="chase")
     level_prod = _series(level.plan_supply, "planned_production_qty")
@@ -140,7 +155,9 @@ def test_purchased_item_with_60_day_lead_time_cannot_receive_in_months_one_and_t
     result = _plan(data)
     assert _series(result.plan_supply, "planned_purchase_qty", "P")[:2] == pytest.approx([0, 0])
     assert _series(result.plan_supply, "planned_production_qty", "P") == pytest.approx([0] * 4)
-    assert _series(result.plan_inventory, "shortage_qty", "P") == pytest.approx([10, 10, 0, 0], abs=1e-6)
+    assert _series(result.plan_inventory, "shortage_qty", "P") == pytest.approx(
+        [10, 10, 0, 0], abs=1e-6
+    )
     reasons = result.shortages["binding_constraint"].tolist()
     assert len(reasons) == 2
     assert all("purchase lead time 60 days" in r and "2027-03" in r for r in reasons)
@@ -157,8 +174,12 @@ def test_open_orders_arrive_at_their_due_month_and_overdue_ones_in_the_first():
         ],
     )
     result = _plan(data)
-    assert _series(result.plan_supply, "open_order_receipts_qty", "P") == pytest.approx([5, 30, 0, 0])
-    assert _series(result.plan_inventory, "served_qty", "P") == pytest.approx([5, 10, 10, 10], abs=1e-6)
+    assert _series(result.plan_supply, "open_order_receipts_qty", "P") == pytest.approx(
+        [5, 30, 0, 0]
+    )
+    assert _series(result.plan_inventory, "served_qty", "P") == pytest.approx(
+        [5, 10, 10, 10], abs=1e-6
+    )
 
 
 def test_min_lots_round_planned_quantities_up_to_lot_multiples():
@@ -182,7 +203,10 @@ def test_item_with_no_routing_and_no_supplier_is_short_with_that_reason():
 
 def test_safety_stock_is_built_when_capacity_allows_but_never_at_the_cost_of_demand():
     data = _company(
-        {("A", "P1"): [100, 100, 100]}, [{"item_id": "A"}], [("A", "WC1", 1.0)], {"WC1": [130, 100, 100]}
+        {("A", "P1"): [100, 100, 100]},
+        [{"item_id": "A"}],
+        [("A", "WC1", 1.0)],
+        {"WC1": [130, 100, 100]},
     )
     ss = data["plan_demand"][["item_id", "location_id", "month"]].assign(safety_stock_qty=50.0)
     result = _plan(data, safety=ss, overtime_share=0.0)
@@ -275,11 +299,21 @@ def test_exceptions_flag_over_capacity_stock_outs_excess_and_master_data():
     )
     result = _plan(data, strategy="chase", overtime_share=0.10)
     exc = find_exceptions(
-        result.plan_capacity, result.plan_inventory, data["items"], data["routings"], cover_limit_days=120
+        result.plan_capacity,
+        result.plan_inventory,
+        data["items"],
+        data["routings"],
+        cover_limit_days=120,
     )
     assert list(exc.columns) == EXCEPTION_COLUMNS
     kinds = set(exc["exception_type"])
-    assert {"capacity_overload", "stock_out", "excess_inventory", "no_supply_source", "missing_unit_cost"} <= kinds
+    assert {
+        "capacity_overload",
+        "stock_out",
+        "excess_inventory",
+        "no_supply_source",
+        "missing_unit_cost",
+    } <= kinds
     overload = exc[exc["exception_type"] == "capacity_overload"].iloc[0]
     assert overload["scope_id"] == "WC1" and overload["severity"] == "high"
     assert overload["value"] == pytest.approx(2.0) and "2027-02" in overload["reason"]
@@ -291,7 +325,12 @@ def test_exceptions_flag_over_capacity_stock_outs_excess_and_master_data():
 
 def test_check_capacity_names_the_overloaded_work_center():
     cap = pd.DataFrame(
-        {"work_center_id": ["WC1"], "month": [MONTHS[0]], "available_hours": [100.0], "planned_hours": [111.0]}
+        {
+            "work_center_id": ["WC1"],
+            "month": [MONTHS[0]],
+            "available_hours": [100.0],
+            "planned_hours": [111.0],
+        }
     )
     problems = check_capacity(cap, overtime_share=0.10)
     assert len(problems) == 1 and "WC1" in problems[0] and "2027-01" in problems[0]

@@ -54,7 +54,8 @@ PLAN_SUPPLY_COLUMNS = [
 ]
 QTY_EPS = 1e-6
 SHADOW_EPS = 1e-7
-_OPTIONS: dict = {}
+# Extra HiGHS options (e.g. {"time_limit": 120.0}); the defaults solve every block size we measured.
+_HIGHS_OPTIONS: dict[str, object] = {}
 
 
 class SupplyPlanError(RuntimeError):
@@ -529,7 +530,7 @@ def _highs(
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("random_seed", 0)
     solver.setOptionValue("threads", 1)
-    for key, value in _OPTIONS.items():
+    for key, value in _HIGHS_OPTIONS.items():
         solver.setOptionValue(key, value)
     solver.passModel(lp)
     solver.run()
