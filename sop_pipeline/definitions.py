@@ -1,10 +1,8 @@
 """The single ``Definitions`` of the project, built from the per-stage modules."""
 
-from __future__ import annotations
-
 import dagster as dg
 
-from sop_pipeline.assets import demand, ingest, transform
+from sop_pipeline.assets import demand, finance, ingest, publish, supply, transform
 from sop_pipeline.logging_ import step_logger
 from sop_pipeline.resources import build_resources
 
@@ -13,6 +11,14 @@ ALL_ASSETS = [
     transform.sop_dbt_models,
     demand.stat_forecast,
     demand.plan_demand,
+    supply.supply_plan,
+    supply.plan_gaps,
+    supply.plan_exceptions,
+    finance.plan_financials,
+    finance.forecast_accuracy,
+    finance.kpi_scorecard,
+    publish.candidate_plan,
+    publish.published_plan,
 ]
 ALL_CHECKS = [demand.plan_demand_levels_add_up]
 

@@ -50,7 +50,7 @@ def run_summary(settings: Settings, month: str, result=None) -> str:
                 ).fetchall()
                 lines.append(f"  KPIs off track: {len(off)}")
                 for kpi, scope, value, target in off:
-                    lines.append(f"    {kpi} [{scope}] = {value:.3g} (target {target:.3g})")
+                    lines.append(f"    {kpi} ({scope}) = {value:.3g} (target {target:.3g})")
         finally:
             con.close()
     if not lines:

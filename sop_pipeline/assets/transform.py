@@ -38,6 +38,8 @@ class SopDbtTranslator(DagsterDbtTranslator):
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
     pool="sop_warehouse",
+    # one run per plan month: every month is planned point in time, in order
+    backfill_policy=dg.BackfillPolicy.multi_run(1),
 )
 def sop_dbt_models(
     context: dg.AssetExecutionContext,

@@ -252,7 +252,9 @@ def _assemble(
     open_hours = np.zeros_like(available)
     if not opens.empty and "supply_type" in opens:
         made = opens[opens["supply_type"].astype(str).str.lower() == "production"]
-        load = made.merge(routes, on="item_id")
+        # the routing says which work centers an order loads (the mart's own work_center_id
+        # names only the order's main one)
+        load = made.drop(columns=["work_center_id"], errors="ignore").merge(routes, on="item_id")
         if not load.empty:
             load["hours"] = load["open_qty"] * load["hours_per_unit"]
             hours = load.groupby(["work_center_id", "month"])["hours"].sum()

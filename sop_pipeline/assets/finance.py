@@ -1,0 +1,161 @@
+"""Stage 4, finance review and follow-up: financials vs AOP, forecast accuracy, KPI scorecard."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from sop_pipeline.assets._meta import preview
+from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.warehouse import read_mart, read_plan, read_plan_history, replace_plan_rows
+
+FINANCE_TAGS = {"sop_step": "finance_review"}
+OWNERS = ["team:finance"]
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "plan_financials"]),
+    group_name="finance",
+    partitions_def=plan_month_partitions,
+    deps=[
+        dg.AssetKey(["plan", "plan_inventory"]),
+        dg.AssetKey(["plan", "plan_demand"]),
+        dg.AssetKey(["marts", "fct_aop_targets"]),
+    ],
+    description="Revenue, COGS, gross margin and inventory value vs AOP, one row per family × month.",
+    owners=OWNERS,
+    tags=FINANCE_TAGS,
+    kinds={"python", "duckdb"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            name="finance_matches_units",
+            asset=dg.AssetKey(["plan", "plan_financials"]),
+            blocking=True,
+            description="Revenue, COGS and inventory value equal the unit plan × prices/costs.",
+        )
+    ],
+    pool="sop_warehouse",
+)
+def plan_financials(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    """Value the constrained plan (served units × price/cost) and compare with the AOP."""
+    from sop_pipeline.planning.finance import check_finance_matches_units, financials
+
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        demand = read_plan(con, "plan_demand", month)
+        inv = read_plan(con, "plan_inventory", month)
+        items = read_mart(con, "dim_items")
+        aop = read_mart(con, "fct_aop_targets")
+    out = financials(demand, inv, items, aop)
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "plan_financials", out, month)
+    problems = check_finance_matches_units(out, inv, items)
+    yield dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(out)),
+            "revenue": dg.MetadataValue.float(float(out["revenue"].sum())),
+            "gross_margin": dg.MetadataValue.float(float(out["gross_margin"].sum())),
+            "aop_revenue": dg.MetadataValue.float(float(out["aop_revenue"].sum(skipna=True))),
+            "revenue_vs_aop": dg.MetadataValue.float(float(out["revenue_vs_aop"].sum(skipna=True))),
+            "preview": preview(out),
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="finance_matches_units",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(problems[:5]) if problems else None,
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "forecast_accuracy"]),
+    group_name="finance",
+    partitions_def=plan_month_partitions,
+    deps=[dg.AssetKey(["plan", "plan_demand"]), dg.AssetKey(["marts", "fct_demand_history"])],
+    description=(
+        "Accuracy of earlier plans' naive, statistical and consensus forecasts against actuals, "
+        "one row per forecast kind × level × lag × month."
+    ),
+    owners=["team:demand-planning"],
+    tags={"sop_step": "follow_up"},
+    kinds={"python", "duckdb"},
+    pool="sop_warehouse",
+)
+def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    """Score every earlier plan's forecast snapshot against the actuals known at this close."""
+    from sop_pipeline.planning.accuracy import forecast_accuracy as score
+
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        snapshots = read_plan_history(con, "forecast_snapshots", month)
+        history = read_mart(con, "fct_demand_history")
+        items = read_mart(con, "dim_items")
+    out = score(snapshots, history[["item_id", "location_id", "month", "demand_qty"]], items)
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "forecast_accuracy", out, month)
+    latest = out[out["month"] == out["month"].max()] if len(out) else out
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(out)),
+            "earlier_plans_scored": dg.MetadataValue.int(
+                int(snapshots["plan_month"].nunique()) if len(snapshots) else 0
+            ),
+            "latest_month": preview(latest, rows=27),
+        }
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "kpi_scorecard"]),
+    group_name="finance",
+    partitions_def=plan_month_partitions,
+    deps=[
+        dg.AssetKey(["plan", "plan_financials"]),
+        dg.AssetKey(["plan", "plan_capacity"]),
+        dg.AssetKey(["plan", "forecast_accuracy"]),
+        dg.AssetKey(["marts", "fct_order_lines"]),
+        dg.AssetKey(["marts", "fct_production_orders"]),
+        dg.AssetKey(["marts", "fct_inventory_history"]),
+    ],
+    description="S&OP KPI scorecard with targets and status, one row per KPI × scope × month.",
+    owners=["team:sop-process"],
+    tags={"sop_step": "follow_up"},
+    kinds={"python", "duckdb"},
+    pool="sop_warehouse",
+)
+def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    """Past KPIs from actuals and earlier plans, forward KPIs from the new plan."""
+    from sop_pipeline.planning.kpis import KpiInputs
+    from sop_pipeline.planning.kpis import kpi_scorecard as scorecard
+
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        inputs = KpiInputs(
+            order_lines=read_mart(con, "fct_order_lines"),
+            production_orders=read_mart(con, "fct_production_orders"),
+            inventory_history=read_mart(con, "fct_inventory_history"),
+            inventory_position=read_mart(con, "fct_inventory_position"),
+            demand_history=read_mart(con, "fct_demand_history"),
+            plan_demand=read_plan(con, "plan_demand", month),
+            plan_capacity=read_plan(con, "plan_capacity", month),
+            plan_financials=read_plan(con, "plan_financials", month),
+            aop=read_mart(con, "fct_aop_targets"),
+            accuracy=read_plan(con, "forecast_accuracy", month),
+            items=read_mart(con, "dim_items"),
+            snapshots=read_plan_history(con, "forecast_snapshots", month),
+        )
+    out = scorecard(inputs, month)
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "kpi_scorecard", out, month)
+    missing = out.attrs.get("missing", {})
+    total = out[out["scope"] == "total"]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(out)),
+            "off_track": dg.MetadataValue.int(int((out["status"] == "off_track").sum())),
+            "at_risk": dg.MetadataValue.int(int((out["status"] == "at_risk").sum())),
+            "missing_kpis": dg.MetadataValue.json({str(k): str(v) for k, v in dict(missing).items()})
+            if isinstance(missing, dict)
+            else dg.MetadataValue.json([str(m) for m in missing]),
+            "total_scope": preview(total[["kpi", "month", "value", "target", "status"]], rows=20),
+        }
+    )

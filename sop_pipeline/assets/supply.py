@@ -1,0 +1,260 @@
+"""Stage 3, supply review: rough-cut capacity, constrained supply plan (LP), inventory, gaps."""
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from sop_pipeline.assets._meta import preview
+from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.resources import SopResource
+from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
+
+SUPPLY_TAGS = {"sop_step": "supply_review"}
+OWNERS = ["team:supply-planning"]
+PLAN_DEMAND = dg.AssetKey(["plan", "plan_demand"])
+
+SUPPLY_SPECS = [
+    dg.AssetSpec(
+        key=dg.AssetKey(["plan", "plan_supply"]),
+        description="Constrained supply plan, one row per item × location × horizon month.",
+    ),
+    dg.AssetSpec(
+        key=dg.AssetKey(["plan", "plan_inventory"]),
+        description="Projected inventory with safety stock, one row per item × location × month.",
+    ),
+    dg.AssetSpec(
+        key=dg.AssetKey(["plan", "plan_capacity"]),
+        description="Rough-cut and planned capacity, one row per work center × month.",
+    ),
+    dg.AssetSpec(
+        key=dg.AssetKey(["plan", "supply_shortages"]),
+        description="Why the plan is short: one row per item × location × month with a shortage and its binding constraint.",
+    ),
+]
+SUPPLY_SPECS = [
+    s.replace_attributes(
+        group_name="supply",
+        deps=[
+            PLAN_DEMAND,
+            dg.AssetKey(["marts", "dim_items"]),
+            dg.AssetKey(["marts", "fct_routings"]),
+            dg.AssetKey(["marts", "fct_capacity"]),
+            dg.AssetKey(["marts", "fct_inventory_position"]),
+            dg.AssetKey(["marts", "fct_open_supply"]),
+        ],
+        owners=OWNERS,
+        tags=SUPPLY_TAGS,
+        kinds={"python", "highs", "duckdb"},
+    )
+    for s in SUPPLY_SPECS
+]
+
+
+def _check(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        name=name, asset=dg.AssetKey(["plan", asset]), blocking=True, description=description
+    )
+
+
+SUPPLY_CHECKS = [
+    _check("inventory_balance_closes", "plan_inventory", "opening + receipts − served = closing on every row"),
+    _check("inventory_non_negative", "plan_inventory", "no negative inventory, receipts, demand or safety stock"),
+    _check("demand_served_or_short", "plan_inventory", "consensus demand = served + shortage"),
+    _check("hours_within_capacity", "plan_capacity", "planned hours ≤ available hours + allowed overtime"),
+    _check("supply_non_negative", "plan_supply", "no negative planned or open-order quantity"),
+]
+
+
+def _check_result(name: str, asset: str, messages: list[str]) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name=name,
+        asset_key=dg.AssetKey(["plan", asset]),
+        passed=not messages,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(messages[:5]) if messages else None,
+        metadata={"violations": dg.MetadataValue.int(len(messages))},
+    )
+
+
+@dg.multi_asset(
+    specs=SUPPLY_SPECS,
+    check_specs=SUPPLY_CHECKS,
+    partitions_def=plan_month_partitions,
+    can_subset=False,
+    pool="sop_warehouse",
+)
+def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
+    """Plan production and purchases against capacity (HiGHS LP) and project inventory."""
+    from sop_pipeline.planning.capacity import check_capacity
+    from sop_pipeline.planning.inventory import (
+        check_demand_served,
+        check_inventory_balance,
+        check_non_negative,
+        safety_stock,
+    )
+    from sop_pipeline.planning.supply import plan_supply
+
+    settings = sop.settings
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        demand = read_plan(con, "plan_demand", month)
+        items = read_mart(con, "dim_items")
+        routings = read_mart(con, "fct_routings")
+        capacity = read_mart(con, "fct_capacity")
+        position = read_mart(con, "fct_inventory_position")
+        open_supply = read_mart(con, "fct_open_supply")
+    ss = safety_stock(demand, items, service_level=settings.service_level)
+    result = plan_supply(
+        demand,
+        items,
+        routings,
+        capacity,
+        position,
+        open_supply,
+        ss,
+        strategy=settings.strategy,
+        overtime_share=settings.overtime_share,
+    )
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "plan_supply", result.plan_supply, month)
+        replace_plan_rows(con, "plan_inventory", result.plan_inventory, month)
+        replace_plan_rows(con, "plan_capacity", result.plan_capacity, month)
+        replace_plan_rows(con, "supply_shortages", result.shortages, month)
+    inv, cap = result.plan_inventory, result.plan_capacity
+    served = float(inv["served_qty"].sum()) if "served_qty" in inv else float("nan")
+    demand_total = float(inv["demand_qty"].sum())
+    yield dg.MaterializeResult(
+        asset_key=dg.AssetKey(["plan", "plan_supply"]),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.plan_supply)),
+            "strategy": dg.MetadataValue.text(result.strategy),
+            "solver_status": dg.MetadataValue.text(result.status),
+            "objective": dg.MetadataValue.json({k: round(float(v), 2) for k, v in result.objective.items()}),
+            "lp_stats": dg.MetadataValue.json({k: float(v) for k, v in result.stats.items()}),
+            "planned_production_qty": dg.MetadataValue.float(float(result.plan_supply["planned_production_qty"].sum())),
+            "planned_purchase_qty": dg.MetadataValue.float(float(result.plan_supply["planned_purchase_qty"].sum())),
+            "preview": preview(result.plan_supply),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=dg.AssetKey(["plan", "plan_inventory"]),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(inv)),
+            "fill_rate": dg.MetadataValue.float(served / demand_total if demand_total else 1.0),
+            "shortage_qty": dg.MetadataValue.float(float(inv["shortage_qty"].sum())),
+            "preview": preview(inv),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=dg.AssetKey(["plan", "plan_capacity"]),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(cap)),
+            "max_utilization": dg.MetadataValue.float(float(cap["utilization"].max(skipna=True) or 0.0)),
+            "work_center_months_over_100pct_required": dg.MetadataValue.int(
+                int((cap["required_hours"] > cap["available_hours"]).sum())
+            ),
+            "preview": preview(cap.sort_values("utilization", ascending=False)),
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=dg.AssetKey(["plan", "supply_shortages"]),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(result.shortages)),
+            "by_constraint_type": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in result.shortages["constraint_type"].value_counts().items()}
+                if len(result.shortages)
+                else {}
+            ),
+            "preview": preview(result.shortages.sort_values("shortage_qty", ascending=False)),
+        },
+    )
+    yield _check_result("inventory_balance_closes", "plan_inventory", check_inventory_balance(inv))
+    yield _check_result("inventory_non_negative", "plan_inventory", check_non_negative(inv, name="plan_inventory"))
+    yield _check_result("demand_served_or_short", "plan_inventory", check_demand_served(inv, demand))
+    yield _check_result("hours_within_capacity", "plan_capacity", check_capacity(cap, settings.overtime_share))
+    yield _check_result(
+        "supply_non_negative",
+        "plan_supply",
+        check_non_negative(
+            result.plan_supply,
+            columns=["planned_production_qty", "planned_purchase_qty", "open_order_receipts_qty"],
+            name="plan_supply",
+        ),
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "plan_gaps"]),
+    group_name="supply",
+    partitions_def=plan_month_partitions,
+    deps=[dg.AssetKey(["plan", "plan_inventory"]), PLAN_DEMAND],
+    description="Demand-supply gaps, one row per family × month, in units and value with the binding constraint.",
+    owners=OWNERS,
+    tags=SUPPLY_TAGS,
+    kinds={"python", "duckdb"},
+    pool="sop_warehouse",
+)
+def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+    """Family × month gaps between consensus demand and what the constrained plan serves."""
+    from sop_pipeline.planning.finance import gaps
+
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        demand = read_plan(con, "plan_demand", month)
+        inv = read_plan(con, "plan_inventory", month)
+        items = read_mart(con, "dim_items")
+    out = gaps(demand, inv, items)
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "plan_gaps", out, month)
+    short = out[out["gap_qty"] > 0]
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(out)),
+            "family_months_short": dg.MetadataValue.int(len(short)),
+            "gap_qty": dg.MetadataValue.float(float(out["gap_qty"].sum())),
+            "gap_value": dg.MetadataValue.float(float(out["gap_value"].sum())),
+            "largest_gaps": preview(short.sort_values("gap_value", ascending=False)),
+        }
+    )
+
+
+@dg.asset(
+    key=dg.AssetKey(["plan", "plan_exceptions"]),
+    group_name="supply",
+    partitions_def=plan_month_partitions,
+    deps=[dg.AssetKey(["plan", "plan_inventory"]), dg.AssetKey(["plan", "plan_capacity"])],
+    description="Exceptions a planner must act on (over-capacity, stock-outs, excess cover, missing data), one row each.",
+    owners=OWNERS,
+    tags=SUPPLY_TAGS,
+    kinds={"python", "duckdb"},
+    pool="sop_warehouse",
+)
+def plan_exceptions(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
+    """Exceptions list with a reason and the binding constraint for each."""
+    from sop_pipeline.planning.exceptions import find_exceptions
+
+    settings = sop.settings
+    month = context.partition_key
+    with warehouse.get_connection() as con:
+        cap = read_plan(con, "plan_capacity", month)
+        inv = read_plan(con, "plan_inventory", month)
+        items = read_mart(con, "dim_items")
+        routings = read_mart(con, "fct_routings")
+    out = find_exceptions(
+        cap,
+        inv,
+        items,
+        routings,
+        cover_limit_days=settings.cover_limit_days,
+        overtime_share=settings.overtime_share,
+    )
+    with warehouse.get_connection() as con:
+        replace_plan_rows(con, "plan_exceptions", out, month)
+    counts = out["exception_type"].value_counts() if len(out) else pd.Series(dtype=int)
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(out)),
+            "by_type": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()}),
+            "preview": preview(out),
+        }
+    )
