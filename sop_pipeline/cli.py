@@ -7,14 +7,13 @@ check or a step failed; the message says what and where), 2 wrong usage or setti
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
-from pathlib import Path
 
 from rich.console import Console
 
 from sop_pipeline.months import month_range, parse_month
+from sop_pipeline.runner import write_dagster_yaml
 from sop_pipeline.settings import Settings, SettingsError
 
 console = Console(stderr=False, highlight=False)
@@ -27,20 +26,8 @@ def _settings() -> Settings:
     settings = Settings.from_env()
     settings.ensure_dirs()
     # Dagster keeps run history under SOP_HOME so `dagster dev` sees the CLI's runs
-    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
-    os.environ.setdefault("SOP_WAREHOUSE_PATH", str(settings.warehouse_path))
-    _write_dagster_yaml(Path(os.environ["DAGSTER_HOME"]))
+    write_dagster_yaml(settings.dagster_home)
     return settings
-
-
-def _write_dagster_yaml(home: Path) -> None:
-    home.mkdir(parents=True, exist_ok=True)
-    cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(
-            "telemetry:\n  enabled: false\n"
-            "concurrency:\n  pools:\n    default_limit: 1\n"
-        )
 
 
 def _month_arg(value: str) -> str:
@@ -107,7 +94,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     month = _latest_landing_month(settings)
     console.print(f"Planning the latest complete month, [bold]{month}[/] ...")
     ok = _run_month(settings, month)
-    console.print(f"Demo finished in {time.monotonic() - start:.0f}s. Results under [bold]{settings.sop_home}[/]:")
+    console.print(
+        f"Demo finished in {time.monotonic() - start:.0f}s. Results under [bold]{settings.sop_home}[/]:"
+    )
     console.print(f"  working database  {settings.warehouse_path}")
     console.print(f"  published (BI)    {settings.published_dir}")
     console.print(f"  reports           {settings.reports_dir}")
@@ -162,7 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--items", type=int, default=300, help="number of items (default 300)")
         p.add_argument("--months", type=int, default=60, help="months of history (default 60)")
         p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-        p.add_argument("--end", type=_month_arg, default=None, help="last month YYYY-MM (default: last closed month)")
+        p.add_argument(
+            "--end",
+            type=_month_arg,
+            default=None,
+            help="last month YYYY-MM (default: last closed month)",
+        )
 
     p = sub.add_parser("generate", help="write the demo company's extracts into $SOP_HOME/landing/")
     gen_args(p)

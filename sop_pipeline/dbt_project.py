@@ -35,8 +35,17 @@ def ensure_manifest() -> Path:
         from dbt.cli.main import dbtRunner
 
         result = dbtRunner().invoke(
-            ["parse", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR), "--quiet"]
+            [
+                "parse",
+                "--project-dir",
+                str(DBT_PROJECT_DIR),
+                "--profiles-dir",
+                str(DBT_PROJECT_DIR),
+                "--quiet",
+            ]
         )
         if not result.success:
-            raise RuntimeError(f"dbt parse failed: {result.exception}; run `make setup` to see dbt's output.")
+            raise RuntimeError(
+                f"dbt parse failed: {result.exception}; run `make setup` to see dbt's output."
+            )
     return dbt_project.manifest_path

@@ -5,6 +5,7 @@ import dagster as dg
 from sop_pipeline.assets import demand, finance, ingest, publish, supply, transform
 from sop_pipeline.logging_ import step_logger
 from sop_pipeline.resources import build_resources
+from sop_pipeline.settings import Settings
 
 ALL_ASSETS = [
     ingest.raw_extracts,
@@ -28,11 +29,18 @@ sop_monthly_job = dg.define_asset_job(
     description="Plan one month end to end: ingest → clean → demand → supply → finance → gate → publish.",
 )
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    asset_checks=ALL_CHECKS,
-    jobs=[sop_monthly_job],
-    resources=build_resources(),
-    executor=dg.in_process_executor,
-    loggers={"console": dg.colored_console_logger, "sop_steps": step_logger},
-)
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """The project's Definitions with resources for ``settings`` (default: the environment)."""
+    return dg.Definitions(
+        assets=ALL_ASSETS,
+        asset_checks=ALL_CHECKS,
+        jobs=[sop_monthly_job],
+        resources=build_resources(settings),
+        # one process, one step at a time: DuckDB allows a single writer on the working file
+        executor=dg.in_process_executor,
+        loggers={"console": dg.colored_console_logger, "sop_steps": step_logger},
+    )
+
+
+defs = build_definitions()

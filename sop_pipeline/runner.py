@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from rich.console import Console
 
@@ -21,6 +22,16 @@ class RunOutcome:
     published_version: int | None = None
 
 
+def write_dagster_yaml(home: Path) -> None:
+    """DAGSTER_HOME's config: no telemetry, and one run at a time in the warehouse pool."""
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(
+            "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+        )
+
+
 def _error_chain_message(error) -> str:
     """The innermost user-facing message of a Dagster SerializableErrorInfo chain."""
     messages = []
@@ -31,7 +42,9 @@ def _error_chain_message(error) -> str:
         error = error.cause
     # the deepest cause is our own exception (IngestError, GateError, ...), which says how to fix it
     for text in reversed(messages):
-        if "dagster._core.errors" not in text and not text.startswith("Error occurred while executing"):
+        if "dagster._core.errors" not in text and not text.startswith(
+            "Error occurred while executing"
+        ):
             return text.split("\n\nStack Trace")[0]
     return messages[-1] if messages else "unknown error"
 
@@ -55,13 +68,16 @@ def run_plan_month(
     from sop_pipeline.dbt_project import ensure_manifest
 
     ensure_manifest()
-    from sop_pipeline.definitions import defs
+    write_dagster_yaml(settings.dagster_home)
+    from sop_pipeline.definitions import build_definitions
 
-    job = defs.resolve_job_def("sop_monthly")
-    instance = dg.DagsterInstance.get()
+    job = build_definitions(settings).resolve_job_def("sop_monthly")
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
     tags = {"sop/plan_month": month, "sop/backfill": "true" if is_backfill else "false"}
     if console:
-        console.print(f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]")
+        console.print(
+            f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]"
+        )
     # The CLI prints one line per step; the full log stays in the Dagster run history and
     # what tools print (dbt) goes to a log file next to it.
     log_path = settings.dagster_home / "logs" / f"sop_run_{month}.log"
@@ -72,7 +88,9 @@ def run_plan_month(
             instance=instance,
             tags=tags,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "sop_steps": {}}},
+            run_config={
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "sop_steps": {}}
+            },
         )
     errors: list[str] = []
     for event in result.all_events:

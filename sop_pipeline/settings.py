@@ -31,7 +31,9 @@ def _int(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer; set a whole number between {lo} and {hi}.") from None
+        raise SettingsError(
+            f"{name}={raw!r} is not an integer; set a whole number between {lo} and {hi}."
+        ) from None
     if not lo <= value <= hi:
         raise SettingsError(f"{name}={value} is out of range; set a value between {lo} and {hi}.")
     return value
@@ -42,7 +44,9 @@ def _float(env: dict[str, str], name: str, default: float, lo: float, hi: float)
     try:
         value = float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number; set a number between {lo} and {hi}.") from None
+        raise SettingsError(
+            f"{name}={raw!r} is not a number; set a number between {lo} and {hi}."
+        ) from None
     if not lo <= value <= hi:
         raise SettingsError(f"{name}={value} is out of range; set a value between {lo} and {hi}.")
     return value
@@ -65,6 +69,7 @@ class Settings:
     cover_limit_days: float = 120.0
     overtime_share: float = 0.10
     dbt_target: str = "duckdb"
+    dagster_home_dir: Path | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # Paths (DESIGN §3) -------------------------------------------------------------
@@ -90,11 +95,18 @@ class Settings:
 
     @property
     def dagster_home(self) -> Path:
-        return self.sop_home / "dagster"
+        """DAGSTER_HOME when set, else ``$SOP_HOME/dagster``."""
+        return self.dagster_home_dir or self.sop_home / "dagster"
 
     def ensure_dirs(self) -> None:
         """Create the folders of ``SOP_HOME`` that the pipeline writes to."""
-        for path in (self.landing_dir, self.warehouse_dir, self.published_dir, self.reports_dir, self.dagster_home):
+        for path in (
+            self.landing_dir,
+            self.warehouse_dir,
+            self.published_dir,
+            self.reports_dir,
+            self.dagster_home,
+        ):
             path.mkdir(parents=True, exist_ok=True)
 
     @classmethod
@@ -114,16 +126,24 @@ class Settings:
         home = Path(_get(env, "SOP_HOME", str(Path.cwd() / ".sop"))).expanduser().resolve()
         base = _get(env, "SOP_BASE_CURRENCY", "USD").upper()
         if not _CURRENCY_RE.match(base):
-            raise SettingsError(f"SOP_BASE_CURRENCY={base!r} is not a 3-letter ISO currency code (e.g. USD, EUR).")
+            raise SettingsError(
+                f"SOP_BASE_CURRENCY={base!r} is not a 3-letter ISO currency code (e.g. USD, EUR)."
+            )
         start = _get(env, "SOP_PARTITION_START", "2020-01")
         if not _MONTH_RE.match(start):
-            raise SettingsError(f"SOP_PARTITION_START={start!r} is not a month; use YYYY-MM, e.g. 2020-01.")
+            raise SettingsError(
+                f"SOP_PARTITION_START={start!r} is not a month; use YYYY-MM, e.g. 2020-01."
+            )
         strategy = _get(env, "SOP_STRATEGY", "mixed").lower()
         if strategy not in STRATEGIES:
-            raise SettingsError(f"SOP_STRATEGY={strategy!r} is unknown; use one of {', '.join(STRATEGIES)}.")
+            raise SettingsError(
+                f"SOP_STRATEGY={strategy!r} is unknown; use one of {', '.join(STRATEGIES)}."
+            )
         engine = _get(env, "SOP_FORECAST_ENGINE", "local").lower()
         if engine not in FORECAST_ENGINES:
-            raise SettingsError(f"SOP_FORECAST_ENGINE={engine!r} is unknown; use one of {', '.join(FORECAST_ENGINES)}.")
+            raise SettingsError(
+                f"SOP_FORECAST_ENGINE={engine!r} is unknown; use one of {', '.join(FORECAST_ENGINES)}."
+            )
         return cls(
             sop_home=home,
             base_currency=base,
@@ -138,6 +158,11 @@ class Settings:
             cover_limit_days=_float(env, "SOP_COVER_LIMIT_DAYS", 120.0, 1.0, 3650.0),
             overtime_share=_float(env, "SOP_OVERTIME_SHARE", 0.10, 0.0, 1.0),
             dbt_target=_get(env, "SOP_DBT_TARGET", "duckdb"),
+            dagster_home_dir=(
+                Path(env["DAGSTER_HOME"]).expanduser().resolve()
+                if env.get("DAGSTER_HOME", "").strip()
+                else None
+            ),
         )
 
 

@@ -76,7 +76,8 @@ def status(settings: Settings) -> list[str]:
         else []
     )
     lines.append(
-        f"  landing: {len(months)} month folders" + (f" ({months[0]}..{months[-1]})" if months else "")
+        f"  landing: {len(months)} month folders"
+        + (f" ({months[0]}..{months[-1]})" if months else "")
     )
     if settings.warehouse_path.exists():
         con = duckdb.connect(str(settings.warehouse_path), read_only=True)

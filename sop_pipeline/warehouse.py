@@ -79,9 +79,7 @@ def replace_plan_rows(
         for col in frame.columns:
             if col not in existing:
                 check_name(col, "column")
-                col_type = con.execute(
-                    f'select typeof("{col}") from _frame limit 1'
-                ).fetchone()
+                col_type = con.execute(f'select typeof("{col}") from _frame limit 1').fetchone()
                 con.execute(
                     f'alter table {PLAN_SCHEMA}.{table} add column "{col}" '
                     f"{col_type[0] if col_type else 'VARCHAR'}"
@@ -104,9 +102,7 @@ def read_plan(con: duckdb.DuckDBPyConnection, table: str, plan_month: str) -> pd
         raise LookupError(
             f"plan.{table} does not exist yet: materialize its asset for {plan_month} first."
         )
-    df = con.execute(
-        f"select * from {PLAN_SCHEMA}.{table} where plan_month = ?", [plan_month]
-    ).df()
+    df = con.execute(f"select * from {PLAN_SCHEMA}.{table} where plan_month = ?", [plan_month]).df()
     return df.drop(columns=["plan_month"])
 
 

@@ -33,7 +33,9 @@ def test_defaults_put_everything_under_sop_home(tmp_path: Path) -> None:
         ("SOP_SERVICE_LEVEL", "1.5", "between"),
     ],
 )
-def test_bad_settings_say_which_variable_and_how_to_fix(name: str, value: str, fragment: str) -> None:
+def test_bad_settings_say_which_variable_and_how_to_fix(
+    name: str, value: str, fragment: str
+) -> None:
     with pytest.raises(SettingsError) as exc:
         Settings.from_env({name: value})
     assert name in str(exc.value)

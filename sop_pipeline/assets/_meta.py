@@ -34,7 +34,14 @@ def family_forecast_png(history: pd.DataFrame, plan_demand: pd.DataFrame, famili
 
     hist = history.groupby(["family", "month"], as_index=False)["demand_qty"].sum()
     fut = plan_demand.groupby(["family", "month"], as_index=False)[
-        ["stat_forecast_qty", "stat_lo80_qty", "stat_hi80_qty", "stat_lo95_qty", "stat_hi95_qty", "consensus_qty"]
+        [
+            "stat_forecast_qty",
+            "stat_lo80_qty",
+            "stat_hi80_qty",
+            "stat_lo95_qty",
+            "stat_hi95_qty",
+            "consensus_qty",
+        ]
     ].sum()
     top = fut.groupby("family")["consensus_qty"].sum().nlargest(families).index.tolist()
     fig, axes = plt.subplots(len(top), 1, figsize=(9, 2.4 * max(len(top), 1)), squeeze=False)
@@ -42,8 +49,22 @@ def family_forecast_png(history: pd.DataFrame, plan_demand: pd.DataFrame, famili
         h = hist[hist["family"] == family].sort_values("month").tail(36)
         f = fut[fut["family"] == family].sort_values("month")
         ax.plot(h["month"], h["demand_qty"], color="#333", label="actual demand")
-        ax.fill_between(f["month"], f["stat_lo95_qty"], f["stat_hi95_qty"], color="#9ecae1", alpha=0.4, label="95%")
-        ax.fill_between(f["month"], f["stat_lo80_qty"], f["stat_hi80_qty"], color="#4292c6", alpha=0.4, label="80%")
+        ax.fill_between(
+            f["month"],
+            f["stat_lo95_qty"],
+            f["stat_hi95_qty"],
+            color="#9ecae1",
+            alpha=0.4,
+            label="95%",
+        )
+        ax.fill_between(
+            f["month"],
+            f["stat_lo80_qty"],
+            f["stat_hi80_qty"],
+            color="#4292c6",
+            alpha=0.4,
+            label="80%",
+        )
         ax.plot(f["month"], f["stat_forecast_qty"], color="#08519c", ls="--", label="statistical")
         ax.plot(f["month"], f["consensus_qty"], color="#d94801", label="consensus")
         ax.set_title(f"{family} (sum of item-level ranges)", fontsize=9)

@@ -1,6 +1,5 @@
 """Stage 2, demand review: statistical forecast (model tournament) and the consensus demand plan."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
@@ -54,9 +53,15 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
             "series_by_model": dg.MetadataValue.json(by_model),
             "series_by_class": dg.MetadataValue.json(summary.get("by_class", {})),
             "error_metric": dg.MetadataValue.text(str(summary.get("error_metric"))),
-            "median_chosen_error": dg.MetadataValue.float(float(summary.get("median_chosen_error") or 0.0)),
-            "median_naive_error": dg.MetadataValue.float(float(summary.get("median_naive_error") or 0.0)),
-            "share_beating_naive": dg.MetadataValue.float(float(summary.get("share_beating_naive") or 0.0)),
+            "median_chosen_error": dg.MetadataValue.float(
+                float(summary.get("median_chosen_error") or 0.0)
+            ),
+            "median_naive_error": dg.MetadataValue.float(
+                float(summary.get("median_naive_error") or 0.0)
+            ),
+            "share_beating_naive": dg.MetadataValue.float(
+                float(summary.get("share_beating_naive") or 0.0)
+            ),
             "seconds_by_stage": dg.MetadataValue.json(summary.get("seconds", {})),
             "backtest_preview": preview(result.backtest),
         }
@@ -104,14 +109,25 @@ def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
         }
     )
     snap = snapshot_rows(
-        snap[["item_id", "location_id", "family", "month", "naive_qty", "stat_qty", "consensus_qty"]], month
+        snap[
+            ["item_id", "location_id", "family", "month", "naive_qty", "stat_qty", "consensus_qty"]
+        ],
+        month,
     )
     snap["unit_price"] = snap["item_id"].map(items.set_index("item_id")["unit_price"])
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "plan_demand", demand, month)
         replace_plan_rows(con, "override_log", result.override_log, month)
         replace_plan_rows(con, "forecast_snapshots", snap, month)
-    totals = demand[["stat_forecast_qty", "crm_adjustment_qty", "override_qty", "consensus_qty", "consensus_revenue"]].sum()
+    totals = demand[
+        [
+            "stat_forecast_qty",
+            "crm_adjustment_qty",
+            "override_qty",
+            "consensus_qty",
+            "consensus_revenue",
+        ]
+    ].sum()
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(demand)),
@@ -128,7 +144,11 @@ def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     )
 
 
-@dg.asset_check(asset=plan_demand, blocking=True, description="Family and total consensus equal the sum of items.")
+@dg.asset_check(
+    asset=plan_demand,
+    blocking=True,
+    description="Family and total consensus equal the sum of items.",
+)
 def plan_demand_levels_add_up(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
     month = context.partition_key if context.has_partition_key else None
     with warehouse.get_connection() as con:
@@ -147,9 +167,17 @@ def plan_demand_levels_add_up(context: dg.AssetCheckExecutionContext, warehouse:
             [month, month, month],
         ).fetchone()
     diff_qty, diff_rev, negatives = row if row else (None, None, None)
-    passed = row is not None and diff_qty is not None and diff_qty < 1e-6 and diff_rev < 1e-3 and negatives == 0
+    passed = (
+        row is not None
+        and diff_qty is not None
+        and diff_qty < 1e-6
+        and diff_rev < 1e-3
+        and negatives == 0
+    )
     return dg.AssetCheckResult(
         passed=bool(passed),
         metadata={"qty_difference": float(diff_qty or 0), "negative_rows": int(negatives or 0)},
-        description=None if passed else "family/total levels do not add up to items, or negative consensus",
+        description=None
+        if passed
+        else "family/total levels do not add up to items, or negative consensus",
     )

@@ -153,7 +153,9 @@ def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
             "dagster/row_count": dg.MetadataValue.int(len(out)),
             "off_track": dg.MetadataValue.int(int((out["status"] == "off_track").sum())),
             "at_risk": dg.MetadataValue.int(int((out["status"] == "at_risk").sum())),
-            "missing_kpis": dg.MetadataValue.json({str(k): str(v) for k, v in dict(missing).items()})
+            "missing_kpis": dg.MetadataValue.json(
+                {str(k): str(v) for k, v in dict(missing).items()}
+            )
             if isinstance(missing, dict)
             else dg.MetadataValue.json([str(m) for m in missing]),
             "total_scope": preview(total[["kpi", "month", "value", "target", "status"]], rows=20),

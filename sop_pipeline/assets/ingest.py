@@ -1,6 +1,5 @@
 """Stage 1, data gathering: the month's ERP/CRM extracts checked against the contract into ``raw``."""
 
-
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 

@@ -64,7 +64,9 @@ def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
     tags={"sop_step": "gate"},
     kinds={"python", "great_expectations"},
     check_specs=[
-        dg.AssetCheckSpec(name=name, asset=GATE_KEY, blocking=True, description=f"gate check {name}")
+        dg.AssetCheckSpec(
+            name=name, asset=GATE_KEY, blocking=True, description=f"gate check {name}"
+        )
         for name in GATE_CHECKS
     ],
     pool="sop_warehouse",
@@ -173,7 +175,11 @@ def published_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
     settings = sop.settings
     month = context.partition_key
     with warehouse.get_connection() as con:
-        gate = read_plan(con, "gate_results", month) if table_exists(con, "plan", "gate_results") else None
+        gate = (
+            read_plan(con, "gate_results", month)
+            if table_exists(con, "plan", "gate_results")
+            else None
+        )
         if gate is None or gate.empty:
             raise GateNotPassedError(
                 f"plan {month} has no gate result: materialize gate/candidate_plan for {month} first."

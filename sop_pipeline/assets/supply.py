@@ -57,10 +57,22 @@ def _check(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
 
 
 SUPPLY_CHECKS = [
-    _check("inventory_balance_closes", "plan_inventory", "opening + receipts − served = closing on every row"),
-    _check("inventory_non_negative", "plan_inventory", "no negative inventory, receipts, demand or safety stock"),
+    _check(
+        "inventory_balance_closes",
+        "plan_inventory",
+        "opening + receipts − served = closing on every row",
+    ),
+    _check(
+        "inventory_non_negative",
+        "plan_inventory",
+        "no negative inventory, receipts, demand or safety stock",
+    ),
     _check("demand_served_or_short", "plan_inventory", "consensus demand = served + shortage"),
-    _check("hours_within_capacity", "plan_capacity", "planned hours ≤ available hours + allowed overtime"),
+    _check(
+        "hours_within_capacity",
+        "plan_capacity",
+        "planned hours ≤ available hours + allowed overtime",
+    ),
     _check("supply_non_negative", "plan_supply", "no negative planned or open-order quantity"),
 ]
 
@@ -129,10 +141,16 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
             "dagster/row_count": dg.MetadataValue.int(len(result.plan_supply)),
             "strategy": dg.MetadataValue.text(result.strategy),
             "solver_status": dg.MetadataValue.text(result.status),
-            "objective": dg.MetadataValue.json({k: round(float(v), 2) for k, v in result.objective.items()}),
+            "objective": dg.MetadataValue.json(
+                {k: round(float(v), 2) for k, v in result.objective.items()}
+            ),
             "lp_stats": dg.MetadataValue.json({k: float(v) for k, v in result.stats.items()}),
-            "planned_production_qty": dg.MetadataValue.float(float(result.plan_supply["planned_production_qty"].sum())),
-            "planned_purchase_qty": dg.MetadataValue.float(float(result.plan_supply["planned_purchase_qty"].sum())),
+            "planned_production_qty": dg.MetadataValue.float(
+                float(result.plan_supply["planned_production_qty"].sum())
+            ),
+            "planned_purchase_qty": dg.MetadataValue.float(
+                float(result.plan_supply["planned_purchase_qty"].sum())
+            ),
             "preview": preview(result.plan_supply),
         },
     )
@@ -149,7 +167,9 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
         asset_key=dg.AssetKey(["plan", "plan_capacity"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(cap)),
-            "max_utilization": dg.MetadataValue.float(float(cap["utilization"].max(skipna=True) or 0.0)),
+            "max_utilization": dg.MetadataValue.float(
+                float(cap["utilization"].max(skipna=True) or 0.0)
+            ),
             "work_center_months_over_100pct_required": dg.MetadataValue.int(
                 int((cap["required_hours"] > cap["available_hours"]).sum())
             ),
@@ -161,7 +181,10 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(result.shortages)),
             "by_constraint_type": dg.MetadataValue.json(
-                {str(k): int(v) for k, v in result.shortages["constraint_type"].value_counts().items()}
+                {
+                    str(k): int(v)
+                    for k, v in result.shortages["constraint_type"].value_counts().items()
+                }
                 if len(result.shortages)
                 else {}
             ),
@@ -169,9 +192,15 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
         },
     )
     yield _check_result("inventory_balance_closes", "plan_inventory", check_inventory_balance(inv))
-    yield _check_result("inventory_non_negative", "plan_inventory", check_non_negative(inv, name="plan_inventory"))
-    yield _check_result("demand_served_or_short", "plan_inventory", check_demand_served(inv, demand))
-    yield _check_result("hours_within_capacity", "plan_capacity", check_capacity(cap, settings.overtime_share))
+    yield _check_result(
+        "inventory_non_negative", "plan_inventory", check_non_negative(inv, name="plan_inventory")
+    )
+    yield _check_result(
+        "demand_served_or_short", "plan_inventory", check_demand_served(inv, demand)
+    )
+    yield _check_result(
+        "hours_within_capacity", "plan_capacity", check_capacity(cap, settings.overtime_share)
+    )
     yield _check_result(
         "supply_non_negative",
         "plan_supply",

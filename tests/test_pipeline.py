@@ -1,0 +1,190 @@
+"""The whole graph on a small demo company: ingest → dbt → demand → supply → finance → gate → publish.
+
+One module-scoped run of the real Dagster job (the same one `sop run` and the UI launch) feeds
+the assertions; a few tests then change one thing and run part of the graph again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from sop_pipeline.generator.company import generate_company
+from sop_pipeline.publish.tables import TABLES
+from sop_pipeline.runner import run_plan_month
+from sop_pipeline.settings import Settings
+
+MONTH = "2026-06"
+
+
+def _settings(home: Path) -> Settings:
+    return Settings.from_env({"SOP_HOME": str(home), "SOP_HORIZON_MONTHS": "12"})
+
+
+def _hash_tree(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".publish.lock" not in p.name
+    }
+
+
+def _published(settings: Settings, sql: str) -> pd.DataFrame:
+    con = duckdb.connect(str(settings.published_dir / "sop.duckdb"), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()
+
+
+@pytest.fixture(scope="module")
+def planned(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    home = tmp_path_factory.mktemp("sop_home")
+    settings = _settings(home)
+    settings.ensure_dirs()
+    generate_company(settings.landing_dir, items=40, months=36, seed=7, end=MONTH)
+    outcome = run_plan_month(settings, MONTH)
+    assert outcome.success, outcome.errors
+    return settings
+
+
+def test_every_published_table_has_its_stable_columns(planned: Settings) -> None:
+    con = duckdb.connect(str(planned.published_dir / "sop.duckdb"), read_only=True)
+    try:
+        for table, spec in TABLES.items():
+            cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
+            stable = spec.column_names
+            assert cols[: len(stable)] == stable, table
+            if table not in ("scenario_comparison",):
+                n = con.execute(
+                    f"select count(*) from {table} where plan_month = ?", [MONTH]
+                ).fetchone()[0]
+                assert n > 0, f"{table} is empty"
+            con.execute(f"select * from {table}_current limit 1").fetchall()
+    finally:
+        con.close()
+
+
+def test_plan_covers_the_horizon_and_adds_up(planned: Settings) -> None:
+    demand = _published(planned, "select * from plan_demand_current")
+    months = sorted(demand["month"].unique())
+    assert len(months) == 12
+    assert pd.Timestamp(months[0]) == pd.Timestamp("2026-07-01")
+    per_series = demand.groupby(["item_id", "location_id"])["month"].nunique()
+    assert (per_series == 12).all()
+    assert (demand["consensus_qty"] >= 0).all()
+    assert (demand["stat_lo95_qty"] <= demand["stat_lo80_qty"] + 1e-9).all()
+    assert (demand["stat_hi80_qty"] <= demand["stat_hi95_qty"] + 1e-9).all()
+    gaps = _published(planned, "select family, month, demand_qty from plan_gaps_current")
+    by_family = demand.groupby(["family", "month"], as_index=False)["consensus_qty"].sum()
+    merged = gaps.merge(by_family, on=["family", "month"])
+    assert len(merged) == len(gaps)
+    assert (merged["demand_qty"] - merged["consensus_qty"]).abs().max() < 1e-6
+
+
+def test_inventory_balance_and_capacity_in_published_plan(planned: Settings) -> None:
+    inv = _published(planned, "select * from plan_inventory_current")
+    lhs = inv["opening_qty"] + inv["receipts_qty"] - (inv["demand_qty"] - inv["shortage_qty"])
+    assert (lhs - inv["closing_qty"]).abs().max() < 1e-6
+    assert (inv["closing_qty"] >= -1e-9).all()
+    cap = _published(planned, "select * from plan_capacity_current")
+    allowed = cap["available_hours"] * (1 + planned.overtime_share) + 1e-6
+    assert (cap["planned_hours"] <= allowed).all()
+
+
+def test_plan_versions_records_the_run(planned: Settings) -> None:
+    versions = _published(planned, "select * from plan_versions")
+    row = versions[versions["plan_month"] == MONTH].iloc[0]
+    assert row["plan_version"] == 1
+    assert len(row["input_fingerprint"]) == 64
+    assert row["checks_failed"] == 0 and row["checks_passed"] > 0
+    assert row["run_id"]
+
+
+def test_gate_failure_blocks_publication_and_keeps_published_files(planned: Settings) -> None:
+    from sop_pipeline.assets import publish
+    from sop_pipeline.resources import build_resources
+
+    before = _hash_tree(planned.published_dir)
+    con = duckdb.connect(str(planned.warehouse_path))
+    try:
+        # a broken candidate: a negative consensus quantity
+        con.execute(
+            "update plan.plan_demand set consensus_qty = -5 where plan_month = ? "
+            "and rowid = (select min(rowid) from plan.plan_demand where plan_month = ?)",
+            [MONTH, MONTH],
+        )
+    finally:
+        con.close()
+    result = dg.materialize(
+        [publish.candidate_plan, publish.published_plan],
+        partition_key=MONTH,
+        resources=build_resources(planned),
+        raise_on_error=False,
+    )
+    assert not result.success
+    failed = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and not e.event_specific_data.passed
+    ]
+    assert any(f.check_name == "gx_plan_demand" for f in failed)
+    assert "consensus_qty" in " ".join((f.description or "") for f in failed)
+    assert _hash_tree(planned.published_dir) == before
+
+
+def test_bad_extract_stops_the_run_and_names_file_row_column(
+    planned: Settings, tmp_path: Path
+) -> None:
+    before = _hash_tree(planned.published_dir)
+    path = planned.landing_dir / MONTH / "sales_orders.csv"
+    original = path.read_bytes()
+    lines = original.decode().splitlines()
+    header = lines[0].split(",")
+    row = lines[1].split(",")
+    row[header.index("qty_ordered")] = "abc"
+    lines[1] = ",".join(row)
+    try:
+        path.write_text("\n".join(lines) + "\n")
+        outcome = run_plan_month(planned, MONTH)
+    finally:
+        path.write_bytes(original)
+    assert not outcome.success
+    text = " ".join(outcome.errors)
+    assert "sales_orders.csv" in text
+    assert "row 2" in text
+    assert "qty_ordered" in text
+    assert _hash_tree(planned.published_dir) == before
+
+
+def test_rerun_with_same_inputs_publishes_version_2_with_identical_numbers(
+    planned: Settings,
+) -> None:
+    outcome = run_plan_month(planned, MONTH)
+    assert outcome.success, outcome.errors
+    for table in (
+        "plan_demand",
+        "plan_supply",
+        "plan_inventory",
+        "plan_financials",
+        "kpi_scorecard",
+    ):
+        spec = TABLES[table]
+        cols = [c for c in spec.column_names if c != "plan_version"]
+        order = ", ".join(spec.key)
+        v1 = _published(
+            planned,
+            f"select {', '.join(cols)} from {table} where plan_month = '{MONTH}' and plan_version = 1 order by {order}",
+        )
+        v2 = _published(
+            planned,
+            f"select {', '.join(cols)} from {table} where plan_month = '{MONTH}' and plan_version = 2 order by {order}",
+        )
+        pd.testing.assert_frame_equal(v1, v2, check_exact=True, obj=table)
+    versions = _published(planned, "select plan_version from plan_demand_current group by 1")
+    assert versions["plan_version"].tolist() == [2]
