@@ -19,6 +19,7 @@ from sop_pipeline.publish.tables import TABLES
 from sop_pipeline.runner import run_plan_month
 from sop_pipeline.settings import Settings
 
+PREVIOUS = "2026-05"
 MONTH = "2026-06"
 
 
@@ -48,8 +49,10 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = _settings(home)
     settings.ensure_dirs()
     generate_company(settings.landing_dir, items=40, months=36, seed=7, end=MONTH)
-    outcome = run_plan_month(settings, MONTH)
-    assert outcome.success, outcome.errors
+    # two months in order, so the second plan can score the first plan's forecast
+    for month in (PREVIOUS, MONTH):
+        outcome = run_plan_month(settings, month)
+        assert outcome.success, outcome.errors
     return settings
 
 
@@ -60,7 +63,7 @@ def test_every_published_table_has_its_stable_columns(planned: Settings) -> None
             cols = [r[0] for r in con.execute(f"describe {table}").fetchall()]
             stable = spec.column_names
             assert cols[: len(stable)] == stable, table
-            if table not in ("scenario_comparison",):
+            if table != "scenario_comparison":
                 n = con.execute(
                     f"select count(*) from {table} where plan_month = ?", [MONTH]
                 ).fetchone()[0]
@@ -95,6 +98,49 @@ def test_inventory_balance_and_capacity_in_published_plan(planned: Settings) -> 
     cap = _published(planned, "select * from plan_capacity_current")
     allowed = cap["available_hours"] * (1 + planned.overtime_share) + 1e-6
     assert (cap["planned_hours"] <= allowed).all()
+
+
+def test_forecast_accuracy_scores_the_previous_plan(planned: Settings) -> None:
+    acc = _published(planned, f"select * from forecast_accuracy where plan_month = '{MONTH}'")
+    lag1 = acc[(acc["lag"] == 1) & (acc["month"] == pd.Timestamp(MONTH + "-01"))]
+    assert set(lag1["forecast_kind"]) == {"naive", "statistical", "consensus"}
+    assert set(lag1["level"]) == {"item", "family", "total"}
+    assert lag1["wape"].notna().all() and (lag1["wape"] >= 0).all()
+
+
+def test_tournament_beats_seasonal_naive_on_the_demo_backtest(planned: Settings) -> None:
+    con = duckdb.connect(str(planned.warehouse_path), read_only=True)
+    try:
+        bt = con.execute(
+            "select chosen_error, naive_error from plan.backtest_results "
+            "where plan_month = ? and chosen_error is not null and naive_error is not null",
+            [MONTH],
+        ).df()
+    finally:
+        con.close()
+    assert len(bt) > 20
+    assert bt["chosen_error"].median() < bt["naive_error"].median()
+    assert bt["chosen_error"].mean() < bt["naive_error"].mean()
+
+
+def test_overhaul_shows_as_prebuild_or_gap(planned: Settings) -> None:
+    cap = _published(planned, "select * from plan_capacity_current order by work_center_id, month")
+    cap["normal"] = cap.groupby("work_center_id")["available_hours"].transform("median")
+    cap["ratio"] = cap["available_hours"] / cap["normal"]
+    overhaul = cap.loc[cap["ratio"].idxmin()]
+    assert overhaul["ratio"] < 0.5, "the demo calendar has an overhaul in the horizon"
+    wc = cap[cap["work_center_id"] == overhaul["work_center_id"]].reset_index(drop=True)
+    at = wc.index[wc["month"] == overhaul["month"]][0]
+    before = wc.iloc[:at]
+    prebuild = (before["planned_hours"] - before["required_hours"]).clip(lower=0).sum()
+    short_in_overhaul = overhaul["required_hours"] > overhaul["available_hours"] * (
+        1 + planned.overtime_share
+    )
+    assert prebuild > 0 or short_in_overhaul
+    assert (
+        overhaul["planned_hours"]
+        <= overhaul["available_hours"] * (1 + planned.overtime_share) + 1e-6
+    )
 
 
 def test_plan_versions_records_the_run(planned: Settings) -> None:
