@@ -12,7 +12,7 @@ import time
 
 from rich.console import Console
 
-from sop_pipeline.months import month_range, parse_month
+from sop_pipeline.months import month_key, month_range, month_start, parse_month
 from sop_pipeline.runner import write_dagster_yaml
 from sop_pipeline.settings import Settings, SettingsError
 
@@ -92,6 +92,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if code != EXIT_OK:
         return code
     month = _latest_landing_month(settings)
+    # A few earlier months first (point in time, as a backfill would), so the latest plan can
+    # already score earlier plans' forecasts: forecast accuracy and FVA are not empty.
+    earlier = month_range(month_key(month_start(parse_month(month), -args.warmup)), month)[:-1]
+    for done, past in enumerate(earlier, start=1):
+        console.print(f"Planning earlier month [bold]{past}[/] ({done}/{len(earlier)} warm-up) ...")
+        if not _run_month(settings, past, is_backfill=True):
+            return EXIT_FAILED
     console.print(f"Planning the latest complete month, [bold]{month}[/] ...")
     ok = _run_month(settings, month)
     console.print(
@@ -166,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("demo", help="generate the demo company, then plan its latest month")
     gen_args(p)
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=2,
+        help="earlier months planned first, for forecast accuracy (default 2)",
+    )
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("backfill", help="plan past months point in time, in month order")
     p.add_argument("--from", dest="from_month", type=_month_arg, required=True)

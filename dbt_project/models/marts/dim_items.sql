@@ -1,5 +1,6 @@
--- Items with prices in the base currency (rate of the plan month) and whether they are
--- bought in (no routing) or made.
+-- Items with prices in the base currency (rate of the plan month), whether they are
+-- bought in (no routing) or made, and the main supplier of a bought-in item (the supplier
+-- of its latest purchase order; scenarios' supplier_delay lever works on it).
 with
 
 items as (
@@ -21,9 +22,29 @@ fx_rates as (
 
 ),
 
+purchase_orders as (
+
+    select * from {{ ref('stg_erp__purchase_orders') }}
+
+),
+
 made_items as (
 
     select distinct item_id from routings
+
+),
+
+main_suppliers as (
+
+    -- latest order date wins; po_id breaks ties so the result is deterministic
+    select
+        item_id,
+        supplier_id
+    from purchase_orders
+    where supplier_id is not null
+    qualify row_number() over (
+        partition by item_id order by order_date desc, po_id desc
+    ) = 1
 
 ),
 
@@ -43,12 +64,18 @@ final as (
         cast(items.eol_date as date) as eol_date,
         cast(items.lead_time_days as integer) as lead_time_days,
         cast(items.min_lot_qty as double) as min_lot_qty,
-        made_items.item_id is null as is_purchased
+        made_items.item_id is null as is_purchased,
+        -- made items have no supplier even if an old purchase order exists
+        cast(
+            case when made_items.item_id is null then main_suppliers.supplier_id end as varchar
+        ) as supplier_id
     from items
     left join fx_rates
         on items.currency = fx_rates.currency
     left join made_items
         on items.item_id = made_items.item_id
+    left join main_suppliers
+        on items.item_id = main_suppliers.item_id
 
 )
 

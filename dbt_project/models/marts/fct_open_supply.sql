@@ -23,6 +23,7 @@ open_orders as (
         item_id,
         location_id,
         work_center_id,
+        null as supplier_id,
         due_date,
         cast(qty_planned as double) - coalesce(cast(qty_completed as double), 0) as open_qty
     from production_orders
@@ -36,6 +37,7 @@ open_orders as (
         item_id,
         location_id,
         null as work_center_id,
+        supplier_id,
         due_date,
         cast(qty_ordered as double) - coalesce(cast(qty_received as double), 0) as open_qty
     from purchase_orders
@@ -55,7 +57,8 @@ final as (
             cast(date_trunc('month', due_date) as date),
             cast('{{ var("horizon_start") }}' as date)
         ) as due_month,
-        cast(open_qty as double) as open_qty
+        cast(open_qty as double) as open_qty,
+        cast(supplier_id as varchar) as supplier_id
     from open_orders
     where open_qty > 0
 

@@ -1,0 +1,841 @@
+"""What-if scenarios: re-plan supply and finance with levers applied, compare with the base.
+
+A scenario is a list of levers (``scenarios.yaml`` of the landing month, loaded into
+``raw.scenarios``). Each lever changes a copy of the base plan's inputs; the changed inputs
+are planned by :func:`plan_from_inputs` (safety stock → ``plan_supply`` → gaps →
+financials, the same calls the supply and finance assets make) and :func:`compare` turns the
+two plans into the published ``scenario_comparison`` rows (scenario × family × month ×
+metric). Demand is *not* re-forecast: a scenario starts from the consensus plan.
+
+Levers (months are ``[first, last]`` inclusive, ``pct`` a fraction: 0.15 = +15%):
+
+- ``capacity_loss`` (work_center_id, months, pct): available hours × (1 − pct);
+- ``demand_change`` (family or item_id, months, pct): consensus qty and revenue × (1 + pct);
+- ``supplier_delay`` (supplier_id, days): + days on the lead time of the supplier's items
+  (``dim_items.supplier_id``) and its open purchase orders due ``ceil(days / 30)`` months
+  later (orders pushed past the horizon drop out);
+- ``price_change`` (family or item_id, pct): unit price and consensus revenue × (1 + pct);
+- ``strategy`` (value): plan with ``chase``, ``level`` or ``mixed``.
+
+See ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from sop_pipeline.months import parse_month
+from sop_pipeline.planning.finance import financials, gaps
+from sop_pipeline.planning.inventory import (
+    DAYS_PER_LEAD_TIME_MONTH,
+    as_month_start,
+    horizon_months,
+    require_columns,
+    safety_stock,
+)
+from sop_pipeline.planning.supply import SupplyResult, plan_supply
+from sop_pipeline.settings import STRATEGIES
+from sop_pipeline.warehouse import read_mart, read_plan, table_exists
+
+SCENARIO_COMPARISON_COLUMNS = [
+    "scenario",
+    "family",
+    "month",
+    "metric",
+    "base_value",
+    "scenario_value",
+    "delta",
+]
+METRICS = (
+    "demand_qty",
+    "supply_qty",
+    "gap_qty",
+    "revenue",
+    "gross_margin",
+    "inventory_value",
+    "capacity_utilization",
+)
+# Fields a lever may carry, per type: (required, optional). Anything else is a typo.
+LEVER_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "capacity_loss": (("work_center_id", "months", "pct"), ()),
+    "demand_change": (("pct",), ("family", "item_id", "months")),
+    "supplier_delay": (("supplier_id", "days"), ()),
+    "price_change": (("pct",), ("family", "item_id")),
+    "strategy": (("value",), ()),
+}
+# A pct above this is almost surely written in percent (15 for 15%), not as a fraction.
+MAX_ABS_PCT = 5.0
+
+
+class ScenarioError(ValueError):
+    """A scenario or lever is malformed or names something the plan does not know."""
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One parsed, validated lever of a scenario.
+
+    Attributes:
+        type: capacity_loss / demand_change / supplier_delay / price_change / strategy.
+        family: family scope (demand_change, price_change).
+        item_id: item scope instead of a family (demand_change, price_change).
+        work_center_id: capacity_loss work center.
+        supplier_id: supplier_delay supplier.
+        first_month: first month the lever applies to (None: the whole horizon).
+        last_month: last month, inclusive.
+        pct: change as a fraction (0.15 = +15%; capacity_loss: share of hours lost).
+        days: supplier delay in days.
+        value: strategy name.
+        scenario: name of the scenario (for messages).
+        position: 1-based position of the lever in the scenario (for messages).
+    """
+
+    type: str
+    family: str | None = None
+    item_id: str | None = None
+    work_center_id: str | None = None
+    supplier_id: str | None = None
+    first_month: pd.Timestamp | None = None
+    last_month: pd.Timestamp | None = None
+    pct: float | None = None
+    days: int | None = None
+    value: str | None = None
+    scenario: str = ""
+    position: int = 0
+
+    @property
+    def where(self) -> str:
+        """``scenario X, lever #2 (supplier_delay)``: where a message points to."""
+        return f"scenario {self.scenario or '(unnamed)'}, lever #{self.position} ({self.type})"
+
+    @property
+    def months_text(self) -> str:
+        """``2027-02..2027-04`` or ``the whole horizon``."""
+        if self.first_month is None:
+            return "the whole horizon"
+        return f"{self.first_month:%Y-%m}..{self.last_month:%Y-%m}"
+
+
+@dataclass(frozen=True)
+class ScenarioInputs:
+    """Everything the base plan is planned from, after the consensus demand.
+
+    Frames are the marts of ``docs/internals.md`` and the published ``plan_demand``; a
+    scenario never changes them in place (:func:`apply_levers` returns new frames).
+
+    Attributes:
+        plan_demand: consensus plan (published ``plan_demand`` columns).
+        items: dim_items, including supplier_id.
+        routings: fct_routings.
+        capacity: fct_capacity (work_center_id, month, available_hours).
+        inventory_position: fct_inventory_position.
+        open_supply: fct_open_supply, including supplier_id.
+        aop: fct_aop_targets (may be empty).
+        strategy: supply strategy (chase / level / mixed).
+        service_level: safety-stock service level, in (0, 1).
+        overtime_share: overtime allowed per work center and month, share of available.
+        notes: what the levers applied did not change (e.g. months outside the horizon).
+    """
+
+    plan_demand: pd.DataFrame
+    items: pd.DataFrame
+    routings: pd.DataFrame
+    capacity: pd.DataFrame
+    inventory_position: pd.DataFrame
+    open_supply: pd.DataFrame
+    aop: pd.DataFrame
+    strategy: str = "mixed"
+    service_level: float = 0.95
+    overtime_share: float = 0.10
+    notes: tuple[str, ...] = ()
+
+    def copy(self) -> ScenarioInputs:
+        """A deep copy (frames included), so a lever can change it freely."""
+        frames = {
+            f.name: getattr(self, f.name).copy(deep=True)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), pd.DataFrame)
+        }
+        return dataclasses.replace(self, **frames)
+
+    @classmethod
+    def from_warehouse(
+        cls,
+        con: duckdb.DuckDBPyConnection,
+        plan_month: str,
+        *,
+        strategy: str = "mixed",
+        service_level: float = 0.95,
+        overtime_share: float = 0.10,
+    ) -> ScenarioInputs:
+        """Read the base plan's inputs from the working database.
+
+        Args:
+            con: connection to the working DuckDB (read-only is enough).
+            plan_month: ``YYYY-MM`` whose ``plan.plan_demand`` rows and marts to read.
+            strategy: settings ``strategy`` of the base plan.
+            service_level: settings ``service_level``.
+            overtime_share: settings ``overtime_share``.
+
+        Returns:
+            The inputs the supply and finance assets planned the base from.
+        """
+        return cls(
+            plan_demand=read_plan(con, "plan_demand", plan_month),
+            items=read_mart(con, "dim_items"),
+            routings=read_mart(con, "fct_routings"),
+            capacity=read_mart(con, "fct_capacity"),
+            inventory_position=read_mart(con, "fct_inventory_position"),
+            open_supply=read_mart(con, "fct_open_supply"),
+            aop=read_mart(con, "fct_aop_targets"),
+            strategy=strategy,
+            service_level=service_level,
+            overtime_share=overtime_share,
+        )
+
+
+@dataclass
+class ScenarioOutputs:
+    """A plan made by :func:`plan_from_inputs` (the base or a scenario).
+
+    Attributes:
+        plan_demand: the consensus plan that was planned (with the levers applied).
+        safety_stock: item × location × month safety stock.
+        supply: the ``plan_supply`` result (plan_supply, plan_inventory, plan_capacity,
+            shortages, status, objective, strategy).
+        plan_gaps: family × month gaps (``finance.gaps``).
+        plan_financials: family × month financials (``finance.financials``).
+        family_utilization: family × month capacity_utilization (see
+            :func:`family_capacity_utilization`).
+        notes: the inputs' notes (levers that changed nothing).
+    """
+
+    plan_demand: pd.DataFrame
+    safety_stock: pd.DataFrame
+    supply: SupplyResult
+    plan_gaps: pd.DataFrame
+    plan_financials: pd.DataFrame
+    family_utilization: pd.DataFrame
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+# Parsing --------------------------------------------------------------------------------
+def _month(value: Any, where: str) -> pd.Timestamp:
+    if isinstance(value, datetime | date):
+        return pd.Timestamp(value).to_period("M").to_timestamp()
+    try:
+        return pd.Timestamp(parse_month(str(value)))
+    except ValueError:
+        raise ScenarioError(
+            f"{where}: month {value!r} is not a month; write YYYY-MM, e.g. "
+            'months: ["2027-02", "2027-04"].'
+        ) from None
+
+
+def _months(value: Any, where: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    values = [value] if isinstance(value, str | date) else value
+    if not isinstance(values, list | tuple) or not 1 <= len(values) <= 2:
+        raise ScenarioError(
+            f"{where}: months must be [first, last] (inclusive) or [month], e.g. "
+            f'["2027-02", "2027-04"]; got {value!r}.'
+        )
+    first, last = _month(values[0], where), _month(values[-1], where)
+    if last < first:
+        raise ScenarioError(
+            f"{where}: months {first:%Y-%m}..{last:%Y-%m} end before they start; "
+            "write [first, last]."
+        )
+    return first, last
+
+
+def _number(value: Any, name: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ScenarioError(f"{where}: {name} must be a number; got {value!r}.")
+    return float(value)
+
+
+def _text(value: Any, name: str, where: str) -> str:
+    if not isinstance(value, str | int) or isinstance(value, bool) or not str(value).strip():
+        raise ScenarioError(f"{where}: {name} must be a non-empty id; got {value!r}.")
+    return str(value).strip()
+
+
+def _parse_lever(raw: Any, scenario: str, position: int) -> Lever:
+    where = f"scenario {scenario or '(unnamed)'}, lever #{position}"
+    if not isinstance(raw, Mapping):
+        raise ScenarioError(f"{where}: a lever must be a mapping with a type; got {raw!r}.")
+    kind = raw.get("type")
+    if kind not in LEVER_FIELDS:
+        raise ScenarioError(
+            f"{where}: lever type {kind!r} is unknown; use one of {', '.join(LEVER_FIELDS)}."
+        )
+    where = f"{where} ({kind})"
+    required, optional = LEVER_FIELDS[kind]
+    missing = [f for f in required if raw.get(f) is None]
+    if missing:
+        raise ScenarioError(f"{where}: needs {', '.join(missing)}.")
+    unknown = sorted(set(raw) - {"type", *required, *optional})
+    if unknown:
+        hint = (
+            " A price change applies to the whole horizon (prices are per item, not per month)."
+            if kind == "price_change" and "months" in unknown
+            else ""
+        )
+        raise ScenarioError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; a {kind} lever takes "
+            f"{', '.join((*required, *optional))}.{hint}"
+        )
+    args: dict[str, Any] = {"type": kind, "scenario": scenario, "position": position}
+    if raw.get("months") is not None:
+        args["first_month"], args["last_month"] = _months(raw["months"], where)
+    if "pct" in required:
+        pct = _number(raw["pct"], "pct", where)
+        if abs(pct) > MAX_ABS_PCT:
+            raise ScenarioError(
+                f"{where}: pct {pct:g} is a fraction (0.15 = +15%); write {pct / 100:g} for "
+                f"{pct:g}%."
+            )
+        if kind == "capacity_loss" and not 0.0 <= pct <= 1.0:
+            raise ScenarioError(
+                f"{where}: pct {pct:g} is the share of hours lost and must be in [0, 1] "
+                "(0.7 = 70% of the hours are lost)."
+            )
+        if kind != "capacity_loss" and pct <= -1.0:
+            raise ScenarioError(f"{where}: pct {pct:g} would make it zero or negative; use > -1.")
+        args["pct"] = pct
+    if kind in ("demand_change", "price_change"):
+        has_family, has_item = raw.get("family") is not None, raw.get("item_id") is not None
+        if has_family == has_item:
+            raise ScenarioError(f"{where}: name exactly one of family or item_id.")
+        if has_family:
+            args["family"] = _text(raw["family"], "family", where)
+        else:
+            args["item_id"] = _text(raw["item_id"], "item_id", where)
+    if kind == "capacity_loss":
+        args["work_center_id"] = _text(raw["work_center_id"], "work_center_id", where)
+    if kind == "supplier_delay":
+        args["supplier_id"] = _text(raw["supplier_id"], "supplier_id", where)
+        days = raw["days"]
+        if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+            raise ScenarioError(f"{where}: days must be a whole number ≥ 0; got {days!r}.")
+        args["days"] = int(days)
+    if kind == "strategy":
+        if raw["value"] not in STRATEGIES:
+            raise ScenarioError(
+                f"{where}: strategy {raw['value']!r} is unknown; use one of {', '.join(STRATEGIES)}."
+            )
+        args["value"] = str(raw["value"])
+    return Lever(**args)
+
+
+def parse_levers(
+    levers_json: str | Sequence[Mapping[str, Any]],
+    *,
+    scenario: str = "",
+    inputs: ScenarioInputs | None = None,
+) -> list[Lever]:
+    """Parse and validate the levers of one scenario.
+
+    Args:
+        levers_json: the ``levers`` list of ``scenarios.yaml`` or its JSON text
+            (``raw.scenarios.levers_json``).
+        scenario: scenario name, used in error messages.
+        inputs: when given, every family, item, work center and supplier a lever names
+            must exist in them (see :func:`check_references`).
+
+    Returns:
+        The levers, in file order.
+
+    Raises:
+        ScenarioError: not a list, an unknown type or field, a bad month / number, or an
+            unknown family / work center / supplier; the message names the scenario and
+            the lever.
+    """
+    raw = levers_json
+    if isinstance(levers_json, str):
+        try:
+            raw = json.loads(levers_json)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(
+                f"scenario {scenario or '(unnamed)'}: levers_json is not valid JSON ({exc.msg} "
+                f"at character {exc.pos}); reload scenarios.yaml."
+            ) from None
+    if not isinstance(raw, list | tuple) or not raw:
+        raise ScenarioError(
+            f"scenario {scenario or '(unnamed)'}: levers must be a non-empty list of "
+            "{type: ..., ...} mappings (see docs/scenarios.md)."
+        )
+    levers = [_parse_lever(lever, scenario, i + 1) for i, lever in enumerate(raw)]
+    if inputs is not None:
+        check_references(levers, inputs)
+    return levers
+
+
+def _known(values: Iterable[Any]) -> set[str]:
+    return {str(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))}
+
+
+def _suggest(known: set[str]) -> str:
+    shown = sorted(known)
+    more = f" (+{len(shown) - 12} more)" if len(shown) > 12 else ""
+    return ", ".join(shown[:12]) + more if shown else "none"
+
+
+def check_references(levers: Sequence[Lever], inputs: ScenarioInputs) -> None:
+    """Every family, item, work center and supplier a lever names exists in the inputs.
+
+    Args:
+        levers: parsed levers.
+        inputs: the base plan's inputs.
+
+    Raises:
+        ScenarioError: naming the scenario, the lever, the unknown value and the known ones.
+    """
+    families = _known(inputs.items["family"]) | _known(inputs.plan_demand.get("family", []))
+    item_ids = _known(inputs.items["item_id"])
+    centers = _known(inputs.capacity["work_center_id"]) | _known(
+        inputs.routings["work_center_id"]
+    )
+    for lever in levers:
+        if lever.family is not None and lever.family not in families:
+            raise ScenarioError(
+                f"{lever.where}: family {lever.family!r} is not in dim_items; known families: "
+                f"{_suggest(families)}."
+            )
+        if lever.item_id is not None and lever.item_id not in item_ids:
+            raise ScenarioError(
+                f"{lever.where}: item_id {lever.item_id!r} is not in dim_items; fix the scenario."
+            )
+        if lever.work_center_id is not None and lever.work_center_id not in centers:
+            raise ScenarioError(
+                f"{lever.where}: work center {lever.work_center_id!r} is not in fct_capacity or "
+                f"fct_routings; known work centers: {_suggest(centers)}."
+            )
+        if lever.supplier_id is not None:
+            for frame, name in ((inputs.items, "dim_items"), (inputs.open_supply, "fct_open_supply")):
+                if "supplier_id" not in frame:
+                    raise ScenarioError(
+                        f"{lever.where}: {name} has no supplier_id column; rebuild the marts "
+                        "(dbt build) with this version of the project."
+                    )
+            suppliers = _known(inputs.items["supplier_id"]) | _known(
+                inputs.open_supply["supplier_id"]
+            )
+            if lever.supplier_id not in suppliers:
+                raise ScenarioError(
+                    f"{lever.where}: supplier {lever.supplier_id!r} is neither the main supplier "
+                    f"of an item nor on an open purchase order; known suppliers: "
+                    f"{_suggest(suppliers)}."
+                )
+
+
+# Levers -----------------------------------------------------------------------------------
+def _in_months(months: pd.Series, lever: Lever) -> pd.Series:
+    if lever.first_month is None:
+        return pd.Series(True, index=months.index)
+    m = as_month_start(months)
+    return (m >= lever.first_month) & (m <= lever.last_month)
+
+
+def _scope(frame: pd.DataFrame, lever: Lever, items: pd.DataFrame) -> pd.Series:
+    """Rows of ``frame`` (with item_id, maybe family) in the lever's family / item."""
+    ids = frame["item_id"].astype(str)
+    if lever.item_id is not None:
+        return ids == lever.item_id
+    if "family" in frame:
+        family = frame["family"].astype(str)
+    else:
+        family = ids.map(items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["family"])
+    return family == lever.family
+
+
+def _note_if_outside(inputs: ScenarioInputs, lever: Lever, hits: int, what: str) -> ScenarioInputs:
+    if hits:
+        return inputs
+    months = horizon_months(inputs.plan_demand)
+    horizon = f"{months[0]:%Y-%m}..{months[-1]:%Y-%m}" if len(months) else "(empty)"
+    note = (
+        f"{lever.where}: no {what} in {lever.months_text} (plan horizon {horizon}); "
+        "the lever changes nothing."
+    )
+    return dataclasses.replace(inputs, notes=(*inputs.notes, note))
+
+
+def _demand_change(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
+    demand = inputs.plan_demand
+    rows = _scope(demand, lever, inputs.items) & _in_months(demand["month"], lever)
+    factor = 1.0 + float(lever.pct)
+    added = demand.loc[rows, "consensus_qty"] * lever.pct
+    demand.loc[rows, "consensus_qty"] = demand.loc[rows, "consensus_qty"] * factor
+    demand.loc[rows, "consensus_revenue"] = demand.loc[rows, "consensus_revenue"] * factor
+    # book the change as an override so consensus = stat + crm + override (+ clipped) holds
+    if "override_qty" in demand:
+        demand.loc[rows, "override_qty"] = demand.loc[rows, "override_qty"] + added
+    return _note_if_outside(inputs, lever, int(rows.sum()), "consensus rows of that scope")
+
+
+def _capacity_loss(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
+    cap = inputs.capacity
+    rows = (cap["work_center_id"].astype(str) == lever.work_center_id) & _in_months(
+        cap["month"], lever
+    )
+    cap.loc[rows, "available_hours"] = cap.loc[rows, "available_hours"] * (1.0 - float(lever.pct))
+    return _note_if_outside(inputs, lever, int(rows.sum()), "capacity rows of that work center")
+
+
+def _supplier_delay(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
+    items, opens = inputs.items, inputs.open_supply
+    own = items["supplier_id"].astype("string") == lever.supplier_id
+    items["lead_time_days"] = pd.to_numeric(items["lead_time_days"], errors="coerce").astype(float)
+    # an item without a lead time has no supplier in the LP; a delay does not give it one
+    items.loc[own.fillna(False), "lead_time_days"] += lever.days
+    shift = math.ceil(lever.days / DAYS_PER_LEAD_TIME_MONTH - 1e-9)
+    late = (opens["supplier_id"].astype("string") == lever.supplier_id).fillna(False)
+    if shift and late.any():
+        due = as_month_start(opens["due_month"])
+        due.loc[late] = due.loc[late] + pd.DateOffset(months=shift)
+        horizon_end = horizon_months(inputs.plan_demand)[-1]
+        opens["due_month"] = due
+        # pushed past the horizon: no longer a receipt of this plan (the LP ignores them too)
+        keep = ~late | (due <= horizon_end)
+        inputs = dataclasses.replace(inputs, open_supply=opens[keep].reset_index(drop=True))
+    return inputs
+
+
+def _price_change(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
+    factor = 1.0 + float(lever.pct)
+    items = inputs.items
+    rows = _scope(items, lever, items)
+    items.loc[rows, "unit_price"] = pd.to_numeric(items.loc[rows, "unit_price"]) * factor
+    demand = inputs.plan_demand
+    in_scope = _scope(demand, lever, items)
+    demand.loc[in_scope, "consensus_revenue"] = demand.loc[in_scope, "consensus_revenue"] * factor
+    return inputs
+
+
+def _strategy(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
+    return dataclasses.replace(inputs, strategy=str(lever.value))
+
+
+_APPLY = {
+    "demand_change": _demand_change,
+    "capacity_loss": _capacity_loss,
+    "supplier_delay": _supplier_delay,
+    "price_change": _price_change,
+    "strategy": _strategy,
+}
+
+
+def apply_levers(inputs: ScenarioInputs, levers: Sequence[Lever]) -> ScenarioInputs:
+    """The inputs with the levers applied, in order (levers of one kind compound).
+
+    Pure: the returned inputs hold new frames; ``inputs`` is never changed.
+
+    Args:
+        inputs: the base plan's inputs.
+        levers: parsed levers (:func:`parse_levers`).
+
+    Returns:
+        New inputs; ``notes`` lists levers that changed nothing (e.g. months outside the
+        horizon).
+
+    Raises:
+        ScenarioError: a lever names a family, item, work center or supplier the inputs do
+            not have.
+    """
+    check_references(levers, inputs)
+    out = inputs.copy()
+    for lever in levers:
+        out = _APPLY[lever.type](out, lever)
+    return out
+
+
+# Planning ---------------------------------------------------------------------------------
+def family_capacity_utilization(
+    plan_capacity: pd.DataFrame,
+    plan_demand: pd.DataFrame,
+    routings: pd.DataFrame,
+    items: pd.DataFrame,
+) -> pd.DataFrame:
+    """Utilization of the work centers a family loads, weighted by the family's hours there.
+
+    ``Σ_w required_hours[f, w, t] × utilization[w, t] / Σ_w required_hours[f, w, t]`` where
+    required hours are the family's consensus × hours_per_unit (the load it asks of each
+    work center) and utilization is ``plan_capacity.utilization`` (planned / available).
+    Work centers with no hours that month (utilization null) are left out. Families of
+    purchased items only have no row.
+
+    Args:
+        plan_capacity: work_center_id, month, utilization.
+        plan_demand: item_id, month, consensus_qty (family optional).
+        routings: item_id, work_center_id, hours_per_unit.
+        items: item_id, family.
+
+    Returns:
+        family, month, capacity_utilization, required_hours.
+    """
+    columns = ["family", "month", "capacity_utilization", "required_hours"]
+    demand = plan_demand[["item_id", "month", "consensus_qty"]].copy()
+    demand["item_id"] = demand["item_id"].astype(str)
+    demand["month"] = as_month_start(demand["month"])
+    family_of = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id")
+    demand["family"] = demand["item_id"].map(family_of.set_index("item_id")["family"])
+    if "family" in plan_demand:
+        demand["family"] = plan_demand["family"].to_numpy()
+    routes = routings.assign(
+        item_id=routings["item_id"].astype(str), work_center_id=routings["work_center_id"].astype(str)
+    )
+    load = demand.merge(routes[["item_id", "work_center_id", "hours_per_unit"]], on="item_id")
+    if load.empty:
+        return pd.DataFrame(columns=columns).astype({"month": "datetime64[ns]"})
+    load["required_hours"] = load["consensus_qty"] * load["hours_per_unit"]
+    load = load.groupby(["family", "work_center_id", "month"], as_index=False)["required_hours"].sum()
+    cap = plan_capacity[["work_center_id", "month", "utilization"]].copy()
+    cap["work_center_id"] = cap["work_center_id"].astype(str)
+    cap["month"] = as_month_start(cap["month"])
+    load = load.merge(cap, on=["work_center_id", "month"], how="left")
+    load = load[load["utilization"].notna() & (load["required_hours"] > 0)]
+    load["weighted"] = load["required_hours"] * load["utilization"]
+    out = load.groupby(["family", "month"], as_index=False)[["weighted", "required_hours"]].sum()
+    out["capacity_utilization"] = out["weighted"] / out["required_hours"]
+    out["month"] = out["month"].astype("datetime64[ns]")
+    return out[columns].sort_values(["family", "month"]).reset_index(drop=True)
+
+
+def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
+    """Plan supply and finance from the inputs: the one call sequence of base and scenarios.
+
+    ``safety_stock`` → ``plan_supply`` → ``gaps`` → ``financials``, with the inputs'
+    strategy, service level and overtime share, exactly as the supply and finance assets
+    plan the base.
+
+    Args:
+        inputs: base or scenario inputs.
+
+    Returns:
+        The plan's tables (see :class:`ScenarioOutputs`).
+    """
+    demand = inputs.plan_demand
+    ss = safety_stock(demand, inputs.items, service_level=inputs.service_level)
+    supply = plan_supply(
+        demand,
+        inputs.items,
+        inputs.routings,
+        inputs.capacity,
+        inputs.inventory_position,
+        inputs.open_supply,
+        ss,
+        strategy=inputs.strategy,
+        overtime_share=inputs.overtime_share,
+    )
+    inv = supply.plan_inventory
+    return ScenarioOutputs(
+        plan_demand=demand,
+        safety_stock=ss,
+        supply=supply,
+        plan_gaps=gaps(demand, inv, inputs.items),
+        plan_financials=financials(demand, inv, inputs.items, inputs.aop),
+        family_utilization=family_capacity_utilization(
+            supply.plan_capacity, demand, inputs.routings, inputs.items
+        ),
+        notes=inputs.notes,
+    )
+
+
+def run_scenario(inputs: ScenarioInputs, levers: Sequence[Lever] = ()) -> ScenarioOutputs:
+    """Apply the levers (if any) and plan the result with :func:`plan_from_inputs`.
+
+    Args:
+        inputs: the base plan's inputs (or already modified ones, with no levers).
+        levers: parsed levers to apply first.
+
+    Returns:
+        The scenario's plan.
+    """
+    return plan_from_inputs(apply_levers(inputs, levers) if levers else inputs)
+
+
+# Comparison -------------------------------------------------------------------------------
+def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
+    """The compared metrics of one plan, long: family, month, metric, value.
+
+    Args:
+        outputs: a plan from :func:`plan_from_inputs`.
+
+    Returns:
+        One row per family × month × metric of :data:`METRICS` (capacity_utilization only
+        for families with a routing).
+    """
+    parts = []
+    g = outputs.plan_gaps
+    for metric, col in (("demand_qty", "demand_qty"), ("supply_qty", "supply_qty"), ("gap_qty", "gap_qty")):
+        parts.append(g[["family", "month"]].assign(metric=metric, value=g[col].astype(float)))
+    fin = outputs.plan_financials
+    for metric in ("revenue", "gross_margin", "inventory_value"):
+        parts.append(fin[["family", "month"]].assign(metric=metric, value=fin[metric].astype(float)))
+    util = outputs.family_utilization
+    parts.append(
+        util[["family", "month"]].assign(
+            metric="capacity_utilization", value=util["capacity_utilization"].astype(float)
+        )
+    )
+    out = pd.concat(parts, ignore_index=True)
+    out["family"] = out["family"].astype(str)
+    out["month"] = as_month_start(out["month"])
+    return out
+
+
+def compare(base: ScenarioOutputs, scen: ScenarioOutputs, scenario: str) -> pd.DataFrame:
+    """The published ``scenario_comparison`` rows of one scenario against the base.
+
+    Args:
+        base: the base plan.
+        scen: the scenario's plan.
+        scenario: scenario name.
+
+    Returns:
+        scenario, family, month, metric, base_value, scenario_value, delta (scenario −
+        base), one row per family × month × metric of either plan. A family-month only one
+        plan has counts 0 in the other (utilization stays null).
+    """
+    keys = ["family", "month", "metric"]
+    both = family_metrics(base).merge(
+        family_metrics(scen), on=keys, how="outer", suffixes=("_base", "_scen")
+    )
+    additive = both["metric"] != "capacity_utilization"
+    for col in ("value_base", "value_scen"):
+        both.loc[additive, col] = both.loc[additive, col].fillna(0.0)
+    order = {m: i for i, m in enumerate(METRICS)}
+    both = (
+        both.assign(_order=both["metric"].map(order))
+        .sort_values(["family", "month", "_order"])
+        .reset_index(drop=True)
+    )
+    out = pd.DataFrame(
+        {
+            "scenario": scenario,
+            "family": both["family"],
+            "month": both["month"].astype("datetime64[ns]"),
+            "metric": both["metric"],
+            "base_value": both["value_base"].astype(float),
+            "scenario_value": both["value_scen"].astype(float),
+        }
+    )
+    out["delta"] = out["scenario_value"] - out["base_value"]
+    return out[SCENARIO_COMPARISON_COLUMNS]
+
+
+def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[Lever]]:
+    name = spec.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ScenarioError(f"scenario #{position}: needs a name; got {name!r}.")
+    levers = spec.get("levers", spec.get("levers_json"))
+    if levers is None:
+        raise ScenarioError(f"scenario {name}: needs levers (a list, or levers_json text).")
+    return name, parse_levers(levers, scenario=name)
+
+
+def run_scenarios(
+    inputs: ScenarioInputs,
+    scenarios: Sequence[Mapping[str, Any]],
+    *,
+    base: ScenarioOutputs | None = None,
+) -> pd.DataFrame:
+    """Plan every scenario and compare it with the base plan.
+
+    All scenarios are validated before anything is planned, so a typo in the last one
+    fails fast. The base inputs are never changed.
+
+    Args:
+        inputs: the base plan's inputs.
+        scenarios: ``{name, levers}`` (scenarios.yaml) or ``{name, levers_json}``
+            (``raw.scenarios`` rows) mappings; names must be unique.
+        base: the base plan, if already made from ``inputs`` by :func:`plan_from_inputs`.
+
+    Returns:
+        ``scenario_comparison`` rows of all scenarios, in the given order;
+        ``attrs["notes"]`` maps scenario names to levers that changed nothing.
+
+    Raises:
+        ScenarioError: a malformed scenario or lever, a duplicate name, or an unknown
+            family / item / work center / supplier.
+    """
+    parsed: list[tuple[str, list[Lever]]] = []
+    for i, spec in enumerate(scenarios):
+        name, levers = _scenario_levers(spec, i + 1)
+        if any(name == seen for seen, _ in parsed):
+            raise ScenarioError(f"scenario {name}: the name is used twice; names must be unique.")
+        check_references(levers, inputs)
+        parsed.append((name, levers))
+    if not parsed:
+        return pd.DataFrame(
+            {c: pd.Series(dtype="object" if c in ("scenario", "family", "metric") else "float64") for c in SCENARIO_COMPARISON_COLUMNS}
+        ).astype({"month": "datetime64[ns]"})
+    base = base if base is not None else plan_from_inputs(inputs)
+    frames, notes = [], {}
+    for name, levers in parsed:
+        scen = run_scenario(inputs, levers)
+        if scen.notes:
+            notes[name] = list(scen.notes)
+        frames.append(compare(base, scen, name))
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["notes"] = notes
+    return out
+
+
+def read_scenarios(con: duckdb.DuckDBPyConnection, plan_month: str) -> list[dict[str, Any]]:
+    """The scenarios of a plan month: ``raw.scenarios`` of the latest extract ≤ the month.
+
+    Planning inputs are snapshots: the newest scenarios file at or before the plan month
+    is the one planners meant (point in time, like the other planning extracts).
+
+    Args:
+        con: working database connection.
+        plan_month: ``YYYY-MM``.
+
+    Returns:
+        ``{name, description, levers_json}`` dicts in name order; empty without scenarios.
+    """
+    parse_month(plan_month)
+    if not table_exists(con, "raw", "scenarios"):
+        return []
+    rows = con.execute(
+        "select name, description, levers_json from raw.scenarios "
+        "where extract_month = (select max(extract_month) from raw.scenarios "
+        "where extract_month <= ?) order by name",
+        [plan_month],
+    ).fetchall()
+    return [{"name": n, "description": d, "levers_json": j} for n, d, j in rows]
+
+
+__all__ = [
+    "METRICS",
+    "SCENARIO_COMPARISON_COLUMNS",
+    "Lever",
+    "ScenarioError",
+    "ScenarioInputs",
+    "ScenarioOutputs",
+    "apply_levers",
+    "check_references",
+    "compare",
+    "copy",
+    "family_capacity_utilization",
+    "family_metrics",
+    "parse_levers",
+    "plan_from_inputs",
+    "read_scenarios",
+    "require_columns",
+    "run_scenario",
+    "run_scenarios",
+]
