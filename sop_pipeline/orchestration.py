@@ -6,7 +6,7 @@
 - :data:`landing_sensor` runs it when a month folder of the landing area is complete
   (``_COMPLETE`` marker, or every required extract present and settled), once per delivery:
   a corrected re-delivery of the same month runs again.
-- :data:`TRANSIENT_RETRY` retries a failed step twice (10 s, then 20 s); validation errors are
+- :data:`TRANSIENT_RETRY` retries a failed step twice (10 s, then 30 s later); validation errors are
   not retried because the assets raise them through :func:`no_retry_on_validation`.
 - :func:`backfill_months` checks a month range against the plan-month partitions.
 
@@ -49,7 +49,7 @@ _MONTH_DIR_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 # retries
 # --------------------------------------------------------------------------------------
 
-#: Retry a failed step twice, 10 s then 20 s later: for locked files, full disks being
+#: Retry a failed step twice, 10 s then 30 s later: for locked files, full disks being
 #: cleaned, network shares that blink. Dagster retries *every* exception under a policy,
 #: so validation errors must be raised as ``Failure(allow_retries=False)``
 #: (:func:`no_retry_on_validation`).

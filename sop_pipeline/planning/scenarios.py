@@ -22,7 +22,6 @@ See ``docs/scenarios.md``.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import math
@@ -404,9 +403,7 @@ def check_references(levers: Sequence[Lever], inputs: ScenarioInputs) -> None:
     """
     families = _known(inputs.items["family"]) | _known(inputs.plan_demand.get("family", []))
     item_ids = _known(inputs.items["item_id"])
-    centers = _known(inputs.capacity["work_center_id"]) | _known(
-        inputs.routings["work_center_id"]
-    )
+    centers = _known(inputs.capacity["work_center_id"]) | _known(inputs.routings["work_center_id"])
     for lever in levers:
         if lever.family is not None and lever.family not in families:
             raise ScenarioError(
@@ -423,7 +420,10 @@ def check_references(levers: Sequence[Lever], inputs: ScenarioInputs) -> None:
                 f"fct_routings; known work centers: {_suggest(centers)}."
             )
         if lever.supplier_id is not None:
-            for frame, name in ((inputs.items, "dim_items"), (inputs.open_supply, "fct_open_supply")):
+            for frame, name in (
+                (inputs.items, "dim_items"),
+                (inputs.open_supply, "fct_open_supply"),
+            ):
                 if "supplier_id" not in frame:
                     raise ScenarioError(
                         f"{lever.where}: {name} has no supplier_id column; rebuild the marts "
@@ -438,6 +438,14 @@ def check_references(levers: Sequence[Lever], inputs: ScenarioInputs) -> None:
                     f"of an item nor on an open purchase order; known suppliers: "
                     f"{_suggest(suppliers)}."
                 )
+
+
+def _check_inputs(inputs: ScenarioInputs) -> None:
+    require_columns(inputs.plan_demand, "plan_demand", ["item_id", "month", "consensus_qty"])
+    require_columns(inputs.plan_demand, "plan_demand", ["consensus_revenue"])
+    require_columns(inputs.items, "items", ["item_id", "family", "unit_price", "lead_time_days"])
+    require_columns(inputs.capacity, "capacity", ["work_center_id", "month", "available_hours"])
+    require_columns(inputs.open_supply, "open_supply", ["item_id", "due_month", "open_qty"])
 
 
 # Levers -----------------------------------------------------------------------------------
@@ -456,7 +464,9 @@ def _scope(frame: pd.DataFrame, lever: Lever, items: pd.DataFrame) -> pd.Series:
     if "family" in frame:
         family = frame["family"].astype(str)
     else:
-        family = ids.map(items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["family"])
+        family = ids.map(
+            items.assign(item_id=items["item_id"].astype(str)).set_index("item_id")["family"]
+        )
     return family == lever.family
 
 
@@ -554,6 +564,7 @@ def apply_levers(inputs: ScenarioInputs, levers: Sequence[Lever]) -> ScenarioInp
         ScenarioError: a lever names a family, item, work center or supplier the inputs do
             not have.
     """
+    _check_inputs(inputs)
     check_references(levers, inputs)
     out = inputs.copy()
     for lever in levers:
@@ -594,13 +605,16 @@ def family_capacity_utilization(
     if "family" in plan_demand:
         demand["family"] = plan_demand["family"].to_numpy()
     routes = routings.assign(
-        item_id=routings["item_id"].astype(str), work_center_id=routings["work_center_id"].astype(str)
+        item_id=routings["item_id"].astype(str),
+        work_center_id=routings["work_center_id"].astype(str),
     )
     load = demand.merge(routes[["item_id", "work_center_id", "hours_per_unit"]], on="item_id")
     if load.empty:
         return pd.DataFrame(columns=columns).astype({"month": "datetime64[ns]"})
     load["required_hours"] = load["consensus_qty"] * load["hours_per_unit"]
-    load = load.groupby(["family", "work_center_id", "month"], as_index=False)["required_hours"].sum()
+    load = load.groupby(["family", "work_center_id", "month"], as_index=False)[
+        "required_hours"
+    ].sum()
     cap = plan_capacity[["work_center_id", "month", "utilization"]].copy()
     cap["work_center_id"] = cap["work_center_id"].astype(str)
     cap["month"] = as_month_start(cap["month"])
@@ -679,11 +693,17 @@ def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
     """
     parts = []
     g = outputs.plan_gaps
-    for metric, col in (("demand_qty", "demand_qty"), ("supply_qty", "supply_qty"), ("gap_qty", "gap_qty")):
+    for metric, col in (
+        ("demand_qty", "demand_qty"),
+        ("supply_qty", "supply_qty"),
+        ("gap_qty", "gap_qty"),
+    ):
         parts.append(g[["family", "month"]].assign(metric=metric, value=g[col].astype(float)))
     fin = outputs.plan_financials
     for metric in ("revenue", "gross_margin", "inventory_value"):
-        parts.append(fin[["family", "month"]].assign(metric=metric, value=fin[metric].astype(float)))
+        parts.append(
+            fin[["family", "month"]].assign(metric=metric, value=fin[metric].astype(float))
+        )
     util = outputs.family_utilization
     parts.append(
         util[["family", "month"]].assign(
@@ -780,7 +800,10 @@ def run_scenarios(
         parsed.append((name, levers))
     if not parsed:
         return pd.DataFrame(
-            {c: pd.Series(dtype="object" if c in ("scenario", "family", "metric") else "float64") for c in SCENARIO_COMPARISON_COLUMNS}
+            {
+                c: pd.Series(dtype="object" if c in ("scenario", "family", "metric") else "float64")
+                for c in SCENARIO_COMPARISON_COLUMNS
+            }
         ).astype({"month": "datetime64[ns]"})
     base = base if base is not None else plan_from_inputs(inputs)
     frames, notes = [], {}
@@ -817,25 +840,3 @@ def read_scenarios(con: duckdb.DuckDBPyConnection, plan_month: str) -> list[dict
         [plan_month],
     ).fetchall()
     return [{"name": n, "description": d, "levers_json": j} for n, d, j in rows]
-
-
-__all__ = [
-    "METRICS",
-    "SCENARIO_COMPARISON_COLUMNS",
-    "Lever",
-    "ScenarioError",
-    "ScenarioInputs",
-    "ScenarioOutputs",
-    "apply_levers",
-    "check_references",
-    "compare",
-    "copy",
-    "family_capacity_utilization",
-    "family_metrics",
-    "parse_levers",
-    "plan_from_inputs",
-    "read_scenarios",
-    "require_columns",
-    "run_scenario",
-    "run_scenarios",
-]
