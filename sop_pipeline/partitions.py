@@ -46,3 +46,8 @@ def latest_complete_month(today: date | None = None) -> str:
     """The plan month a run started today would plan: the last closed month."""
     today = today or date.today()
     return month_start(date(today.year, today.month, 1), -1).strftime("%Y-%m")
+
+
+#: Every partitioned asset runs one plan month per run: months are planned point in time and in
+#: order (a month's accuracy scores the earlier months' forecast snapshots).
+MONTHLY_RUNS = dg.BackfillPolicy.multi_run(1)

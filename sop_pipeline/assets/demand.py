@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import family_forecast_png, preview
-from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
 
@@ -16,6 +16,7 @@ OWNERS = ["team:demand-planning"]
     key=dg.AssetKey(["plan", "stat_forecast"]),
     group_name="demand",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["marts", "fct_demand_history"]), dg.AssetKey(["marts", "dim_items"])],
     description="Statistical forecast with 80/95% ranges, one row per item × location × horizon month.",
     owners=OWNERS,
@@ -72,6 +73,7 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
     key=dg.AssetKey(["plan", "plan_demand"]),
     group_name="demand",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[
         stat_forecast,
         dg.AssetKey(["marts", "fct_crm_pipeline"]),

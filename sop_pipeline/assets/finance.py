@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import preview
-from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.warehouse import read_mart, read_plan, read_plan_history, replace_plan_rows
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
@@ -15,6 +15,7 @@ OWNERS = ["team:finance"]
     key=dg.AssetKey(["plan", "plan_financials"]),
     group_name="finance",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[
         dg.AssetKey(["plan", "plan_inventory"]),
         dg.AssetKey(["plan", "plan_demand"]),
@@ -70,6 +71,7 @@ def plan_financials(context: dg.AssetExecutionContext, warehouse: DuckDBResource
     key=dg.AssetKey(["plan", "forecast_accuracy"]),
     group_name="finance",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_demand"]), dg.AssetKey(["marts", "fct_demand_history"])],
     description=(
         "Accuracy of earlier plans' naive, statistical and consensus forecasts against actuals, "
@@ -108,6 +110,7 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: DuckDBResour
     key=dg.AssetKey(["plan", "kpi_scorecard"]),
     group_name="finance",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[
         dg.AssetKey(["plan", "plan_financials"]),
         dg.AssetKey(["plan", "plan_capacity"]),

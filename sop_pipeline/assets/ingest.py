@@ -4,7 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.contract import EXTRACTS
-from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 
 RAW_SPECS = [
@@ -26,6 +26,7 @@ RAW_SPECS = [
 @dg.multi_asset(
     specs=RAW_SPECS,
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     can_subset=False,
     pool="sop_warehouse",
 )

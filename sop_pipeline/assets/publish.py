@@ -10,7 +10,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline import __version__
-from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_plan, replace_plan_rows, table_exists
 
@@ -58,6 +58,7 @@ def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
     key=GATE_KEY,
     group_name="gate",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", t]) for t in (*GATED, "plan_exceptions", "forecast_accuracy")],
     description="The gate on the candidate plan: Great Expectations suites (data_quality/plan) and consistency checks.",
     owners=["team:sop-process"],
@@ -161,6 +162,7 @@ class GateNotPassedError(RuntimeError):
     key=dg.AssetKey(["published", "sop_plan"]),
     group_name="publish",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[GATE_KEY],
     description="The published S&OP plan: a new plan_version of every DESIGN §5 table in published/ (atomic).",
     owners=["team:sop-process"],

@@ -5,7 +5,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import preview
-from sop_pipeline.partitions import plan_month_partitions
+from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
 
@@ -92,6 +92,7 @@ def _check_result(name: str, asset: str, messages: list[str]) -> dg.AssetCheckRe
     specs=SUPPLY_SPECS,
     check_specs=SUPPLY_CHECKS,
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     can_subset=False,
     pool="sop_warehouse",
 )
@@ -216,6 +217,7 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
     key=dg.AssetKey(["plan", "plan_gaps"]),
     group_name="supply",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_inventory"]), PLAN_DEMAND],
     description="Demand-supply gaps, one row per family × month, in units and value with the binding constraint.",
     owners=OWNERS,
@@ -251,6 +253,7 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     key=dg.AssetKey(["plan", "plan_exceptions"]),
     group_name="supply",
     partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_inventory"]), dg.AssetKey(["plan", "plan_capacity"])],
     description="Exceptions a planner must act on (over-capacity, stock-outs, excess cover, missing data), one row each.",
     owners=OWNERS,

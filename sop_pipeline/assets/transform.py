@@ -17,7 +17,7 @@ from dagster_dbt import (
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.dbt_project import dbt_project
-from sop_pipeline.partitions import dbt_vars, plan_month_partitions
+from sop_pipeline.partitions import MONTHLY_RUNS, dbt_vars, plan_month_partitions
 from sop_pipeline.resources import SopResource
 
 
@@ -43,7 +43,7 @@ class SopDbtTranslator(DagsterDbtTranslator):
     ),
     pool="sop_warehouse",
     # one run per plan month: every month is planned point in time, in order
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
+    backfill_policy=MONTHLY_RUNS,
 )
 def sop_dbt_models(
     context: dg.AssetExecutionContext,

@@ -1,0 +1,1563 @@
+"""The executive S&OP pack: one self-contained HTML file per published plan version.
+
+The pack is built from the PUBLISHED tables only (DESIGN §5), so every number in it is one
+BI users can find in ``published/sop.duckdb``. Two optional inputs come from elsewhere and
+are labelled as such: the demand history (family × month actual demand, from the working
+database's ``marts.fct_demand_history``) and the exceptions list (``plan.plan_exceptions``).
+
+Layout (top to bottom): headline figures, KPI scorecard with traffic lights, decisions
+needed (top gaps by value with the binding constraint and options), demand plan per family
+(history + consensus + statistical 80/95% bands), demand vs constrained supply, capacity
+utilization heatmaps, projected inventory vs safety stock, finance vs AOP, scenarios, the
+plan-change waterfall, exceptions, forecast accuracy by lag (forecast value added), and the
+data lineage of the plan version.
+
+The file opens offline: plotly.js is inlined once in ``<head>``, charts only carry their
+data, nothing is fetched from a network. Key figures carry ``data-key`` / ``data-value``
+attributes (the exact number, before rounding for display) so tests and scrapers can check
+them against the published tables. The same published version gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from sop_pipeline.months import month_key, month_start, parse_month
+from sop_pipeline.planning.charts import family_forecast_figure
+from sop_pipeline.publish.tables import TABLES
+from sop_pipeline.publish.writer import DB_NAME, PublishError, read_published
+from sop_pipeline.settings import Settings
+
+#: Published tables the pack reads (``plan_versions`` gives version and lineage).
+PACK_TABLES: tuple[str, ...] = (
+    "plan_demand",
+    "plan_supply",
+    "plan_inventory",
+    "plan_capacity",
+    "plan_gaps",
+    "plan_financials",
+    "kpi_scorecard",
+    "forecast_accuracy",
+    "scenario_comparison",
+)
+#: Months of actual demand drawn before the horizon in the demand charts.
+HISTORY_MONTHS = 36
+#: Rows in the "decisions needed" and exceptions tables.
+TOP_GAPS = 8
+TOP_EXCEPTIONS = 12
+
+#: KPI display order and labels (docs/kpis.md).
+KPI_LABELS: dict[str, str] = {
+    "forecast_accuracy": "Forecast accuracy",
+    "forecast_bias": "Forecast bias",
+    "revenue_forecast_accuracy": "Revenue forecast accuracy",
+    "total_sales_vs_forecast": "Total sales vs forecast",
+    "inventory_turns": "Inventory turns",
+    "inventory_aging": "Inventory aging (>180 days)",
+    "capacity_utilization": "Capacity utilization",
+    "production_schedule_attainment": "Production schedule attainment",
+    "on_time_delivery": "On-time delivery",
+    "order_fill_rate": "Order fill rate",
+    "backorder_rate": "Backorder rate",
+    "gross_margin_pct": "Gross margin %",
+    "revenue_vs_aop": "Revenue vs AOP",
+    "working_capital_vs_plan": "Working capital vs plan",
+}
+STATUS_LABELS = {"on_track": "on track", "at_risk": "at risk", "off_track": "off track"}
+DIRECTION_LABELS = {
+    "higher": "↑ higher is better",
+    "lower": "↓ lower is better",
+    "closer": "◎ closer to target is better",
+}
+SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+KIND_ORDER = ("naive", "statistical", "consensus")
+
+# Colours: one palette for the whole pack (charts and CSS agree).
+C_ACTUAL = "#111827"
+C_DEMAND = "#6b7280"
+C_SUPPLY = "#2563eb"
+C_GAP = "#dc2626"
+C_AOP = "#f59e0b"
+C_MARGIN = "#059669"
+C_SAFETY = "#9333ea"
+PLOTLY_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
+
+
+class ReportError(RuntimeError):
+    """The pack cannot be built; the message says what is missing and how to fix it."""
+
+
+@dataclass
+class PackData:
+    """Everything the pack shows, for one plan month and version.
+
+    Attributes:
+        plan_month: ``YYYY-MM``.
+        plan_version: the published version shown.
+        tables: published table name → that version's rows (every name of
+            ``PACK_TABLES``; empty frames when a table holds no rows).
+        version_row: the ``plan_versions`` row of this version (lineage).
+        versions: every ``plan_versions`` row of the plan month (to list other versions).
+        history: family × month actual demand (``family``, ``month``, ``demand_qty``), or
+            None to leave the history out of the charts.
+        exceptions: the plan's exceptions (``exception_type``, ``severity``, ``scope_id``,
+            ``month``, ``reason`` ...), or None when not available.
+        waterfall: the plan-change waterfall (``family``, ``component``, ``qty``,
+            ``revenue``, ``sort_order``), or None when not available.
+        base_currency: currency of every money column.
+    """
+
+    plan_month: str
+    plan_version: int
+    tables: dict[str, pd.DataFrame]
+    version_row: dict[str, object]
+    versions: pd.DataFrame
+    history: pd.DataFrame | None = None
+    exceptions: pd.DataFrame | None = None
+    waterfall: pd.DataFrame | None = None
+    base_currency: str = "USD"
+    notes: list[str] = field(default_factory=list)
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A published table of this version (empty frame with the stable columns if absent)."""
+        df = self.tables.get(name)
+        if df is None:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in TABLES[name].column_names})
+        return df
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+def _published_dir(published_path: Path) -> Path:
+    path = Path(published_path)
+    return path.parent if path.suffix == ".duckdb" else path
+
+
+def _months_to_datetime(df: pd.DataFrame) -> pd.DataFrame:
+    df = df.copy()
+    for col in ("month", "published_at"):
+        if col in df.columns and len(df):
+            df[col] = pd.to_datetime(df[col])
+    return df
+
+
+def _has_table(published_dir: Path, name: str) -> bool:
+    try:
+        read_published(published_dir, name, plan_month="0000-00")
+    except PublishError:
+        return False
+    return True
+
+
+def _normalise_history(history: pd.DataFrame | None, plan_month: str) -> pd.DataFrame | None:
+    """Family × month actual demand up to the plan month, the last ``HISTORY_MONTHS``."""
+    if history is None:
+        return None
+    missing = {"family", "month", "demand_qty"} - set(history.columns)
+    if missing:
+        raise ReportError(
+            f"history lacks column(s) {', '.join(sorted(missing))}; pass family × month actual "
+            f"demand (family, month, demand_qty), e.g. from marts.fct_demand_history."
+        )
+    end = pd.Timestamp(parse_month(plan_month))
+    start = pd.Timestamp(month_start(parse_month(plan_month), -(HISTORY_MONTHS - 1)))
+    hist = history.assign(month=pd.to_datetime(history["month"]))
+    hist = hist[(hist["month"] >= start) & (hist["month"] <= end)]
+    return (
+        hist.groupby(["family", "month"], as_index=False)["demand_qty"]
+        .sum()
+        .sort_values(["family", "month"])
+        .reset_index(drop=True)
+    )
+
+
+def load_pack_data(
+    published_path: Path,
+    month: str,
+    version: int | None = None,
+    history: pd.DataFrame | None = None,
+    *,
+    exceptions: pd.DataFrame | None = None,
+    waterfall: pd.DataFrame | None = None,
+    base_currency: str = "USD",
+) -> PackData:
+    """Read one published plan version for the pack.
+
+    Args:
+        published_path: ``$SOP_HOME/published`` (or the ``sop.duckdb`` file in it).
+        month: plan month ``YYYY-MM``.
+        version: plan version; None for the latest version of the month.
+        history: family × month actual demand (family, month, demand_qty; item rows are
+            summed), or None to omit history from the charts.
+        exceptions: the plan's exceptions, or None. When None and a published
+            ``plan_exceptions`` table exists, that is used.
+        waterfall: plan-change waterfall rows, or None. When None and a published
+            ``plan_waterfall`` table exists, that is used.
+        base_currency: currency code shown with money.
+
+    Returns:
+        The pack's data.
+
+    Raises:
+        ReportError: the month (or version) is not published; the message says how to fix it.
+    """
+    parse_month(month)
+    pub = _published_dir(published_path)
+    try:
+        versions = read_published(pub, "plan_versions", plan_month=month)
+    except PublishError as exc:
+        raise ReportError(str(exc)) from None
+    if versions.empty:
+        raise ReportError(
+            f"plan month {month} is not published in {pub / DB_NAME}; run `sop run --month {month}` "
+            f"first (or pick a published month: `sop status`)."
+        )
+    known = sorted(int(v) for v in versions["plan_version"])
+    if version is None:
+        version = known[-1]
+    elif int(version) not in known:
+        raise ReportError(
+            f"plan month {month} has no version {version}; published versions are "
+            f"{', '.join(map(str, known))}."
+        )
+    version = int(version)
+    tables = {
+        name: _months_to_datetime(read_published(pub, name, plan_month=month, version=version))
+        for name in PACK_TABLES
+    }
+    for name, given in (("plan_exceptions", exceptions), ("plan_waterfall", waterfall)):
+        if given is None and _has_table(pub, name):
+            found = _months_to_datetime(
+                read_published(pub, name, plan_month=month, version=version)
+            )
+            if name == "plan_exceptions":
+                exceptions = found
+            else:
+                waterfall = found
+    versions = _months_to_datetime(versions)
+    row = versions[versions["plan_version"] == version].iloc[0].to_dict()
+    return PackData(
+        plan_month=month,
+        plan_version=version,
+        tables=tables,
+        version_row=row,
+        versions=versions,
+        history=_normalise_history(history, month),
+        exceptions=None if exceptions is None else _months_to_datetime(exceptions),
+        waterfall=waterfall,
+        base_currency=base_currency,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Formatting
+# --------------------------------------------------------------------------------------
+
+
+def _esc(value: object) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _isnum(value: object) -> bool:
+    try:
+        return value is not None and not pd.isna(value) and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def fmt_money(value: float, currency: str = "") -> str:
+    """``54645802.1`` → ``'54.65 M'`` (with the currency code first when given)."""
+    if not _isnum(value):
+        return "–"
+    v = float(value)
+    a = abs(v)
+    if a >= 1e9:
+        text = f"{v / 1e9:,.2f} B"
+    elif a >= 1e6:
+        text = f"{v / 1e6:,.2f} M"
+    elif a >= 1e4:
+        text = f"{v / 1e3:,.1f} k"
+    else:
+        text = f"{v:,.0f}"
+    return f"{currency} {text}".strip()
+
+
+def fmt_qty(value: float) -> str:
+    """Units with thousands separators."""
+    return f"{float(value):,.0f}" if _isnum(value) else "–"
+
+
+def fmt_pct(value: float, digits: int = 1) -> str:
+    """A ratio as a percentage: ``0.4216`` → ``'42.2%'``."""
+    return f"{float(value) * 100:.{digits}f}%" if _isnum(value) else "–"
+
+
+def fmt_kpi(value: float, unit: str | None) -> str:
+    """A KPI value in its unit (ratios and shares as %, turns as ``7.66×``)."""
+    if not _isnum(value):
+        return "–"
+    if unit and "turn" in str(unit):
+        return f"{float(value):.2f}×"
+    return fmt_pct(value)
+
+
+def _num(value: float, text: str, key: str | None = None, cls: str = "num") -> str:
+    """A number with its exact value in ``data-value`` (and a ``data-key`` to find it)."""
+    attrs = f' class="{cls}"'
+    if key is not None:
+        attrs += f' data-key="{_esc(key)}"'
+    if _isnum(value):
+        attrs += f' data-value="{float(value)!r}"'
+    return f"<span{attrs}>{_esc(text)}</span>"
+
+
+def _no_data(message: str) -> str:
+    return f'<div class="nodata">No data: {_esc(message)}</div>'
+
+
+def _mkey(value: object) -> str:
+    return month_key(pd.Timestamp(value).date()) if _isnum_date(value) else "–"
+
+
+def _isnum_date(value: object) -> bool:
+    return value is not None and not pd.isna(value)
+
+
+def _family_order(data: PackData) -> list[str]:
+    """Families by consensus revenue, largest first (the order every per-family view uses)."""
+    demand = data.table("plan_demand")
+    families: list[str] = []
+    if len(demand):
+        rev = demand.groupby("family")["consensus_revenue"].sum().sort_values(ascending=False)
+        families = [str(f) for f in rev.index]
+    for name in ("plan_gaps", "plan_financials"):
+        for fam in sorted(data.table(name)["family"].dropna().astype(str).unique()):
+            if fam not in families:
+                families.append(fam)
+    return families
+
+
+def _figure_html(fig: go.Figure, div_id: str, height: int) -> str:
+    fig.update_layout(height=height)
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config=PLOTLY_CONFIG,
+        default_height=f"{height}px",
+    )
+
+
+def _base_layout(fig: go.Figure, **kwargs: object) -> go.Figure:
+    fig.update_layout(
+        template="plotly_white",
+        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        font={"family": "Inter, Segoe UI, Helvetica, Arial, sans-serif", "size": 12},
+        legend={"orientation": "h", "y": 1.08, "x": 0},
+        hovermode="x unified",
+        **kwargs,
+    )
+    return fig
+
+
+def _dropdown(groups: list[tuple[str, int]], n_traces: int) -> list[dict]:
+    """Plotly ``updatemenus`` showing one group of traces at a time."""
+    buttons = []
+    start = 0
+    for label, count in groups:
+        visible = [False] * n_traces
+        for i in range(start, start + count):
+            visible[i] = True
+        buttons.append({"label": label, "method": "update", "args": [{"visible": visible}]})
+        start += count
+    return [
+        {
+            "buttons": buttons,
+            "direction": "down",
+            "x": 1.0,
+            "xanchor": "right",
+            "y": 1.18,
+            "yanchor": "top",
+            "showactive": True,
+        }
+    ]
+
+
+# --------------------------------------------------------------------------------------
+# Sections
+# --------------------------------------------------------------------------------------
+
+
+def _headline(data: PackData) -> str:
+    cur = data.base_currency
+    demand = data.table("plan_demand")
+    fin = data.table("plan_financials")
+    gaps = data.table("plan_gaps")
+    kpis = data.table("kpi_scorecard")
+    cards: list[str] = []
+
+    def card(label: str, body: str, sub: str = "", cls: str = "") -> None:
+        cards.append(
+            f'<div class="card {cls}"><div class="label">{_esc(label)}</div>'
+            f'<div class="big">{body}</div><div class="sub">{sub}</div></div>'
+        )
+
+    cons_rev = float(demand["consensus_revenue"].sum()) if len(demand) else float("nan")
+    cons_qty = float(demand["consensus_qty"].sum()) if len(demand) else float("nan")
+    card(
+        "Consensus demand (unconstrained)",
+        _num(cons_rev, fmt_money(cons_rev, cur), "consensus_revenue_total"),
+        _num(cons_qty, fmt_qty(cons_qty), "consensus_qty_total") + " units over the horizon",
+    )
+    rev = float(fin["revenue"].sum()) if len(fin) else float("nan")
+    aop_rows = fin[fin["aop_revenue"].notna()] if len(fin) else fin
+    aop = float(aop_rows["aop_revenue"].sum()) if len(aop_rows) else float("nan")
+    rev_in_aop = float(aop_rows["revenue"].sum()) if len(aop_rows) else float("nan")
+    vs_aop = rev_in_aop - aop if _isnum(aop) and len(aop_rows) else float("nan")
+    card(
+        "Planned revenue (constrained)",
+        _num(rev, fmt_money(rev, cur), "revenue_total"),
+        "AOP "
+        + _num(aop, fmt_money(aop, cur), "aop_revenue_total")
+        + " · Δ "
+        + _num(
+            vs_aop,
+            ("+" if _isnum(vs_aop) and vs_aop >= 0 else "") + fmt_money(vs_aop, ""),
+            "revenue_vs_aop_total",
+        ),
+        "bad" if _isnum(vs_aop) and vs_aop < 0 else "good" if _isnum(vs_aop) else "",
+    )
+    gm = float(fin["gross_margin"].sum()) if len(fin) else float("nan")
+    gm_pct = gm / rev if _isnum(gm) and _isnum(rev) and rev else float("nan")
+    card(
+        "Gross margin",
+        _num(gm, fmt_money(gm, cur), "gross_margin_total"),
+        _num(gm_pct, fmt_pct(gm_pct), "gross_margin_pct_total") + " of planned revenue",
+    )
+    gap_value = float(gaps["gap_value"].sum()) if len(gaps) else float("nan")
+    gap_qty = float(gaps["gap_qty"].sum()) if len(gaps) else float("nan")
+    short = int((gaps["gap_qty"] > 0).sum()) if len(gaps) else 0
+    card(
+        "Supply gap (demand not met)",
+        _num(gap_value, fmt_money(gap_value, cur), "gap_value_total"),
+        _num(gap_qty, fmt_qty(gap_qty), "gap_qty_total")
+        + f" units in {_num(short, str(short), 'gap_family_months')} family-months",
+        "bad" if _isnum(gap_value) and gap_value > 0 else "good",
+    )
+    if len(fin):
+        by_month = fin.groupby("month")["inventory_value"].sum().sort_index()
+        first, last = float(by_month.iloc[0]), float(by_month.iloc[-1])
+        card(
+            "Projected inventory value",
+            _num(last, fmt_money(last, cur), "inventory_value_end"),
+            f"end of {_mkey(by_month.index[-1])} (from "
+            + _num(first, fmt_money(first, cur), "inventory_value_first")
+            + f" end of {_mkey(by_month.index[0])})",
+        )
+    total = kpis[kpis["scope"] == "total"] if len(kpis) else kpis
+    counts = total["status"].value_counts() if len(total) else pd.Series(dtype=int)
+    lights = " ".join(
+        f'<span class="light {s}"></span>{_num(int(counts.get(s, 0)), str(int(counts.get(s, 0))), f"kpi_count:{s}")}'
+        for s in ("on_track", "at_risk", "off_track")
+    )
+    card("KPIs (total scope)", lights, "on track · at risk · off track")
+    return '<section class="headline">' + "".join(cards) + "</section>"
+
+
+def _kpi_section(data: PackData) -> str:
+    kpis = data.table("kpi_scorecard")
+    if kpis.empty:
+        return _no_data(
+            "the scorecard of this plan is empty (see the kpi_scorecard asset's 'missing' metadata)."
+        )
+    order = {k: i for i, k in enumerate(KPI_LABELS)}
+    kpis = kpis.assign(
+        kpi_order=kpis["kpi"].map(order).fillna(len(order)), month_key=kpis["month"].map(_mkey)
+    ).sort_values(["kpi_order", "kpi", "month_key"])
+    total = kpis[kpis["scope"] == "total"]
+    rows = []
+    for r in total.itertuples(index=False):
+        unit = getattr(r, "unit", None)
+        direction = getattr(r, "direction", None)
+        definition = getattr(r, "definition", None)
+        key = f"kpi:{r.kpi}:{r.scope}:{r.month_key}"
+        label = KPI_LABELS.get(r.kpi, str(r.kpi).replace("_", " ").capitalize())
+        rows.append(
+            f'<tr data-kpi="{_esc(r.kpi)}" data-status="{_esc(r.status)}">'
+            f'<td><span class="light {_esc(r.status)}" title="{_esc(STATUS_LABELS.get(r.status, r.status))}"></span></td>'
+            f'<td><b>{_esc(label)}</b><div class="def">{_esc(definition or "")}</div></td>'
+            f"<td>{_esc(r.month_key)}</td>"
+            f'<td class="r">{_num(r.value, fmt_kpi(r.value, unit), key)}</td>'
+            f'<td class="r">{_num(r.target, fmt_kpi(r.target, unit), key + ":target")}</td>'
+            f'<td class="status {_esc(r.status)}">{_esc(STATUS_LABELS.get(r.status, r.status))}</td>'
+            f'<td class="muted">{_esc(DIRECTION_LABELS.get(direction or "", direction or ""))}</td>'
+            "</tr>"
+        )
+    table = (
+        '<table class="kpi"><thead><tr><th></th><th>KPI</th><th>month</th><th class="r">value</th>'
+        '<th class="r">target</th><th>status</th><th>direction</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    fam = kpis[kpis["scope"].astype(str).str.startswith("family:")]
+    matrix = ""
+    if len(fam):
+        families = [f for f in _family_order(data) if f"family:{f}" in set(fam["scope"])]
+        families += sorted(
+            {s.split(":", 1)[1] for s in fam["scope"]} - set(families)
+        )  # families with KPIs but no plan rows
+        head = "".join(f"<th>{_esc(f)}</th>" for f in families)
+        body = []
+        for kpi, grp in fam.groupby("kpi", sort=False):
+            cells = []
+            unit = grp["unit"].iloc[0] if "unit" in grp.columns else None
+            by_scope = {s: g.iloc[0] for s, g in grp.groupby("scope")}
+            for f in families:
+                r = by_scope.get(f"family:{f}")
+                if r is None:
+                    cells.append('<td class="cell none">–</td>')
+                    continue
+                key = f"kpi:{kpi}:family:{f}:{_mkey(r['month'])}"
+                cells.append(
+                    f'<td class="cell {_esc(r["status"])}" title="{_esc(STATUS_LABELS.get(r["status"], r["status"]))}; '
+                    f'target {_esc(fmt_kpi(r["target"], unit))}">{_num(r["value"], fmt_kpi(r["value"], unit), key)}</td>'
+                )
+            label = KPI_LABELS.get(str(kpi), str(kpi))
+            body.append(f"<tr><th class='rowh'>{_esc(label)}</th>{''.join(cells)}</tr>")
+        matrix = (
+            "<h3>By family</h3><div class='scroll'><table class='matrix'><thead><tr><th></th>"
+            + head
+            + "</tr></thead><tbody>"
+            + "".join(body)
+            + "</tbody></table></div>"
+        )
+    return table + matrix
+
+
+_CAPACITY_RE = re.compile(r"capacity\s+(\S+)\s+in\s+(\d{4}-\d{2})")
+
+
+def decision_options(constraint: str | None, capacity: pd.DataFrame | None = None) -> list[str]:
+    """Options a planner can put to the executives for a gap with this binding constraint.
+
+    Args:
+        constraint: the gap's binding constraint text (e.g. ``capacity WC-W-MOLD in
+            2026-12 (100% of gap value)`` or ``purchase lead time 44 days: ...``).
+        capacity: ``plan_capacity`` rows, to quote the work center's planned load.
+
+    Returns:
+        Short option sentences, most direct first.
+    """
+    text = (constraint or "").strip()
+    match = _CAPACITY_RE.search(text)
+    if match:
+        wc, month = match.group(1), match.group(2)
+        load = ""
+        if capacity is not None and len(capacity):
+            rows = capacity[
+                (capacity["work_center_id"].astype(str) == wc)
+                & (capacity["month"].map(_mkey) == month)
+            ]
+            if len(rows):
+                r = rows.iloc[0]
+                load = (
+                    f" (planned {fmt_pct(r['utilization'], 0)}, required "
+                    f"{fmt_pct(r['required_hours'] / r['available_hours'], 0) if r['available_hours'] else '–'}"
+                    f" of {fmt_qty(r['available_hours'])} h)"
+                )
+        options = [f"Overtime or extra shift on {wc} in {month}{load}"]
+        if "no free capacity earlier" not in text:
+            options.append(f"Pre-build in the months before {month}")
+        options += [
+            "Re-prioritise the constrained hours to the highest-margin items",
+            "Move volume to another work center or subcontract",
+        ]
+        return options
+    if "lead time" in text or "purchase" in text:
+        return [
+            "Expedite purchase orders with the supplier",
+            "Re-prioritise stock across locations and customers",
+            "Agree the shortfall or a later date with sales",
+        ]
+    return [
+        "Re-prioritise supply to the most valuable orders",
+        "Expedite purchase or add capacity",
+        "Agree the shortfall with sales",
+    ]
+
+
+def _decisions_section(data: PackData) -> str:
+    gaps = data.table("plan_gaps")
+    short = gaps[gaps["gap_value"] > 0] if len(gaps) else gaps
+    if short.empty:
+        return (
+            '<div class="ok">No supply gaps: constrained supply covers consensus demand in '
+            "every family and month of the horizon.</div>"
+        )
+    top = short.sort_values(["gap_value", "family"], ascending=[False, True]).head(TOP_GAPS)
+    cap = data.table("plan_capacity")
+    rows = []
+    for i, r in enumerate(top.itertuples(index=False), start=1):
+        constraint = getattr(r, "binding_constraint", None)
+        constraint = None if constraint is None or pd.isna(constraint) else str(constraint)
+        options = "".join(f"<li>{_esc(o)}</li>" for o in decision_options(constraint, cap))
+        rows.append(
+            f"<tr><td class='r'>{i}</td><td><b>{_esc(r.family)}</b></td><td>{_mkey(r.month)}</td>"
+            f"<td class='r'>{_num(r.gap_qty, fmt_qty(r.gap_qty), f'gap_qty:{r.family}:{_mkey(r.month)}')}</td>"
+            f"<td class='r'>{_num(r.gap_value, fmt_money(r.gap_value), f'gap_value:{r.family}:{_mkey(r.month)}')}</td>"
+            f"<td class='r'>{fmt_pct(r.gap_qty / r.demand_qty if r.demand_qty else float('nan'))}</td>"
+            f"<td>{_esc(constraint or 'not recorded')}</td><td><ul class='opts'>{options}</ul></td></tr>"
+        )
+    shown = float(top["gap_value"].sum())
+    total = float(short["gap_value"].sum())
+    return (
+        f"<p>The {len(top)} largest gaps by value hold "
+        f"{_num(shown, fmt_money(shown, data.base_currency), 'gap_value_top')} of the "
+        f"{_num(total, fmt_money(total, data.base_currency), 'gap_value_all')} unmet demand "
+        f"({len(short)} family-months short). Each needs a decision: accept the shortfall or "
+        "fund one of the options.</p>"
+        "<table class='dec'><thead><tr><th class='r'>#</th><th>family</th><th>month</th>"
+        f"<th class='r'>gap units</th><th class='r'>gap value ({_esc(data.base_currency)})</th>"
+        "<th class='r'>% of demand</th><th>binding constraint</th><th>options</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+_BAND_NAMES = {
+    "95% interval": "95% band (sum of item bands)",
+    "80% interval": "80% band (sum of item bands)",
+}
+
+
+def _demand_section(data: PackData) -> str:
+    demand = data.table("plan_demand")
+    if demand.empty:
+        return _no_data("plan_demand holds no rows for this plan version.")
+    history = data.history
+    hist = (
+        history
+        if history is not None
+        else pd.DataFrame(
+            {
+                "family": pd.Series(dtype="object"),
+                "month": pd.Series(dtype="datetime64[ns]"),
+                "demand_qty": pd.Series(dtype="float64"),
+            }
+        )
+    )
+    tiles = []
+    for i, family in enumerate(f for f in _family_order(data) if f in set(demand["family"])):
+        fig = family_forecast_figure(hist, demand, family)
+        if history is None:
+            fig.data = tuple(t for t in fig.data if t.name != "actual demand")
+        fig.for_each_trace(lambda t: t.update(name=_BAND_NAMES.get(t.name, t.name)))
+        fig.update_layout(
+            title={"text": f"<b>{html.escape(family)}</b>", "font": {"size": 13}, "x": 0.02},
+            showlegend=False,
+            margin={"l": 45, "r": 10, "t": 34, "b": 28},
+            xaxis_title=None,
+            yaxis_title=None,
+            font={"size": 11},
+        )
+        rev = float(demand.loc[demand["family"] == family, "consensus_revenue"].sum())
+        qty = float(demand.loc[demand["family"] == family, "consensus_qty"].sum())
+        tiles.append(
+            f"<div class='tile'>{_figure_html(fig, f'fig-demand-{i}', 250)}"
+            f"<div class='cap'>consensus {_num(qty, fmt_qty(qty), f'consensus_qty:{family}')} units · "
+            f"{_num(rev, fmt_money(rev, data.base_currency), f'consensus_revenue:{family}')}</div></div>"
+        )
+    legend = (
+        "<div class='legend'>"
+        + (
+            f"<span><i style='background:{C_ACTUAL}'></i>actual demand</span>"
+            if history is not None
+            else "<span class='muted'>history not provided</span>"
+        )
+        + "<span><i style='background:#d62728'></i>consensus forecast</span>"
+        "<span><i class='dash' style='border-color:#1f77b4'></i>statistical forecast</span>"
+        "<span><i style='background:rgba(31,119,180,.45)'></i>80% band</span>"
+        "<span><i style='background:rgba(31,119,180,.18)'></i>95% band</span>"
+        "</div><p class='muted'>Bands are the sums of the item × location bands of the "
+        "statistical forecast (wider than a family-level interval, since item errors partly "
+        "cancel). Units are summed across the family's items.</p>"
+    )
+    return legend + "<div class='grid'>" + "".join(tiles) + "</div>"
+
+
+def _supply_section(data: PackData) -> str:
+    gaps = data.table("plan_gaps")
+    if gaps.empty:
+        return _no_data("plan_gaps holds no rows for this plan version.")
+    families = [f for f in _family_order(data) if f in set(gaps["family"])]
+    groups: list[tuple[str, pd.DataFrame]] = [
+        (
+            "All families",
+            gaps.groupby("month", as_index=False)[["demand_qty", "supply_qty", "gap_qty"]].sum(),
+        )
+    ]
+    groups += [(f, gaps[gaps["family"] == f].sort_values("month")) for f in families]
+    fig = go.Figure()
+    for gi, (_label, g) in enumerate(groups):
+        vis = gi == 0
+        x = g["month"].map(_mkey)
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=g["supply_qty"],
+                name="constrained supply",
+                marker_color=C_SUPPLY,
+                visible=vis,
+            )
+        )
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=g["gap_qty"].clip(lower=0),
+                name="gap (unmet demand)",
+                marker_color=C_GAP,
+                visible=vis,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=g["demand_qty"],
+                name="consensus demand",
+                mode="lines+markers",
+                line={"color": C_ACTUAL, "width": 2},
+                visible=vis,
+            )
+        )
+    _base_layout(fig, barmode="stack", yaxis_title="units")
+    fig.update_layout(updatemenus=_dropdown([(label, 3) for label, _ in groups], len(fig.data)))
+    chart = _figure_html(fig, "fig-supply", 380)
+
+    pivot = gaps.assign(m=gaps["month"].map(_mkey)).pivot_table(
+        index="family", columns="m", values="gap_value", aggfunc="sum"
+    )
+    pivot = pivot.reindex([f for f in families if f in pivot.index])
+    heat = go.Figure(
+        go.Heatmap(
+            z=pivot.values,
+            x=list(pivot.columns),
+            y=list(pivot.index),
+            colorscale=[[0, "#f8fafc"], [0.01, "#fee2e2"], [1, C_GAP]],
+            zmin=0,
+            colorbar={"title": {"text": data.base_currency}},
+            hovertemplate="%{y} %{x}<br>gap value %{z:,.0f}<extra></extra>",
+            xgap=1,
+            ygap=1,
+        )
+    )
+    _base_layout(heat, title={"text": "Gap value by family × month", "font": {"size": 13}})
+    heat.update_layout(yaxis={"autorange": "reversed"}, hovermode="closest")
+    return (
+        "<p>Bars stack constrained supply and the gap (unmet demand) to the consensus demand "
+        "line; pick a family in the menu.</p>"
+        + chart
+        + _figure_html(heat, "fig-gap-heatmap", 60 + 26 * max(len(pivot), 3))
+    )
+
+
+_UTIL_SCALE = [
+    [0.0, "#f0fdf4"],
+    [0.55, "#86efac"],
+    [0.66, "#fde68a"],
+    [0.75, "#fb923c"],
+    [1.0, "#b91c1c"],
+]
+
+
+def _capacity_section(data: PackData) -> str:
+    cap = data.table("plan_capacity")
+    if cap.empty:
+        return _no_data("plan_capacity holds no rows for this plan version.")
+    cap = cap.assign(
+        m=cap["month"].map(_mkey),
+        required_util=cap["required_hours"]
+        / cap["available_hours"].where(cap["available_hours"] > 0),
+    )
+    wcs = sorted(cap["work_center_id"].astype(str).unique())
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=(
+            "Planned hours ÷ available hours (constrained plan, overtime included)",
+            "Required hours ÷ available hours (unconstrained demand)",
+        ),
+    )
+    for row, col in ((1, "utilization"), (2, "required_util")):
+        p = cap.pivot_table(index="work_center_id", columns="m", values=col, aggfunc="sum").reindex(
+            wcs
+        )
+        fig.add_trace(
+            go.Heatmap(
+                z=p.values,
+                x=list(p.columns),
+                y=list(p.index),
+                zmin=0,
+                zmax=1.5,
+                colorscale=_UTIL_SCALE,
+                coloraxis=None,
+                showscale=row == 1,
+                colorbar={"title": {"text": "load"}, "tickformat": ".0%"},
+                texttemplate="%{z:.0%}",
+                textfont={"size": 10},
+                hovertemplate="%{y} %{x}<br>%{z:.1%}<extra></extra>",
+                xgap=1,
+                ygap=1,
+            ),
+            row=row,
+            col=1,
+        )
+    _base_layout(fig)
+    fig.update_layout(hovermode="closest")
+    fig.update_yaxes(autorange="reversed")
+    over = cap[cap["utilization"] > 1.0]
+    note = (
+        f"<p>{_num(len(over), str(len(over)), 'capacity_over_100')} work-center months are planned "
+        "above 100% of available hours (overtime). Colour scale: green up to 85%, amber to 100%, "
+        "red above.</p>"
+    )
+    return note + _figure_html(fig, "fig-capacity", 140 + 2 * 28 * max(len(wcs), 3))
+
+
+def _inventory_section(data: PackData) -> str:
+    inv = data.table("plan_inventory")
+    if inv.empty:
+        return _no_data("plan_inventory holds no rows for this plan version.")
+    demand = data.table("plan_demand")
+    fam_of = demand.drop_duplicates("item_id").set_index("item_id")["family"] if len(demand) else {}
+    family = inv["item_id"].map(fam_of)
+    if "family" in inv.columns:
+        family = family.fillna(inv["family"])
+    inv = inv.assign(family=family.fillna("(unknown)"))
+    cols = ["closing_qty", "safety_stock_qty", "shortage_qty"]
+    groups = [("All families", inv.groupby("month", as_index=False)[cols].sum())]
+    for f in _family_order(data) + sorted(set(inv["family"]) - set(_family_order(data))):
+        g = inv[inv["family"] == f]
+        if len(g):
+            groups.append((f, g.groupby("month", as_index=False)[cols].sum()))
+    fig = go.Figure()
+    for gi, (_label, g) in enumerate(groups):
+        vis = gi == 0
+        x = g["month"].map(_mkey)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=g["closing_qty"],
+                name="projected closing inventory",
+                mode="lines",
+                line={"color": C_SUPPLY, "width": 2.5},
+                fill="tozeroy",
+                fillcolor="rgba(37,99,235,0.10)",
+                visible=vis,
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=g["safety_stock_qty"],
+                name="safety stock",
+                mode="lines",
+                line={"color": C_SAFETY, "dash": "dash", "width": 2},
+                visible=vis,
+            )
+        )
+        fig.add_trace(
+            go.Bar(x=x, y=g["shortage_qty"], name="shortage", marker_color=C_GAP, visible=vis)
+        )
+    _base_layout(fig, yaxis_title="units")
+    fig.update_layout(updatemenus=_dropdown([(label, 3) for label, _ in groups], len(fig.data)))
+    below = inv[inv["closing_qty"] < inv["safety_stock_qty"] - 1e-9]
+    n_series = inv[["item_id", "location_id"]].drop_duplicates().shape[0]
+    n_below = below[["item_id", "location_id"]].drop_duplicates().shape[0]
+    return (
+        f"<p>{_num(n_below, str(n_below), 'series_below_safety_stock')} of "
+        f"{_num(n_series, str(n_series), 'inventory_series')} item × location series fall below "
+        "safety stock in at least one month of the horizon. Units are summed across items; "
+        "pick a family in the menu.</p>" + _figure_html(fig, "fig-inventory", 380)
+    )
+
+
+def _finance_section(data: PackData) -> str:
+    fin = data.table("plan_financials")
+    if fin.empty:
+        return _no_data("plan_financials holds no rows for this plan version.")
+    cur = data.base_currency
+    demand = data.table("plan_demand")
+    monthly = fin.groupby("month", as_index=False).agg(
+        revenue=("revenue", "sum"),
+        gross_margin=("gross_margin", "sum"),
+        aop_revenue=("aop_revenue", lambda s: s.sum(min_count=1)),
+    )
+    monthly["gm_pct"] = monthly["gross_margin"] / monthly["revenue"].where(monthly["revenue"] != 0)
+    x = monthly["month"].map(_mkey)
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        specs=[[{}, {"secondary_y": True}]],
+        subplot_titles=(f"Revenue vs AOP ({cur})", f"Gross margin ({cur}) and margin %"),
+        horizontal_spacing=0.1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=x, y=monthly["revenue"], name="planned revenue (constrained)", marker_color=C_SUPPLY
+        ),
+        1,
+        1,
+    )
+    if len(demand):
+        cons = demand.groupby("month", as_index=False)["consensus_revenue"].sum()
+        fig.add_trace(
+            go.Scatter(
+                x=cons["month"].map(_mkey),
+                y=cons["consensus_revenue"],
+                name="consensus revenue (unconstrained)",
+                mode="lines",
+                line={"color": C_DEMAND, "dash": "dot"},
+            ),
+            1,
+            1,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=monthly["aop_revenue"],
+            name="AOP revenue",
+            mode="lines+markers",
+            line={"color": C_AOP, "width": 2.5},
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Bar(x=x, y=monthly["gross_margin"], name="gross margin", marker_color=C_MARGIN), 1, 2
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=monthly["gm_pct"],
+            name="gross margin %",
+            mode="lines+markers",
+            line={"color": C_ACTUAL},
+        ),
+        1,
+        2,
+        secondary_y=True,
+    )
+    _base_layout(fig)
+    fig.update_layout(legend={"y": -0.15, "orientation": "h"}, margin={"t": 50})
+    fig.update_yaxes(tickformat=".0%", secondary_y=True, row=1, col=2, rangemode="tozero")
+    chart = _figure_html(fig, "fig-finance", 400)
+
+    rows = []
+    for f in [f for f in _family_order(data) if f in set(fin["family"])] + ["Total"]:
+        g = fin if f == "Total" else fin[fin["family"] == f]
+        rev, gm = float(g["revenue"].sum()), float(g["gross_margin"].sum())
+        with_aop = g[g["aop_revenue"].notna()]
+        aop = float(with_aop["aop_revenue"].sum()) if len(with_aop) else float("nan")
+        delta = float(with_aop["revenue"].sum()) - aop if len(with_aop) else float("nan")
+        last_month = g["month"].max()
+        inv_end = float(g.loc[g["month"] == last_month, "inventory_value"].sum())
+        key = "total" if f == "Total" else f
+        cls = ' class="total"' if f == "Total" else ""
+        ratio = (float(with_aop["revenue"].sum()) / aop) if _isnum(aop) and aop else float("nan")
+        rows.append(
+            f"<tr{cls}><td>{_esc(f)}</td>"
+            f"<td class='r'>{_num(rev, fmt_money(rev), f'fin_revenue:{key}')}</td>"
+            f"<td class='r'>{_num(aop, fmt_money(aop), f'fin_aop_revenue:{key}')}</td>"
+            f"<td class='r {'neg' if _isnum(delta) and delta < 0 else 'pos'}'>"
+            f"{_num(delta, ('+' if _isnum(delta) and delta >= 0 else '') + fmt_money(delta), f'fin_revenue_vs_aop:{key}')}"
+            f" <span class='muted'>({fmt_pct(ratio - 1 if _isnum(ratio) else ratio)})</span></td>"
+            f"<td class='r'>{_num(gm, fmt_money(gm), f'fin_gross_margin:{key}')}</td>"
+            f"<td class='r'>{fmt_pct(gm / rev if rev else float('nan'))}</td>"
+            f"<td class='r'>{_num(inv_end, fmt_money(inv_end), f'fin_inventory_value_end:{key}')}</td></tr>"
+        )
+    table = (
+        f"<table class='fin'><thead><tr><th>family</th><th class='r'>planned revenue ({_esc(cur)})</th>"
+        "<th class='r'>AOP revenue</th><th class='r'>vs AOP (months with a target)</th>"
+        "<th class='r'>gross margin</th><th class='r'>margin %</th>"
+        "<th class='r'>inventory value, horizon end</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+    return chart + table
+
+
+def _metric_rank(metric: str) -> tuple[int, str]:
+    m = metric.lower()
+    for i, word in enumerate(("revenue", "gap", "inventory")):
+        if word in m:
+            return i, m
+    return 3, m
+
+
+def _scenario_section(data: PackData) -> str:
+    sc = data.table("scenario_comparison")
+    if sc.empty:
+        return _no_data(
+            "no what-if scenarios were run for this plan (add scenarios to the planning inputs "
+            "to compare them with the base plan)."
+        )
+    totals = sc.groupby(["scenario", "metric"], as_index=False)[
+        ["base_value", "scenario_value", "delta"]
+    ].sum()
+    metrics = sorted(totals["metric"].astype(str).unique(), key=_metric_rank)
+    scenarios = sorted(totals["scenario"].astype(str).unique())
+    head = "".join(f"<th class='r'>Δ {_esc(m.replace('_', ' '))}</th>" for m in metrics)
+    rows = []
+    for s in scenarios:
+        cells = []
+        for m in metrics:
+            r = totals[(totals["scenario"] == s) & (totals["metric"] == m)]
+            if r.empty:
+                cells.append("<td class='r muted'>–</td>")
+                continue
+            d = float(r["delta"].iloc[0])
+            base = float(r["base_value"].iloc[0])
+            fmt = fmt_qty if "qty" in m else fmt_money
+            pct = f" <span class='muted'>({fmt_pct(d / base)})</span>" if base else ""
+            cells.append(
+                f"<td class='r {'neg' if d < 0 else 'pos' if d > 0 else ''}'>"
+                f"{_num(d, ('+' if d > 0 else '') + fmt(d), f'scenario:{s}:{m}')}{pct}</td>"
+            )
+        rows.append(f"<tr><td><b>{_esc(s)}</b></td>{''.join(cells)}</tr>")
+    fig = make_subplots(
+        rows=1, cols=len(metrics), subplot_titles=[m.replace("_", " ") for m in metrics]
+    )
+    for i, m in enumerate(metrics, start=1):
+        t = totals[totals["metric"] == m].set_index("scenario").reindex(scenarios)
+        fig.add_trace(
+            go.Bar(
+                y=scenarios,
+                x=t["delta"],
+                orientation="h",
+                marker_color=[C_GAP if v < 0 else C_MARGIN for v in t["delta"].fillna(0)],
+                name=m,
+                showlegend=False,
+                hovertemplate="%{y}: Δ %{x:,.0f}<extra></extra>",
+            ),
+            1,
+            i,
+        )
+    _base_layout(fig)
+    fig.update_layout(hovermode="closest")
+    return (
+        f"<p>Deltas against the base plan, summed over families and months ({_esc(data.base_currency)} "
+        "for money).</p><table class='sc'><thead><tr><th>scenario</th>"
+        + head
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + _figure_html(fig, "fig-scenarios", 80 + 40 * max(len(scenarios), 2))
+    )
+
+
+def _waterfall_measures(values: list[float]) -> list[str]:
+    """``absolute`` for the first and last bars when they are the totals the steps join."""
+    if len(values) >= 3:
+        start, steps, end = values[0], values[1:-1], values[-1]
+        if abs(start + sum(steps) - end) <= 1e-6 * max(1.0, abs(end)):
+            return ["absolute"] + ["relative"] * len(steps) + ["total"]
+    return ["relative"] * len(values)
+
+
+def _waterfall_section(data: PackData) -> str:
+    wf = data.waterfall
+    if wf is None or wf.empty:
+        return _no_data(
+            "the plan-change waterfall is not available for this plan (it needs an earlier "
+            "published plan to compare with)."
+        )
+    wf = wf.copy()
+    group_cols = ["sort_order", "component"]
+    steps = (
+        wf.groupby(group_cols, as_index=False)[["qty", "revenue"]].sum().sort_values("sort_order")
+    )
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Units", f"Revenue ({data.base_currency})"))
+    for col, name in ((1, "qty"), (2, "revenue")):
+        values = [float(v) for v in steps[name]]
+        fig.add_trace(
+            go.Waterfall(
+                x=list(steps["component"].astype(str)),
+                y=values,
+                measure=_waterfall_measures(values),
+                increasing={"marker": {"color": C_MARGIN}},
+                decreasing={"marker": {"color": C_GAP}},
+                totals={"marker": {"color": C_SUPPLY}},
+                connector={"line": {"color": "#9ca3af"}},
+                showlegend=False,
+                name=name,
+            ),
+            1,
+            col,
+        )
+    _base_layout(fig)
+    fig.update_layout(hovermode="closest")
+    rows = "".join(
+        f"<tr><td>{_esc(r.component)}</td><td class='r'>{_num(r.qty, fmt_qty(r.qty), f'waterfall_qty:{r.component}')}</td>"
+        f"<td class='r'>{_num(r.revenue, fmt_money(r.revenue), f'waterfall_revenue:{r.component}')}</td></tr>"
+        for r in steps.itertuples(index=False)
+    )
+    return (
+        "<p>How the plan moved since the previous one, all families.</p>"
+        + _figure_html(fig, "fig-waterfall", 380)
+        + f"<table class='wf'><thead><tr><th>component</th><th class='r'>units</th><th class='r'>revenue ({_esc(data.base_currency)})</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _exceptions_section(data: PackData) -> str:
+    ex = data.exceptions
+    if ex is None:
+        return _no_data("the exceptions list was not provided to the pack.")
+    if ex.empty:
+        return "<div class='ok'>No exceptions: nothing in this plan needs a planner's action.</div>"
+    ex = ex.copy()
+    sev = ex["severity"] if "severity" in ex.columns else pd.Series("", index=ex.index)
+    kind = ex["exception_type"] if "exception_type" in ex.columns else pd.Series("", index=ex.index)
+    counts = pd.crosstab(kind.astype(str), sev.astype(str))
+    sev_cols = sorted(counts.columns, key=lambda s: SEVERITY_ORDER.get(s, 9))
+    summary = "".join(
+        f"<tr><td>{_esc(t.replace('_', ' '))}</td>"
+        + "".join(
+            f"<td class='r'>{_num(int(counts.loc[t, s]), str(int(counts.loc[t, s])), f'exceptions:{t}:{s}')}</td>"
+            for s in sev_cols
+        )
+        + "</tr>"
+        for t in counts.index
+    )
+    ex["_sev"] = sev.map(lambda s: SEVERITY_ORDER.get(str(s), 9))
+    ex["_abs"] = ex["value"].abs() if "value" in ex.columns else 0
+    top = ex.sort_values(["_sev", "_abs"], ascending=[True, False]).head(TOP_EXCEPTIONS)
+    rows = "".join(
+        f"<tr><td class='sev {_esc(r.get('severity', ''))}'>{_esc(r.get('severity', ''))}</td>"
+        f"<td>{_esc(str(r.get('exception_type', '')).replace('_', ' '))}</td>"
+        f"<td>{_esc(r.get('scope_id', ''))}</td><td>{_mkey(r.get('month'))}</td>"
+        f"<td>{_esc(r.get('reason', ''))}</td></tr>"
+        for r in top.to_dict("records")
+    )
+    return (
+        f"<p>{_num(len(ex), str(len(ex)), 'exceptions_total')} exceptions in this plan "
+        "(from the pipeline's exception check of the same run).</p>"
+        f"<table class='exs'><thead><tr><th>type</th>{''.join(f'<th class=r>{_esc(s)}</th>' for s in sev_cols)}"
+        f"</tr></thead><tbody>{summary}</tbody></table>"
+        f"<h3>Most severe</h3><table class='ex'><thead><tr><th>severity</th><th>type</th><th>scope</th>"
+        f"<th>month</th><th>reason and action</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _accuracy_section(data: PackData) -> str:
+    acc = data.table("forecast_accuracy")
+    if acc.empty:
+        return _no_data(
+            "no earlier published plan forecast this month yet, so accuracy cannot be measured "
+            "(backfill earlier months with `sop backfill` to build the track record)."
+        )
+    latest = acc["month"].max()
+    acc = acc[acc["month"] == latest]
+    levels = [lv for lv in ("item", "family", "total") if lv in set(acc["level"])]
+    levels += sorted(set(acc["level"].astype(str)) - set(levels))
+    rows = []
+    for level in levels:
+        for lag in sorted(acc.loc[acc["level"] == level, "lag"].unique()):
+            g = acc[(acc["level"] == level) & (acc["lag"] == lag)].set_index("forecast_kind")
+            wape = {
+                k: (float(g.loc[k, "wape"]) if k in g.index else float("nan")) for k in KIND_ORDER
+            }
+            fva_stat = wape["naive"] - wape["statistical"]
+            fva_cons = wape["statistical"] - wape["consensus"]
+            bias = float(g.loc["consensus", "bias"]) if "consensus" in g.index else float("nan")
+            cells = "".join(
+                f"<td class='r'>{_num(wape[k], fmt_pct(wape[k]), f'wape:{k}:{level}:{lag}')}</td>"
+                for k in KIND_ORDER
+            )
+
+            def fva(v: float, key: str) -> str:
+                cls = "pos" if _isnum(v) and v > 0 else "neg" if _isnum(v) and v < 0 else ""
+                text = f"{'+' if _isnum(v) and v > 0 else ''}{v * 100:.1f} pp" if _isnum(v) else "–"
+                return f"<td class='r {cls}'>{_num(v, text, key)}</td>"
+
+            rows.append(
+                f"<tr><td>{_esc(level)}</td><td class='r'>{int(lag)}</td>{cells}"
+                f"{fva(fva_stat, f'fva_stat:{level}:{lag}')}{fva(fva_cons, f'fva_consensus:{level}:{lag}')}"
+                f"<td class='r'>{_num(bias, fmt_pct(bias), f'bias:consensus:{level}:{lag}')}</td></tr>"
+            )
+    level = levels[0]
+    g = acc[acc["level"] == level]
+    fig = go.Figure()
+    colors = {"naive": C_DEMAND, "statistical": "#1f77b4", "consensus": "#d62728"}
+    for k in KIND_ORDER:
+        gk = g[g["forecast_kind"] == k].sort_values("lag")
+        if len(gk):
+            fig.add_trace(
+                go.Bar(
+                    x=[f"lag {int(v)}" for v in gk["lag"]],
+                    y=gk["wape"],
+                    name=k,
+                    marker_color=colors[k],
+                )
+            )
+    _base_layout(fig, barmode="group", yaxis_tickformat=".0%", yaxis_title=f"WAPE ({level} level)")
+    return (
+        f"<p>Forecasts that earlier plans made for {_mkey(latest)}, measured against its actuals. "
+        "Forecast value added (FVA) is the WAPE points a step removes: the statistical forecast "
+        "against the seasonal naive one, the consensus against the statistical one (positive = "
+        "the step helped).</p>"
+        + _figure_html(fig, "fig-accuracy", 320)
+        + "<table class='acc'><thead><tr><th>level</th><th class='r'>lag</th>"
+        "<th class='r'>WAPE naive</th><th class='r'>WAPE statistical</th><th class='r'>WAPE consensus</th>"
+        "<th class='r'>FVA statistical</th><th class='r'>FVA consensus</th><th class='r'>bias consensus</th>"
+        "</tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
+
+
+def _lineage_section(data: PackData) -> str:
+    v = data.version_row
+    items = [
+        ("plan month", _esc(data.plan_month), "plan_month"),
+        ("plan version", _num(data.plan_version, str(data.plan_version), "plan_version"), None),
+        ("run id", _esc(v.get("run_id")), "run_id"),
+        ("published at (UTC)", _esc(str(v.get("published_at", ""))), "published_at"),
+        (
+            "input fingerprint",
+            f"<code>{_esc(v.get('input_fingerprint'))}</code>",
+            "input_fingerprint",
+        ),
+        ("code version", _esc(v.get("code_version")), "code_version"),
+        (
+            "checks passed / failed",
+            _num(v.get("checks_passed"), str(v.get("checks_passed")), "checks_passed")
+            + " / "
+            + _num(v.get("checks_failed"), str(v.get("checks_failed")), "checks_failed"),
+            None,
+        ),
+    ]
+    if "is_backfill" in v and not pd.isna(v.get("is_backfill")):
+        items.append(("backfill", "yes" if bool(v["is_backfill"]) else "no", None))
+    rows = "".join(
+        f"<dt>{_esc(label)}</dt><dd{f' data-field={chr(34)}{f}{chr(34)}' if f else ''}>{value}</dd>"
+        for label, value, f in items
+    )
+    others = data.versions[data.versions["plan_version"] != data.plan_version]
+    other = ""
+    if len(others):
+        other = (
+            "<p class='muted'>Other versions of this month: "
+            + ", ".join(
+                f"v{int(r.plan_version)} ({_esc(str(r.published_at))})"
+                for r in others.itertuples(index=False)
+            )
+            + ".</p>"
+        )
+    counts = ", ".join(f"{name} {len(data.table(name)):,}" for name in PACK_TABLES)
+    sources = (
+        f"<p class='muted'>Every figure comes from <code>published/{DB_NAME}</code>, plan month "
+        f"{_esc(data.plan_month)} version {data.plan_version} (rows: {_esc(counts)})"
+        + (
+            "; demand history from the working database's marts.fct_demand_history"
+            if data.history is not None
+            else ""
+        )
+        + (
+            "; exceptions from the pipeline's exception check"
+            if data.exceptions is not None
+            else ""
+        )
+        + ".</p>"
+    )
+    notes = "".join(f"<p class='muted'>{_esc(n)}</p>" for n in data.notes)
+    return f"<dl class='lineage'>{rows}</dl>{other}{sources}{notes}"
+
+
+CSS = """
+:root{--fg:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f8fafc;--card:#fff;--accent:#1e3a8a;
+--green:#16a34a;--amber:#f59e0b;--red:#dc2626}
+*{box-sizing:border-box}
+body{margin:0;font:14px/1.45 Inter,"Segoe UI",Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg)}
+header.top{background:linear-gradient(90deg,#1e3a8a,#2563eb);color:#fff;padding:22px 32px 18px}
+header.top h1{margin:0;font-size:26px;font-weight:650;letter-spacing:-.01em}
+header.top .meta{opacity:.9;margin-top:4px}
+header.top .meta b{font-weight:600}
+nav{position:sticky;top:0;z-index:5;background:#fff;border-bottom:1px solid var(--line);padding:8px 32px;
+display:flex;flex-wrap:wrap;gap:4px 16px;font-size:13px}
+nav a{color:var(--accent);text-decoration:none}nav a:hover{text-decoration:underline}
+main{max-width:1320px;margin:0 auto;padding:18px 32px 40px}
+section.block{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 20px;margin:16px 0;
+break-inside:avoid}
+section.block>h2{margin:0 0 8px;font-size:18px;color:var(--accent)}
+h3{font-size:14px;margin:14px 0 6px}
+.headline{display:grid;grid-template-columns:repeat(auto-fit,minmax(190px,1fr));gap:12px;margin-top:4px}
+.card{background:var(--card);border:1px solid var(--line);border-left:4px solid var(--accent);border-radius:8px;padding:10px 14px}
+.card.bad{border-left-color:var(--red)}.card.good{border-left-color:var(--green)}
+.card .label{color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.03em}
+.card .big{font-size:22px;font-weight:650;margin:2px 0}
+.card .sub{color:var(--muted);font-size:12px}
+table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{padding:5px 8px;border-bottom:1px solid var(--line);vertical-align:top;text-align:left}
+thead th{background:#f1f5f9;font-weight:600;color:#374151;white-space:nowrap}
+td.r,th.r{text-align:right;white-space:nowrap}
+tr.total td{font-weight:650;border-top:2px solid #cbd5e1}
+.def{color:var(--muted);font-size:12px;max-width:560px}
+.muted{color:var(--muted)}
+.light{display:inline-block;width:12px;height:12px;border-radius:50%;vertical-align:-1px;margin:0 4px 0 6px;
+box-shadow:inset 0 0 0 1px rgba(0,0,0,.15)}
+.light.on_track{background:var(--green)}.light.at_risk{background:var(--amber)}.light.off_track{background:var(--red)}
+td.status{font-weight:600}td.status.on_track{color:var(--green)}td.status.at_risk{color:#b45309}td.status.off_track{color:var(--red)}
+.matrix td.cell{text-align:center;white-space:nowrap;font-size:12px}
+.matrix td.on_track{background:#dcfce7}.matrix td.at_risk{background:#fef3c7}.matrix td.off_track{background:#fee2e2}
+.matrix th.rowh{white-space:nowrap;font-weight:500}
+.scroll{overflow-x:auto}
+.neg{color:var(--red)}.pos{color:var(--green)}
+ul.opts{margin:0;padding-left:16px}ul.opts li{margin:0}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(390px,1fr));gap:10px}
+.tile{border:1px solid var(--line);border-radius:8px;padding:4px}
+.tile .cap{font-size:12px;color:var(--muted);padding:0 8px 4px}
+.legend{display:flex;flex-wrap:wrap;gap:14px;font-size:12px;margin:4px 0}
+.legend i{display:inline-block;width:18px;height:10px;margin-right:5px;vertical-align:0}
+.legend i.dash{height:0;border-top:2px dashed;vertical-align:3px}
+.nodata{padding:14px;border:1px dashed #cbd5e1;border-radius:8px;color:var(--muted);background:#f8fafc}
+.ok{padding:12px;border-radius:8px;background:#dcfce7;color:#14532d}
+td.sev.high{color:var(--red);font-weight:600}td.sev.medium{color:#b45309;font-weight:600}
+dl.lineage{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}
+dl.lineage dt{color:var(--muted)}dl.lineage dd{margin:0;word-break:break-all}
+footer{max-width:1320px;margin:0 auto;padding:0 32px 32px;color:var(--muted);font-size:12px}
+@media print{nav{display:none}section.block{border:none;page-break-inside:avoid}body{background:#fff}}
+"""
+
+
+def build_pack(data: PackData) -> str:
+    """The executive pack of one plan version as one self-contained HTML page.
+
+    Args:
+        data: the pack's data (``load_pack_data``).
+
+    Returns:
+        The HTML text: plotly.js inlined once, no network reference; the same data gives
+        the same text.
+    """
+    demand = data.table("plan_demand")
+    horizon = ""
+    if len(demand):
+        horizon = f" · horizon {_mkey(demand['month'].min())} – {_mkey(demand['month'].max())}"
+    sections = [
+        ("kpis", "KPI scorecard", _kpi_section),
+        ("decisions", "Decisions needed", _decisions_section),
+        ("demand", "Demand plan by family", _demand_section),
+        ("supply", "Demand vs constrained supply", _supply_section),
+        ("capacity", "Capacity utilization", _capacity_section),
+        ("inventory", "Projected inventory vs safety stock", _inventory_section),
+        ("finance", "Revenue and gross margin vs AOP", _finance_section),
+        ("scenarios", "Scenario comparison", _scenario_section),
+        ("waterfall", "Plan-change waterfall", _waterfall_section),
+        ("exceptions", "Exceptions", _exceptions_section),
+        ("accuracy", "Forecast accuracy and value added", _accuracy_section),
+        ("lineage", "Data lineage", _lineage_section),
+    ]
+    nav = "".join(f"<a href='#{sid}'>{_esc(title)}</a>" for sid, title, _ in sections)
+    body = "".join(
+        f"<section class='block' id='{sid}'><h2>{_esc(title)}</h2>{fn(data)}</section>"
+        for sid, title, fn in sections
+    )
+    published = _esc(str(data.version_row.get("published_at", "")))
+    title = f"Executive S&OP pack — {data.plan_month} v{data.plan_version}"
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>{_esc(title)}</title><style>{CSS}</style>"
+        f"<script type='text/javascript'>{get_plotlyjs()}</script></head><body>"
+        f"<header class='top'><h1>Executive S&amp;OP pack</h1><div class='meta'>"
+        f"Plan month <b data-field='plan_month'>{_esc(data.plan_month)}</b> · version "
+        f"<b data-field='plan_version'>{data.plan_version}</b>{_esc(horizon)} · money in "
+        f"{_esc(data.base_currency)} · published {published} UTC</div></header>"
+        f"<nav>{nav}</nav><main>{_headline(data)}{body}</main>"
+        f"<footer>Plan {_esc(data.plan_month)} v{data.plan_version} · run "
+        f"{_esc(data.version_row.get('run_id'))} · fingerprint "
+        f"{_esc(str(data.version_row.get('input_fingerprint', ''))[:12])} · code "
+        f"{_esc(data.version_row.get('code_version'))}</footer></body></html>\n"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------
+
+
+def pack_path(settings: Settings, month: str, version: int) -> Path:
+    """``$SOP_HOME/reports/<M>/sop_pack_<M>_v<N>.html``."""
+    return settings.reports_dir / month / f"sop_pack_{month}_v{int(version)}.html"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_pack(
+    settings: Settings,
+    month: str,
+    *,
+    version: int | None = None,
+    history: pd.DataFrame | None = None,
+    exceptions: pd.DataFrame | None = None,
+    waterfall: pd.DataFrame | None = None,
+) -> Path:
+    """Write the pack of a published plan version under ``$SOP_HOME/reports/<M>/``.
+
+    Writes ``sop_pack_<M>_v<N>.html`` and, when N is the month's newest pack,
+    ``index.html`` (a copy of it). Both are replaced atomically.
+
+    Args:
+        settings: pipeline settings (paths, base currency).
+        month: plan month ``YYYY-MM``.
+        version: plan version; None for the latest published version of the month.
+        history: family × month actual demand, or None to leave history out of the charts.
+        exceptions: the plan's exceptions, or None.
+        waterfall: the plan-change waterfall rows, or None.
+
+    Returns:
+        The path of ``sop_pack_<M>_v<N>.html``.
+
+    Raises:
+        ReportError: the month or version is not published.
+    """
+    data = load_pack_data(
+        settings.published_dir,
+        month,
+        version,
+        history,
+        exceptions=exceptions,
+        waterfall=waterfall,
+        base_currency=settings.base_currency,
+    )
+    return _write_data(settings, data)
+
+
+def _write_data(settings: Settings, data: PackData) -> Path:
+    """Write a loaded pack; refresh ``index.html`` when it is the month's newest version."""
+    text = build_pack(data)
+    path = pack_path(settings, data.plan_month, data.plan_version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, text)
+    newest = max(
+        (
+            int(m.group(1))
+            for p in path.parent.glob(f"sop_pack_{data.plan_month}_v*.html")
+            if (m := re.search(r"_v(\d+)\.html$", p.name))
+        ),
+        default=data.plan_version,
+    )
+    if data.plan_version >= newest:
+        _atomic_write(path.parent / "index.html", text)
+    return path
+
+
+def _read_working_db(
+    warehouse_path: Path, month: str, attempts: int = 5
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[str]]:
+    """History and exceptions of ``month`` from the working database, if it can be read.
+
+    The working database is the pipeline's; a running pipeline may hold its write lock, so
+    reading is retried briefly and then skipped (the pack then says so).
+    """
+    notes: list[str] = []
+    if not Path(warehouse_path).exists():
+        return None, None, [f"No working database at {warehouse_path}: demand history left out."]
+    end = parse_month(month)
+    for attempt in range(attempts):
+        try:
+            con = duckdb.connect(str(warehouse_path), read_only=True)
+        except duckdb.IOException:
+            if attempt == attempts - 1:
+                return (
+                    None,
+                    None,
+                    [
+                        f"The working database {warehouse_path} was locked by a running pipeline: "
+                        "demand history and exceptions left out; run `sop report` again later."
+                    ],
+                )
+            time.sleep(1.0)
+            continue
+        try:
+            history = exceptions = None
+            try:
+                history = con.execute(
+                    "SELECT family, month, sum(demand_qty) AS demand_qty "
+                    "FROM marts.fct_demand_history WHERE month <= $end "
+                    "GROUP BY family, month ORDER BY family, month",
+                    {"end": end},
+                ).df()
+            except duckdb.Error:
+                notes.append("marts.fct_demand_history is missing: demand history left out.")
+            try:
+                exceptions = con.execute(
+                    "SELECT * FROM plan.plan_exceptions WHERE plan_month = $m", {"m": month}
+                ).df()
+            except duckdb.Error:
+                exceptions = None
+            return history, exceptions, notes
+        finally:
+            con.close()
+    return None, None, notes
+
+
+def write_pack_from_published(settings: Settings, month: str) -> Path:
+    """The pack of the latest published version of ``month`` (what ``sop report`` runs).
+
+    Demand history (``marts.fct_demand_history``) and the exceptions (``plan.plan_exceptions``)
+    come from the working database when it can be read; everything else from the published
+    tables.
+
+    Args:
+        settings: pipeline settings.
+        month: plan month ``YYYY-MM``.
+
+    Returns:
+        The path of the written pack.
+    """
+    history, exceptions, notes = _read_working_db(settings.warehouse_path, month)
+    data = load_pack_data(
+        settings.published_dir,
+        month,
+        None,
+        history,
+        exceptions=exceptions,
+        base_currency=settings.base_currency,
+    )
+    if history is not None and data.history is not None and data.history.empty:
+        notes.append(
+            f"The working database holds no demand history up to {month} (it was last built for "
+            "another month): history left out."
+        )
+        data.history = None
+    data.notes.extend(notes)
+    return _write_data(settings, data)
+
+
+__all__ = [
+    "PackData",
+    "ReportError",
+    "build_pack",
+    "load_pack_data",
+    "write_pack",
+    "write_pack_from_published",
+]
