@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import warnings
 
 from rich.console import Console
 
@@ -193,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Dagster flags some of the APIs we use as beta; that is for developers, not for this output
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

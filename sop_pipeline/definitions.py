@@ -2,8 +2,9 @@
 
 import dagster as dg
 
-from sop_pipeline.assets import demand, finance, ingest, publish, supply, transform
+from sop_pipeline.assets import demand, executive, finance, ingest, publish, supply, transform
 from sop_pipeline.logging_ import step_logger
+from sop_pipeline.orchestration import landing_sensor, monthly_schedule, sop_monthly_job
 from sop_pipeline.resources import build_resources
 from sop_pipeline.settings import Settings
 
@@ -18,16 +19,12 @@ ALL_ASSETS = [
     finance.plan_financials,
     finance.forecast_accuracy,
     finance.kpi_scorecard,
+    executive.scenario_comparison,
+    executive.plan_waterfall,
     publish.candidate_plan,
     publish.published_plan,
 ]
 ALL_CHECKS = [demand.plan_demand_levels_add_up]
-
-sop_monthly_job = dg.define_asset_job(
-    name="sop_monthly",
-    selection=dg.AssetSelection.all(),
-    description="Plan one month end to end: ingest → clean → demand → supply → finance → gate → publish.",
-)
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
@@ -36,6 +33,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
         jobs=[sop_monthly_job],
+        schedules=[monthly_schedule],
+        sensors=[landing_sensor],
         resources=build_resources(settings),
         # one process, one step at a time: DuckDB allows a single writer on the working file
         executor=dg.in_process_executor,

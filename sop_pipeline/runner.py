@@ -28,7 +28,8 @@ def write_dagster_yaml(home: Path) -> None:
     cfg = home / "dagster.yaml"
     if not cfg.exists():
         cfg.write_text(
-            "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+            "telemetry:\n  enabled: false\n"
+            "concurrency:\n  pools:\n    default_limit: 1\n  runs:\n    max_concurrent_runs: 1\n"
         )
 
 

@@ -42,6 +42,18 @@ CHROMIUM_FLAGS = [
 ]
 
 
+#: What the test asks the page: chart divs, charts plotly has drawn, section titles.
+PAGE_FACTS = """(() => {
+  const divs = [...document.querySelectorAll('.plotly-graph-div')];
+  return {
+    divs: divs.length,
+    drawn: divs.filter((d) => d.querySelector('.main-svg') !== null).length,
+    sections: [...document.querySelectorAll('section.block h2')].map((h) => h.textContent),
+    plotly: typeof Plotly,
+  };
+})()"""
+
+
 class WebSocket:
     """Just enough of RFC 6455 for CDP: masked text frames out, (fragmented) frames in."""
 
@@ -258,14 +270,7 @@ def render(pack: Path, width: int = 1400) -> tuple[bytes, list[str], list[str], 
         facts: dict = {}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            facts = browser.evaluate(
-                "({divs: document.querySelectorAll('.plotly-graph-div').length,"
-                " drawn: document.querySelectorAll('.plotly-graph-div .main-svg').length > 0 ?"
-                "  [...document.querySelectorAll('.plotly-graph-div')]"
-                "   .filter(d => d.querySelector('.main-svg')).length : 0,"
-                " sections: [...document.querySelectorAll('section.block h2')].map(h => h.textContent),"
-                " plotly: typeof Plotly}"
-            )
+            facts = browser.evaluate(PAGE_FACTS)
             if facts["divs"] and facts["drawn"] == facts["divs"]:
                 break
             time.sleep(0.2)
@@ -308,4 +313,6 @@ if __name__ == "__main__":
         sys.exit("usage: python tests/test_report_browser.py PACK.html OUT.png")
     png, errors, requests, facts = render(Path(sys.argv[1]))
     Path(sys.argv[2]).write_bytes(png)
-    print(f"{sys.argv[2]}: {len(png):,} bytes; charts {facts}; errors {errors}; requests {len(requests)}")
+    print(
+        f"{sys.argv[2]}: {len(png):,} bytes; charts {facts}; errors {errors}; requests {len(requests)}"
+    )

@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import family_forecast_png, preview
+from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
@@ -24,6 +25,7 @@ OWNERS = ["team:demand-planning"]
     kinds={"python", "statsforecast", "duckdb"},
     pool="sop_warehouse",
 )
+@no_retry_on_validation()
 def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
     """Run the per-series model tournament and keep the forecast and its backtest."""
     from sop_pipeline.planning.forecast import forecast_demand
@@ -85,6 +87,7 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
     kinds={"python", "duckdb"},
     pool="sop_warehouse",
 )
+@no_retry_on_validation()
 def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     """Statistical forecast + weighted CRM pipeline + planner overrides → consensus."""
     from sop_pipeline.planning.consensus import build_consensus

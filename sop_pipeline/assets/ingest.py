@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 
@@ -30,6 +31,7 @@ RAW_SPECS = [
     can_subset=False,
     pool="sop_warehouse",
 )
+@no_retry_on_validation()
 def raw_extracts(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
     """Load the landing folders up to the plan month into ``raw``; bad files stop the run."""
     from sop_pipeline.ingest.loader import load_extracts

@@ -10,6 +10,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline import __version__
+from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_plan, replace_plan_rows, table_exists
@@ -59,7 +60,16 @@ def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
     group_name="gate",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[dg.AssetKey(["plan", t]) for t in (*GATED, "plan_exceptions", "forecast_accuracy")],
+    deps=[
+        dg.AssetKey(["plan", t])
+        for t in (
+            *GATED,
+            "plan_exceptions",
+            "forecast_accuracy",
+            "scenario_comparison",
+            "plan_waterfall",
+        )
+    ],
     description="The gate on the candidate plan: Great Expectations suites (data_quality/plan) and consistency checks.",
     owners=["team:sop-process"],
     tags={"sop_step": "gate"},
@@ -170,6 +180,7 @@ class GateNotPassedError(RuntimeError):
     kinds={"duckdb", "parquet"},
     pool="sop_warehouse",
 )
+@no_retry_on_validation()
 def published_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
     """Write-audit-publish the candidate plan as the next version of the month."""
     from sop_pipeline.publish.writer import publish_plan

@@ -5,6 +5,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import preview
+from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
@@ -96,6 +97,7 @@ def _check_result(name: str, asset: str, messages: list[str]) -> dg.AssetCheckRe
     can_subset=False,
     pool="sop_warehouse",
 )
+@no_retry_on_validation()
 def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
     """Plan production and purchases against capacity (HiGHS LP) and project inventory."""
     from sop_pipeline.planning.capacity import check_capacity

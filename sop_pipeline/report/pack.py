@@ -82,6 +82,9 @@ DIRECTION_LABELS = {
     "closer": "◎ closer to target is better",
 }
 SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
+#: ``family`` values a waterfall may use for its all-families rows.
+TOTAL_FAMILIES = ("total", "all", "(all)", "all families", "*")
+EXCEPTION_ORDER = {"capacity_overload": 0, "stock_out": 1}
 KIND_ORDER = ("naive", "statistical", "consensus")
 
 # Colours: one palette for the whole pack (charts and CSS agree).
@@ -204,10 +207,10 @@ def load_pack_data(
         version: plan version; None for the latest version of the month.
         history: family × month actual demand (family, month, demand_qty; item rows are
             summed), or None to omit history from the charts.
-        exceptions: the plan's exceptions, or None. When None and a published
-            ``plan_exceptions`` table exists, that is used.
-        waterfall: plan-change waterfall rows, or None. When None and a published
-            ``plan_waterfall`` table exists, that is used.
+        exceptions: the plan's exceptions, or None. A published ``plan_exceptions`` table
+            with rows for this version is used instead when there is one.
+        waterfall: plan-change waterfall rows, or None. A published ``plan_waterfall``
+            table with rows for this version is used instead when there is one.
         base_currency: currency code shown with money.
 
     Returns:
@@ -240,11 +243,12 @@ def load_pack_data(
         name: _months_to_datetime(read_published(pub, name, plan_month=month, version=version))
         for name in PACK_TABLES
     }
+    # a published exceptions / waterfall table, once there is one, wins over a frame passed in
     for name, given in (("plan_exceptions", exceptions), ("plan_waterfall", waterfall)):
-        if given is None and _has_table(pub, name):
-            found = _months_to_datetime(
-                read_published(pub, name, plan_month=month, version=version)
-            )
+        if not _has_table(pub, name):
+            continue
+        found = _months_to_datetime(read_published(pub, name, plan_month=month, version=version))
+        if len(found) or given is None:
             if name == "plan_exceptions":
                 exceptions = found
             else:
@@ -993,21 +997,83 @@ def _finance_section(data: PackData) -> str:
         )
     table = (
         f"<table class='fin'><thead><tr><th>family</th><th class='r'>planned revenue ({_esc(cur)})</th>"
-        "<th class='r'>AOP revenue</th><th class='r'>vs AOP (months with a target)</th>"
+        "<th class='r'>AOP revenue</th><th class='r'>planned vs AOP</th>"
         "<th class='r'>gross margin</th><th class='r'>margin %</th>"
         "<th class='r'>inventory value, horizon end</th></tr></thead><tbody>"
         + "".join(rows)
         + "</tbody></table>"
     )
-    return chart + table
+    note = (
+        "<p class='muted'>Planned revenue and margin cover the whole horizon; the AOP columns "
+        "compare planned with AOP revenue over the months that have an AOP target.</p>"
+    )
+    return chart + table + note
 
 
 def _metric_rank(metric: str) -> tuple[int, str]:
+    """Revenue, gap and inventory first (what executives ask for), then the rest."""
     m = metric.lower()
-    for i, word in enumerate(("revenue", "gap", "inventory")):
+    for i, word in enumerate(("revenue", "gap", "inventory", "margin", "demand", "supply")):
         if word in m:
             return i, m
-    return 3, m
+    return 9, m
+
+
+def metric_kind(metric: str) -> str:
+    """``flow`` (summed over months), ``stock`` (a level) or ``ratio`` (a rate)."""
+    m = metric.lower()
+    if any(w in m for w in ("utilization", "pct", "ratio", "rate")):
+        return "ratio"
+    if "inventory" in m or "stock" in m:
+        return "stock"
+    return "flow"
+
+
+def _is_good(metric: str, delta: float) -> bool | None:
+    """Whether a delta helps: more revenue or margin is good, more gap or shortage is bad."""
+    if not _isnum(delta) or delta == 0:
+        return None
+    m = metric.lower()
+    if any(w in m for w in ("demand", "utilization", "inventory")):
+        return None  # depends on the situation: shown without colour
+    bad_up = any(w in m for w in ("gap", "short", "cost", "cogs", "backorder"))
+    return (delta < 0) if bad_up else (delta > 0)
+
+
+def scenario_totals(scenarios: pd.DataFrame) -> pd.DataFrame:
+    """One row per scenario × metric: base, scenario and delta over the horizon.
+
+    Flows (revenue, margin, gap and other quantities) are summed over families and months;
+    stocks (inventory) are summed over families and averaged over months; ratios
+    (utilization) are averaged over families and months.
+
+    Args:
+        scenarios: ``scenario_comparison`` rows.
+
+    Returns:
+        scenario, metric, base_value, scenario_value, delta.
+    """
+    cols = ["base_value", "scenario_value", "delta"]
+    keys = ["scenario", "metric"]
+    kind = scenarios["metric"].astype(str).map(metric_kind)
+    flows = scenarios[kind == "flow"].groupby(keys, as_index=False)[cols].sum()
+    stocks = (
+        scenarios[kind == "stock"]
+        .groupby([*keys, "month"], as_index=False)[cols]
+        .sum()
+        .groupby(keys, as_index=False)[cols]
+        .mean()
+    )
+    ratios = scenarios[kind == "ratio"].groupby(keys, as_index=False)[cols].mean()
+    return pd.concat([flows, stocks, ratios], ignore_index=True)
+
+
+def _fmt_delta(metric: str, delta: float) -> str:
+    kind = metric_kind(metric)
+    if kind == "ratio":
+        return f"{delta * 100:+.1f} pp"
+    fmt = fmt_qty if "qty" in metric.lower() else fmt_money
+    return ("+" if delta > 0 else "") + fmt(delta)
 
 
 def _scenario_section(data: PackData) -> str:
@@ -1017,12 +1083,18 @@ def _scenario_section(data: PackData) -> str:
             "no what-if scenarios were run for this plan (add scenarios to the planning inputs "
             "to compare them with the base plan)."
         )
-    totals = sc.groupby(["scenario", "metric"], as_index=False)[
-        ["base_value", "scenario_value", "delta"]
-    ].sum()
+    totals = scenario_totals(sc)
     metrics = sorted(totals["metric"].astype(str).unique(), key=_metric_rank)
     scenarios = sorted(totals["scenario"].astype(str).unique())
-    head = "".join(f"<th class='r'>Δ {_esc(m.replace('_', ' '))}</th>" for m in metrics)
+    head = "".join(
+        f"<th class='r'>Δ {_esc(m.replace('_', ' '))}"
+        + {
+            "stock": " <span class='muted'>(avg month)</span>",
+            "ratio": " <span class='muted'>(avg)</span>",
+        }.get(metric_kind(m), "")
+        + "</th>"
+        for m in metrics
+    )
     rows = []
     for s in scenarios:
         cells = []
@@ -1033,24 +1105,31 @@ def _scenario_section(data: PackData) -> str:
                 continue
             d = float(r["delta"].iloc[0])
             base = float(r["base_value"].iloc[0])
-            fmt = fmt_qty if "qty" in m else fmt_money
-            pct = f" <span class='muted'>({fmt_pct(d / base)})</span>" if base else ""
+            pct = ""
+            if base and metric_kind(m) != "ratio":
+                pct = f" <span class='muted'>({fmt_pct(d / base)})</span>"
+            good = _is_good(m, d)
             cells.append(
-                f"<td class='r {'neg' if d < 0 else 'pos' if d > 0 else ''}'>"
-                f"{_num(d, ('+' if d > 0 else '') + fmt(d), f'scenario:{s}:{m}')}{pct}</td>"
+                f"<td class='r {'' if good is None else 'pos' if good else 'neg'}'>"
+                f"{_num(d, _fmt_delta(m, d), f'scenario:{s}:{m}')}{pct}</td>"
             )
         rows.append(f"<tr><td><b>{_esc(s)}</b></td>{''.join(cells)}</tr>")
+    charted = metrics[:3]  # the table has them all; the chart keeps to the headline three
     fig = make_subplots(
-        rows=1, cols=len(metrics), subplot_titles=[m.replace("_", " ") for m in metrics]
+        rows=1,
+        cols=len(charted),
+        shared_yaxes=True,
+        horizontal_spacing=0.06,
+        subplot_titles=[m.replace("_", " ") for m in charted],
     )
-    for i, m in enumerate(metrics, start=1):
+    for i, m in enumerate(charted, start=1):
         t = totals[totals["metric"] == m].set_index("scenario").reindex(scenarios)
         fig.add_trace(
             go.Bar(
                 y=scenarios,
                 x=t["delta"],
                 orientation="h",
-                marker_color=[C_GAP if v < 0 else C_MARGIN for v in t["delta"].fillna(0)],
+                marker_color=[C_MARGIN if _is_good(m, v) else C_GAP for v in t["delta"].fillna(0)],
                 name=m,
                 showlegend=False,
                 hovertemplate="%{y}: Δ %{x:,.0f}<extra></extra>",
@@ -1061,8 +1140,10 @@ def _scenario_section(data: PackData) -> str:
     _base_layout(fig)
     fig.update_layout(hovermode="closest")
     return (
-        f"<p>Deltas against the base plan, summed over families and months ({_esc(data.base_currency)} "
-        "for money).</p><table class='sc'><thead><tr><th>scenario</th>"
+        "<p>Deltas of each scenario against the base plan over the horizon, all families "
+        f"({_esc(data.base_currency)} for money; inventory as the average month, utilization as "
+        "the average).</p>"
+        "<table class='sc'><thead><tr><th>scenario</th>"
         + head
         + "</tr></thead><tbody>"
         + "".join(rows)
@@ -1080,6 +1161,23 @@ def _waterfall_measures(values: list[float]) -> list[str]:
     return ["relative"] * len(values)
 
 
+#: Waterfall components (sop_pipeline/planning/waterfall.py) as executives read them.
+COMPONENT_LABELS = {
+    "start": "last plan",
+    "new_actuals": "new actuals",
+    "model_change": "model change",
+    "crm_change": "CRM pipeline",
+    "override_change": "overrides",
+    "capacity_change": "capacity",
+    "price_change": "price",
+    "end": "this plan",
+}
+
+
+def _component_label(component: object) -> str:
+    return COMPONENT_LABELS.get(str(component), str(component).replace("_", " "))
+
+
 def _waterfall_section(data: PackData) -> str:
     wf = data.waterfall
     if wf is None or wf.empty:
@@ -1087,7 +1185,9 @@ def _waterfall_section(data: PackData) -> str:
             "the plan-change waterfall is not available for this plan (it needs an earlier "
             "published plan to compare with)."
         )
-    wf = wf.copy()
+    family = wf["family"].astype(str).str.strip().str.lower() if "family" in wf.columns else None
+    if family is not None and family.isin(TOTAL_FAMILIES).any():
+        wf = wf[family.isin(TOTAL_FAMILIES)]  # use the all-families rows, not their parts
     group_cols = ["sort_order", "component"]
     steps = (
         wf.groupby(group_cols, as_index=False)[["qty", "revenue"]].sum().sort_values("sort_order")
@@ -1097,7 +1197,7 @@ def _waterfall_section(data: PackData) -> str:
         values = [float(v) for v in steps[name]]
         fig.add_trace(
             go.Waterfall(
-                x=list(steps["component"].astype(str)),
+                x=[_component_label(c) for c in steps["component"]],
                 y=values,
                 measure=_waterfall_measures(values),
                 increasing={"marker": {"color": C_MARGIN}},
@@ -1113,7 +1213,7 @@ def _waterfall_section(data: PackData) -> str:
     _base_layout(fig)
     fig.update_layout(hovermode="closest")
     rows = "".join(
-        f"<tr><td>{_esc(r.component)}</td><td class='r'>{_num(r.qty, fmt_qty(r.qty), f'waterfall_qty:{r.component}')}</td>"
+        f"<tr><td>{_esc(_component_label(r.component))}</td><td class='r'>{_num(r.qty, fmt_qty(r.qty), f'waterfall_qty:{r.component}')}</td>"
         f"<td class='r'>{_num(r.revenue, fmt_money(r.revenue), f'waterfall_revenue:{r.component}')}</td></tr>"
         for r in steps.itertuples(index=False)
     )
@@ -1144,9 +1244,14 @@ def _exceptions_section(data: PackData) -> str:
         + "</tr>"
         for t in counts.index
     )
+    # most severe first; within a severity, capacity before stock-outs (one overload causes
+    # many stock-outs), then the largest value
     ex["_sev"] = sev.map(lambda s: SEVERITY_ORDER.get(str(s), 9))
-    ex["_abs"] = ex["value"].abs() if "value" in ex.columns else 0
-    top = ex.sort_values(["_sev", "_abs"], ascending=[True, False]).head(TOP_EXCEPTIONS)
+    ex["_type"] = kind.map(lambda t: EXCEPTION_ORDER.get(str(t), 9))
+    ex["_abs"] = pd.to_numeric(ex["value"], errors="coerce").abs() if "value" in ex.columns else 0
+    top = ex.sort_values(["_sev", "_type", "_abs"], ascending=[True, True, False]).head(
+        TOP_EXCEPTIONS
+    )
     rows = "".join(
         f"<tr><td class='sev {_esc(r.get('severity', ''))}'>{_esc(r.get('severity', ''))}</td>"
         f"<td>{_esc(str(r.get('exception_type', '')).replace('_', ' '))}</td>"
@@ -1470,61 +1575,84 @@ def _write_data(settings: Settings, data: PackData) -> Path:
     return path
 
 
-def _read_working_db(
-    warehouse_path: Path, month: str, attempts: int = 5
-) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[str]]:
-    """History and exceptions of ``month`` from the working database, if it can be read.
+@dataclass
+class WorkingInputs:
+    """What the pack takes from the working database (everything else is published)."""
+
+    history: pd.DataFrame | None = None
+    exceptions: pd.DataFrame | None = None
+    waterfall: pd.DataFrame | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_working_inputs(warehouse_path: Path, month: str, attempts: int = 5) -> WorkingInputs:
+    """Demand history, exceptions and waterfall of ``month`` from the working database.
 
     The working database is the pipeline's; a running pipeline may hold its write lock, so
-    reading is retried briefly and then skipped (the pack then says so).
+    opening is retried briefly and then skipped (the pack then says so in its lineage).
+
+    Args:
+        warehouse_path: ``$SOP_HOME/warehouse/sop.duckdb``.
+        month: plan month ``YYYY-MM``.
+        attempts: tries to open the file, one second apart.
+
+    Returns:
+        The frames found (None where a table is missing) and notes for the pack.
     """
-    notes: list[str] = []
+    out = WorkingInputs()
     if not Path(warehouse_path).exists():
-        return None, None, [f"No working database at {warehouse_path}: demand history left out."]
-    end = parse_month(month)
+        out.notes.append(f"No working database at {warehouse_path}: demand history left out.")
+        return out
+    con = None
     for attempt in range(attempts):
         try:
             con = duckdb.connect(str(warehouse_path), read_only=True)
-        except duckdb.IOException:
-            if attempt == attempts - 1:
-                return (
-                    None,
-                    None,
-                    [
-                        f"The working database {warehouse_path} was locked by a running pipeline: "
-                        "demand history and exceptions left out; run `sop report` again later."
-                    ],
-                )
-            time.sleep(1.0)
-            continue
-        try:
-            history = exceptions = None
+            break
+        except duckdb.Error:  # locked by a writer (another process or this one)
+            if attempt < attempts - 1:
+                time.sleep(1.0)
+    if con is None:
+        out.notes.append(
+            f"The working database {warehouse_path} was locked by a running pipeline: demand "
+            "history and exceptions left out; run `sop report` again later."
+        )
+        return out
+    end = parse_month(month)
+    queries = {
+        "history": (
+            "SELECT family, month, sum(demand_qty) AS demand_qty FROM marts.fct_demand_history "
+            "WHERE month <= $end GROUP BY family, month ORDER BY family, month",
+            {"end": end},
+        ),
+        "exceptions": ("SELECT * FROM plan.plan_exceptions WHERE plan_month = $m", {"m": month}),
+        "waterfall": ("SELECT * FROM plan.plan_waterfall WHERE plan_month = $m", {"m": month}),
+    }
+    try:
+        for attr, (sql, params) in queries.items():
             try:
-                history = con.execute(
-                    "SELECT family, month, sum(demand_qty) AS demand_qty "
-                    "FROM marts.fct_demand_history WHERE month <= $end "
-                    "GROUP BY family, month ORDER BY family, month",
-                    {"end": end},
-                ).df()
+                setattr(out, attr, con.execute(sql, params).df())
             except duckdb.Error:
-                notes.append("marts.fct_demand_history is missing: demand history left out.")
-            try:
-                exceptions = con.execute(
-                    "SELECT * FROM plan.plan_exceptions WHERE plan_month = $m", {"m": month}
-                ).df()
-            except duckdb.Error:
-                exceptions = None
-            return history, exceptions, notes
-        finally:
-            con.close()
-    return None, None, notes
+                if attr == "history":
+                    out.notes.append("marts.fct_demand_history is missing: history left out.")
+    finally:
+        con.close()
+    if out.history is not None and out.history.empty:
+        out.notes.append(
+            f"The working database holds no demand history up to {month} (it was last built "
+            "for another month): history left out."
+        )
+        out.history = None
+    if out.waterfall is not None and out.waterfall.empty:
+        out.waterfall = None  # the first plan month has no previous plan to bridge from
+    return out
 
 
 def write_pack_from_published(settings: Settings, month: str) -> Path:
     """The pack of the latest published version of ``month`` (what ``sop report`` runs).
 
-    Demand history (``marts.fct_demand_history``) and the exceptions (``plan.plan_exceptions``)
-    come from the working database when it can be read; everything else from the published
+    Demand history (``marts.fct_demand_history``), exceptions (``plan.plan_exceptions``) and
+    the waterfall (``plan.plan_waterfall``) come from the working database when it can be
+    read and the published tables do not hold them; everything else from the published
     tables.
 
     Args:
@@ -1533,23 +1661,21 @@ def write_pack_from_published(settings: Settings, month: str) -> Path:
 
     Returns:
         The path of the written pack.
+
+    Raises:
+        ReportError: the month is not published.
     """
-    history, exceptions, notes = _read_working_db(settings.warehouse_path, month)
+    working = read_working_inputs(settings.warehouse_path, month)
     data = load_pack_data(
         settings.published_dir,
         month,
         None,
-        history,
-        exceptions=exceptions,
+        working.history,
+        exceptions=working.exceptions,
+        waterfall=working.waterfall,
         base_currency=settings.base_currency,
     )
-    if history is not None and data.history is not None and data.history.empty:
-        notes.append(
-            f"The working database holds no demand history up to {month} (it was last built for "
-            "another month): history left out."
-        )
-        data.history = None
-    data.notes.extend(notes)
+    data.notes.extend(working.notes)
     return _write_data(settings, data)
 
 
@@ -1559,5 +1685,6 @@ __all__ = [
     "build_pack",
     "load_pack_data",
     "write_pack",
+    "read_working_inputs",
     "write_pack_from_published",
 ]

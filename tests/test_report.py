@@ -1,0 +1,513 @@
+"""The executive S&OP pack: every section, numbers equal to the published tables, offline."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sop_pipeline import cli
+from sop_pipeline.publish.writer import publish_plan, read_published
+from sop_pipeline.report.pack import (
+    ReportError,
+    build_pack,
+    decision_options,
+    load_pack_data,
+    write_pack,
+    write_pack_from_published,
+)
+from sop_pipeline.settings import Settings
+
+MONTH = "2026-03"
+HORIZON = pd.date_range("2026-04-01", periods=6, freq="MS")
+ITEMS = {"P-1": "pumps", "P-2": "pumps", "V-1": "valves", "S-1": "sensors"}
+PRICE = {"P-1": 120.0, "P-2": 80.0, "V-1": 45.5, "S-1": 9.75}
+SECTIONS = (
+    "kpis",
+    "decisions",
+    "demand",
+    "supply",
+    "capacity",
+    "inventory",
+    "finance",
+    "scenarios",
+    "waterfall",
+    "exceptions",
+    "accuracy",
+    "lineage",
+)
+
+
+def plan_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
+    """A small plan with every published table filled, gaps in two families."""
+    keys = pd.MultiIndex.from_product(
+        [list(ITEMS), ["DC1"], HORIZON], names=["item_id", "location_id", "month"]
+    ).to_frame(index=False)
+    step = keys.groupby("item_id").cumcount()
+    qty = (
+        100.0 + 10 * step + keys["item_id"].map({"P-1": 0, "P-2": 7, "V-1": 30, "S-1": 300})
+    ) * scale
+    demand = keys.assign(
+        family=keys["item_id"].map(ITEMS),
+        stat_forecast_qty=qty,
+        stat_lo80_qty=qty * 0.8,
+        stat_hi80_qty=qty * 1.2,
+        stat_lo95_qty=qty * 0.65,
+        stat_hi95_qty=qty * 1.35,
+        stat_model="AutoETS",
+        crm_adjustment_qty=0.0,
+        override_qty=0.0,
+        consensus_qty=qty,
+        consensus_revenue=qty * keys["item_id"].map(PRICE),
+    )
+    supply = keys.assign(
+        planned_production_qty=qty * 0.9, planned_purchase_qty=0.0, open_order_receipts_qty=5.0
+    )
+    inventory = keys.assign(
+        opening_qty=50.0,
+        receipts_qty=qty * 0.9,
+        demand_qty=qty,
+        closing_qty=40.0 - step * 8.0,
+        safety_stock_qty=25.0,
+        days_of_cover=12.0,
+        shortage_qty=(step >= 4) * 3.0,
+    )
+    capacity = pd.MultiIndex.from_product(
+        [["WC-A", "WC-B"], HORIZON], names=["work_center_id", "month"]
+    ).to_frame(index=False)
+    capacity = capacity.assign(
+        available_hours=400.0,
+        required_hours=[300.0, 380.0, 450.0, 500.0, 350.0, 200.0] * 2,
+        planned_hours=[300.0, 380.0, 440.0, 440.0, 350.0, 200.0] * 2,
+    )
+    capacity["utilization"] = capacity["planned_hours"] / capacity["available_hours"]
+    fam = demand.groupby(["family", "month"], as_index=False).agg(
+        demand_qty=("consensus_qty", "sum"), revenue=("consensus_revenue", "sum")
+    )
+    gap_qty = pd.Series(0.0, index=fam.index)
+    gap_qty[(fam["family"] == "pumps") & (fam["month"] == HORIZON[2])] = 40.0
+    gap_qty[(fam["family"] == "valves") & (fam["month"] == HORIZON[3])] = 12.5
+    gaps = fam[["family", "month", "demand_qty"]].assign(
+        supply_qty=fam["demand_qty"] - gap_qty,
+        gap_qty=gap_qty,
+        gap_value=gap_qty * fam["family"].map({"pumps": 100.0, "valves": 45.5, "sensors": 9.75}),
+        binding_constraint=[
+            "capacity WC-A in 2026-06 (100% of gap value)"
+            if g and f == "pumps"
+            else "purchase lead time 44 days: no new receipt before 2026-07"
+            if g
+            else None
+            for f, g in zip(fam["family"], gap_qty, strict=True)
+        ],
+    )
+    financials = fam[["family", "month"]].assign(
+        revenue=fam["revenue"] - gaps["gap_value"],
+        cogs=fam["revenue"] * 0.6,
+        aop_revenue=fam["revenue"] * 1.03,
+    )
+    financials.loc[financials["month"] == HORIZON[-1], "aop_revenue"] = None  # AOP ends early
+    financials["gross_margin"] = financials["revenue"] - financials["cogs"]
+    financials["inventory_value"] = 1000.0 + financials.index * 10.0
+    financials["revenue_vs_aop"] = financials["revenue"] - financials["aop_revenue"]
+    kpis = pd.DataFrame(
+        [
+            ("forecast_accuracy", "total", MONTH, 0.712, 0.70, "on_track", "ratio", "higher"),
+            ("forecast_bias", "total", MONTH, 0.081, 0.0, "at_risk", "ratio", "closer"),
+            ("inventory_turns", "total", MONTH, 4.25, 6.0, "off_track", "turns per year", "higher"),
+            ("order_fill_rate", "total", MONTH, 0.962, 0.98, "at_risk", "ratio", "higher"),
+            ("order_fill_rate", "family:pumps", MONTH, 0.99, 0.98, "on_track", "ratio", "higher"),
+            ("order_fill_rate", "family:valves", MONTH, 0.91, 0.98, "off_track", "ratio", "higher"),
+            ("capacity_utilization", "total", "2026-04", 0.75, 0.85, "on_track", "ratio", "closer"),
+            ("capacity_utilization", "total", "2026-05", 1.1, 0.85, "off_track", "ratio", "closer"),
+        ],
+        columns=["kpi", "scope", "month", "value", "target", "status", "unit", "direction"],
+    )
+    kpis["month"] = pd.to_datetime(kpis["month"])
+    kpis["definition"] = "a definition"
+    accuracy = pd.DataFrame(
+        [
+            (kind, level, lag, pd.Timestamp("2026-03-01"), 0.3, wape, bias, 0.9)
+            for kind, wape, bias in (
+                ("naive", 0.42, 0.05),
+                ("statistical", 0.31, 0.03),
+                ("consensus", 0.28, -0.02),
+            )
+            for level in ("item", "family")
+            for lag in (1, 3)
+        ],
+        columns=["forecast_kind", "level", "lag", "month", "mape", "wape", "bias", "mase"],
+    )
+    scenarios = pd.DataFrame(
+        [
+            (s, f, m, metric, 1000.0, 1000.0 + d, d)
+            for s, d0 in (("demand_plus_10", 100.0), ("wc_a_overhaul", -250.0))
+            for f in ("pumps", "valves")
+            for m in HORIZON[:2]
+            for metric, d in (
+                ("revenue", d0),
+                ("gap_value", -d0 / 4),
+                ("inventory_value", d0 / 10),
+                ("capacity_utilization", d0 / 2000),
+            )
+        ],
+        columns=[
+            "scenario",
+            "family",
+            "month",
+            "metric",
+            "base_value",
+            "scenario_value",
+            "delta",
+        ],
+    )
+    return {
+        "plan_demand": demand,
+        "plan_supply": supply,
+        "plan_inventory": inventory,
+        "plan_capacity": capacity,
+        "plan_gaps": gaps,
+        "plan_financials": financials,
+        "kpi_scorecard": kpis,
+        "forecast_accuracy": accuracy,
+        "scenario_comparison": scenarios,
+    }
+
+
+def publish(published: Path, tables: dict[str, pd.DataFrame], run_id: str = "run-1") -> int:
+    result = publish_plan(
+        published,
+        MONTH,
+        tables,
+        run_id=run_id,
+        input_fingerprint="fp-abc123",
+        code_version="0.1.0+test",
+        checks_passed=14,
+        checks_failed=1,
+    )
+    return result.plan_version
+
+
+def history() -> pd.DataFrame:
+    months = pd.date_range("2024-01-01", "2026-03-01", freq="MS")
+    rows = [(f, m, 90.0 + i) for f in ("pumps", "valves", "sensors") for i, m in enumerate(months)]
+    rows.append(("pumps", pd.Timestamp("2026-09-01"), 1e9))  # after the plan month: left out
+    return pd.DataFrame(rows, columns=["family", "month", "demand_qty"])
+
+
+def exceptions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "exception_type": ["capacity_overload", "stock_out", "excess_inventory"],
+            "severity": ["high", "high", "low"],
+            "scope": ["work center", "item/location", "item/location"],
+            "scope_id": ["WC-A", "P-1@DC1", "S-1@DC1"],
+            "month": pd.to_datetime(["2026-06-01", "2026-06-01", "2026-08-01"]),
+            "value": [1.25, 40.0, 200.0],
+            "threshold": [1.0, 0.0, 120.0],
+            "reason": [
+                "WC-A needs 500 h against 400 h",
+                "P-1 is short 40 units",
+                "S-1 has 200 days",
+            ],
+        }
+    )
+
+
+def waterfall() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "family": ["(all)"] * 4,
+            "component": ["start", "new_actuals", "override_change", "end"],
+            "qty": [1000.0, 150.0, -50.0, 1100.0],
+            "revenue": [50000.0, 7000.0, -2500.0, 54500.0],
+            "sort_order": [0, 1, 2, 3],
+        }
+    )
+
+
+def build_full_pack(tmp_path: Path) -> Path:
+    """A pack with every section filled (also used by the browser test)."""
+    published = tmp_path / "published"
+    publish(published, plan_tables())
+    data = load_pack_data(
+        published, MONTH, None, history(), exceptions=exceptions(), waterfall=waterfall()
+    )
+    path = tmp_path / "pack.html"
+    path.write_text(build_pack(data), encoding="utf-8")
+    return path
+
+
+class _Figures(HTMLParser):
+    """Collect ``data-key`` → (``data-value``, text) and the ids of sections."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, float] = {}
+        self.texts: dict[str, str] = {}
+        self.sections: list[str] = []
+        self.scripts: list[dict[str, str | None]] = []
+        self._open: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "section" and a.get("id"):
+            self.sections.append(a["id"])
+        if tag == "script":
+            self.scripts.append(a)
+        if a.get("data-key") and a.get("data-value") is not None:
+            assert a["data-key"] not in self.values, f"duplicate data-key {a['data-key']}"
+            self.values[a["data-key"]] = float(a["data-value"])
+            self._open = a["data-key"]
+            self.texts[self._open] = ""
+
+    def handle_data(self, data: str) -> None:
+        if self._open:
+            self.texts[self._open] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "span":
+            self._open = None
+
+
+def parse(text: str) -> _Figures:
+    parser = _Figures()
+    parser.feed(text)
+    return parser
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pack")
+    path = build_full_pack(tmp)
+    text = path.read_text(encoding="utf-8")
+    return tmp / "published", text, parse(text)
+
+
+def test_pack_has_every_section_title_version_and_lineage(full):
+    _published, text, figures = full
+    assert figures.sections == list(SECTIONS)
+    assert f"Plan month <b data-field='plan_month'>{MONTH}</b>" in text
+    assert "<b data-field='plan_version'>1</b>" in text
+    for value in ("run-1", "fp-abc123", "0.1.0+test"):
+        assert value in text
+    assert figures.values["checks_passed"] == 14 and figures.values["checks_failed"] == 1
+    # history, the band label and every family's small multiple are drawn
+    assert "actual demand" in text and "sum of item bands" in text
+    for i in range(3):
+        assert f'id="fig-demand-{i}"' in text
+    assert "No data" not in text
+
+
+def test_headline_and_table_figures_equal_sums_over_published_tables(full):
+    published, _text, figures = full
+    v = figures.values
+    demand = read_published(published, "plan_demand", MONTH, 1)
+    gaps = read_published(published, "plan_gaps", MONTH, 1)
+    fin = read_published(published, "plan_financials", MONTH, 1)
+    assert v["consensus_revenue_total"] == pytest.approx(demand["consensus_revenue"].sum())
+    assert v["consensus_qty_total"] == pytest.approx(demand["consensus_qty"].sum())
+    assert v["gap_value_total"] == pytest.approx(gaps["gap_value"].sum())
+    assert v["gap_value_total"] == pytest.approx(40.0 * 100 + 12.5 * 45.5)
+    assert v["gap_qty_total"] == pytest.approx(52.5)
+    assert v["revenue_total"] == pytest.approx(fin["revenue"].sum())
+    assert v["gross_margin_total"] == pytest.approx(fin["gross_margin"].sum())
+    with_aop = fin[fin["aop_revenue"].notna()]
+    assert v["aop_revenue_total"] == pytest.approx(with_aop["aop_revenue"].sum())
+    assert v["revenue_vs_aop_total"] == pytest.approx(
+        with_aop["revenue"].sum() - with_aop["aop_revenue"].sum()
+    )
+    for family, grp in demand.groupby("family"):
+        assert v[f"consensus_revenue:{family}"] == pytest.approx(grp["consensus_revenue"].sum())
+    for family, grp in fin.groupby("family"):
+        assert v[f"fin_revenue:{family}"] == pytest.approx(grp["revenue"].sum())
+    # what the reader sees is the same number, rounded
+    assert figures.texts["gap_value_total"] == "USD 4,569"
+    assert figures.texts["consensus_qty_total"] == f"{demand['consensus_qty'].sum():,.0f}"
+
+
+def test_each_kpi_value_target_and_traffic_light_come_from_the_scorecard(full):
+    published, text, figures = full
+    kpis = read_published(published, "kpi_scorecard", MONTH, 1)
+    for r in kpis.itertuples(index=False):
+        month = f"{pd.Timestamp(r.month):%Y-%m}"
+        key = f"kpi:{r.kpi}:{r.scope}:{month}"
+        assert figures.values[key] == pytest.approx(r.value), key
+        if r.scope == "total":
+            assert figures.values[key + ":target"] == pytest.approx(r.target)
+    assert figures.texts["kpi:inventory_turns:total:2026-03"] == "4.25×"
+    assert figures.texts["kpi:forecast_bias:total:2026-03"] == "8.1%"
+    # one light per total KPI row, in the status's colour class
+    for status, count in kpis[kpis["scope"] == "total"]["status"].value_counts().items():
+        assert text.count(f'<span class="light {status}" title=') == count
+        assert figures.values[f"kpi_count:{status}"] == count
+
+
+def test_decisions_scenarios_waterfall_and_accuracy_show_published_numbers(full):
+    published, text, figures = full
+    v = figures.values
+    # decisions: the largest gap first, with its binding constraint and options
+    decisions = text[text.index("id='decisions'") : text.index("id='demand'")]
+    assert decisions.index("pumps") < decisions.index("valves")
+    assert (
+        "capacity WC-A in 2026-06" in decisions and "Overtime or extra shift on WC-A" in decisions
+    )
+    assert "Expedite purchase orders" in decisions
+    assert v["gap_value:pumps:2026-06"] == pytest.approx(4000.0)
+    scen = read_published(published, "scenario_comparison", MONTH, 1)
+    for (s, m), grp in scen.groupby(["scenario", "metric"]):
+        if m == "inventory_value":  # a stock: families summed, months averaged
+            expected = grp.groupby("month")["delta"].sum().mean()
+        elif m == "capacity_utilization":  # a ratio: averaged
+            expected = grp["delta"].mean()
+        else:
+            expected = grp["delta"].sum()
+        assert v[f"scenario:{s}:{m}"] == pytest.approx(expected)
+    assert v["scenario:demand_plus_10:revenue"] == 400.0
+    assert v["scenario:wc_a_overhaul:inventory_value"] == -50.0
+    assert figures.texts["scenario:demand_plus_10:capacity_utilization"] == "+5.0 pp"
+    assert v["waterfall_revenue:override_change"] == -2500.0
+    assert "<td>last plan</td>" in text and "<td>this plan</td>" in text
+    assert '"measure":["absolute","relative","relative","total"]' in text
+    acc = read_published(published, "forecast_accuracy", MONTH, 1)
+    item1 = acc[(acc["level"] == "item") & (acc["lag"] == 1)].set_index("forecast_kind")
+    assert v["wape:consensus:item:1"] == pytest.approx(item1.loc["consensus", "wape"])
+    assert v["fva_stat:item:1"] == pytest.approx(0.42 - 0.31)
+    assert v["fva_consensus:item:1"] == pytest.approx(0.31 - 0.28)
+    assert v["exceptions_total"] == 3
+
+
+def test_waterfall_uses_the_all_families_rows_when_present(tmp_path):
+    publish(tmp_path, plan_tables())
+    parts = waterfall().assign(family="pumps")
+    parts["qty"] /= 2
+    parts["revenue"] /= 2
+    both = pd.concat([waterfall().assign(family="Total"), parts, parts.assign(family="valves")])
+    figures = parse(build_pack(load_pack_data(tmp_path, MONTH, waterfall=both)))
+    assert figures.values["waterfall_revenue:end"] == 54500.0
+    assert figures.values["waterfall_qty:override_change"] == -50.0
+
+
+def test_pack_opens_offline_with_plotly_inlined_once(full):
+    _published, text, figures = full
+    assert text.count("* plotly.js v") == 1  # the bundle's banner: inlined once, in <head>
+    assert text.index("* plotly.js v") < text.index("<body>")
+    assert all(s.get("src") is None for s in figures.scripts), "no external <script src>"
+    assert not re.search(r"<(link|img|iframe)[^>]+(href|src)=['\"]?https?:", text)
+    assert "cdn.plot.ly/plotly" not in text.split("* plotly.js v")[0]
+    assert text.count("Plotly.newPlot(") == text.count('class="plotly-graph-div"') >= 8
+
+
+def test_missing_optional_data_shows_no_data_sections(tmp_path):
+    tables = plan_tables()
+    tables["scenario_comparison"] = tables["scenario_comparison"].iloc[0:0]
+    tables["forecast_accuracy"] = tables["forecast_accuracy"].iloc[0:0]
+    del tables["kpi_scorecard"]  # published with zero rows
+    publish(tmp_path, tables)
+    data = load_pack_data(tmp_path, MONTH)
+    text = build_pack(data)
+    figures = parse(text)
+    assert figures.sections == list(SECTIONS)
+    for section in ("scenarios", "waterfall", "exceptions", "accuracy", "kpis"):
+        body = text[text.index(f"id='{section}'") :]
+        body = body[: body.index("</section>")]
+        assert "No data:" in body, section
+    assert "actual demand" not in text and "history not provided" in text
+    assert figures.values["consensus_revenue_total"] == pytest.approx(
+        tables["plan_demand"]["consensus_revenue"].sum()
+    )
+
+
+def test_pack_is_deterministic(tmp_path):
+    publish(tmp_path, plan_tables())
+    first = build_pack(load_pack_data(tmp_path, MONTH, history=history()))
+    second = build_pack(load_pack_data(tmp_path, MONTH, history=history()))
+    assert first == second
+
+
+def test_write_pack_keeps_every_version_and_index_shows_the_latest(tmp_path):
+    settings = Settings.from_env({"SOP_HOME": str(tmp_path)})
+    publish(settings.published_dir, plan_tables(), run_id="run-1")
+    publish(settings.published_dir, plan_tables(scale=2.0), run_id="run-2")
+    reports = settings.reports_dir / MONTH
+
+    v2 = write_pack(settings, MONTH)
+    assert v2 == reports / f"sop_pack_{MONTH}_v2.html"
+    v1 = write_pack(settings, MONTH, version=1)
+    assert v1 == reports / f"sop_pack_{MONTH}_v1.html"
+    index = (reports / "index.html").read_text(encoding="utf-8")
+    assert index == v2.read_text(encoding="utf-8"), "index.html is the newest version's pack"
+    totals = {
+        path.name: parse(path.read_text(encoding="utf-8")).values["consensus_qty_total"]
+        for path in (v1, v2)
+    }
+    assert totals[v2.name] == pytest.approx(2 * totals[v1.name])
+    assert "run-2" in index
+
+    with pytest.raises(ReportError, match="no version 7"):
+        write_pack(settings, MONTH, version=7)
+    with pytest.raises(ReportError, match="sop run --month 2026-01"):
+        write_pack(settings, "2026-01")
+
+
+def test_sop_report_writes_the_pack_and_reads_history_from_the_working_db(
+    tmp_path, monkeypatch, capsys
+):
+    import duckdb
+
+    monkeypatch.setenv("SOP_HOME", str(tmp_path))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    settings = Settings.from_env()
+    publish(settings.published_dir, plan_tables())
+    settings.warehouse_dir.mkdir(parents=True)
+    con = duckdb.connect(str(settings.warehouse_path))
+    con.execute("CREATE SCHEMA marts")
+    con.execute("CREATE SCHEMA plan")
+    hist = history().assign(item_id="P-1", location_id="DC1")
+    con.register("h", hist)
+    con.execute("CREATE TABLE marts.fct_demand_history AS SELECT * FROM h")
+    ex = exceptions().assign(plan_month=MONTH)
+    con.register("e", ex)
+    con.execute("CREATE TABLE plan.plan_exceptions AS SELECT * FROM e")
+    con.register("w", waterfall().assign(plan_month=MONTH))
+    con.execute("CREATE TABLE plan.plan_waterfall AS SELECT * FROM w")
+    con.close()
+
+    assert cli.main(["report", "--month", MONTH]) == 0
+    assert f"sop_pack_{MONTH}_v1.html" in capsys.readouterr().out.replace("\n", "")
+    text = (settings.reports_dir / MONTH / "index.html").read_text(encoding="utf-8")
+    figures = parse(text)
+    assert "actual demand" in text and "1000000000" not in text
+    assert figures.values["exceptions_total"] == 3
+    assert figures.values["waterfall_revenue:end"] == 54500.0
+    assert "marts.fct_demand_history" in text  # lineage says where history came from
+
+
+def test_write_pack_from_published_without_working_db_leaves_history_out(tmp_path):
+    settings = Settings.from_env({"SOP_HOME": str(tmp_path)})
+    publish(settings.published_dir, plan_tables())
+    path = write_pack_from_published(settings, MONTH)
+    text = path.read_text(encoding="utf-8")
+    assert "history not provided" in text and "No working database" in text
+
+
+@pytest.mark.parametrize(
+    ("constraint", "expected", "absent"),
+    [
+        ("capacity WC-W-MOLD in 2026-12 (100% of gap value)", "Pre-build", None),
+        (
+            "capacity WC-W-MOLD in 2026-12: no free capacity earlier to pre-build",
+            "Overtime",
+            "Pre-build",
+        ),
+        ("purchase lead time 44 days: no new receipt before 2027-01", "Expedite purchase", None),
+        (None, "Re-prioritise", None),
+    ],
+)
+def test_decision_options_follow_the_binding_constraint(constraint, expected, absent):
+    options = " | ".join(decision_options(constraint))
+    assert expected in options
+    if absent:
+        assert absent not in options

@@ -1,0 +1,449 @@
+"""What-if scenarios on a tiny synthetic plan: each lever moves the numbers a planner expects.
+
+Company: pumps (P1, made on WC-A, seasonal), valves (V1, made on WC-B, flat) and parts (S1,
+bought from SUP-1 with a 20-day lead time and an open purchase order), six months 2027-01 …
+2027-06 at one plant.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from sop_pipeline.planning.scenarios import (
+    METRICS,
+    SCENARIO_COMPARISON_COLUMNS,
+    ScenarioError,
+    ScenarioInputs,
+    apply_levers,
+    compare,
+    parse_levers,
+    plan_from_inputs,
+    read_scenarios,
+    run_scenario,
+    run_scenarios,
+)
+from sop_pipeline.warehouse import replace_plan_rows
+
+MONTHS = pd.date_range("2027-01-01", periods=6, freq="MS")
+DEMAND = {
+    "P1": [60.0, 80.0, 140.0, 160.0, 100.0, 60.0],
+    "V1": [50.0] * 6,
+    "S1": [30.0] * 6,
+}
+FAMILY = {"P1": "pumps", "V1": "valves", "S1": "parts"}
+PRICE = {"P1": 100.0, "V1": 40.0, "S1": 10.0}
+COST = {"P1": 60.0, "V1": 25.0, "S1": 6.0}
+
+
+def make_inputs(strategy: str = "mixed") -> ScenarioInputs:
+    rows = []
+    for item, qty in DEMAND.items():
+        for month, q in zip(MONTHS, qty, strict=True):
+            rows.append(
+                {
+                    "item_id": item,
+                    "location_id": "L1",
+                    "family": FAMILY[item],
+                    "month": month,
+                    "stat_forecast_qty": q,
+                    "stat_lo80_qty": q * 0.9,
+                    "stat_hi80_qty": q * 1.1,
+                    "stat_lo95_qty": q * 0.85,
+                    "stat_hi95_qty": q * 1.15,
+                    "stat_model": "SeasonalNaive",
+                    "crm_adjustment_qty": 0.0,
+                    "override_qty": 0.0,
+                    "consensus_qty": q,
+                    "consensus_revenue": q * PRICE[item],
+                }
+            )
+    plan_demand = pd.DataFrame(rows)
+    items = pd.DataFrame(
+        {
+            "item_id": ["P1", "V1", "S1"],
+            "family": ["pumps", "valves", "parts"],
+            "unit_cost": [COST["P1"], COST["V1"], COST["S1"]],
+            "unit_price": [PRICE["P1"], PRICE["V1"], PRICE["S1"]],
+            "lead_time_days": [10, 10, 20],
+            "min_lot_qty": [0.0, 0.0, 0.0],
+            "is_purchased": [False, False, True],
+            "supplier_id": [None, None, "SUP-1"],
+        }
+    )
+    routings = pd.DataFrame(
+        {"item_id": ["P1", "V1"], "work_center_id": ["WC-A", "WC-B"], "hours_per_unit": [1.0, 0.5]}
+    )
+    capacity = pd.DataFrame(
+        [
+            {"work_center_id": wc, "location_id": "L1", "month": m, "available_hours": hours}
+            for wc, hours in (("WC-A", 150.0), ("WC-B", 100.0))
+            for m in MONTHS
+        ]
+    )
+    position = pd.DataFrame(
+        {
+            "item_id": ["P1", "V1", "S1"],
+            "location_id": ["L1"] * 3,
+            "on_hand_qty": [20.0, 20.0, 40.0],
+        }
+    )
+    open_supply = pd.DataFrame(
+        {
+            "supply_type": ["purchase", "purchase"],
+            "order_id": ["PO1", "PO2"],
+            "item_id": ["S1", "S1"],
+            "location_id": ["L1", "L1"],
+            "work_center_id": [None, None],
+            "due_month": [pd.Timestamp("2027-02-01"), pd.Timestamp("2027-05-01")],
+            "open_qty": [60.0, 25.0],
+            "supplier_id": ["SUP-1", "SUP-1"],
+        }
+    )
+    aop = pd.DataFrame(
+        {
+            "family": ["pumps"] * 6,
+            "month": MONTHS,
+            "revenue_target": [9000.0] * 6,
+            "volume_target": [90.0] * 6,
+            "inventory_value_target": [3000.0] * 6,
+        }
+    )
+    return ScenarioInputs(
+        plan_demand=plan_demand,
+        items=items,
+        routings=routings,
+        capacity=capacity,
+        inventory_position=position,
+        open_supply=open_supply,
+        aop=aop,
+        strategy=strategy,
+        service_level=0.95,
+        overtime_share=0.10,
+    )
+
+
+@pytest.fixture(scope="module")
+def inputs() -> ScenarioInputs:
+    return make_inputs()
+
+
+@pytest.fixture(scope="module")
+def base(inputs: ScenarioInputs):
+    return plan_from_inputs(inputs)
+
+
+def scenario_rows(inputs, base, levers: list[dict], name: str = "s") -> pd.DataFrame:
+    return compare(base, run_scenario(inputs, parse_levers(levers, scenario=name)), name)
+
+
+def values(frame: pd.DataFrame, family: str, metric: str, months=None) -> pd.DataFrame:
+    rows = frame[(frame["family"] == family) & (frame["metric"] == metric)]
+    if months is not None:
+        rows = rows[rows["month"].isin(pd.DatetimeIndex(months))]
+    return rows
+
+
+def test_base_plan_serves_everything_and_compares_to_itself_with_zero_delta(inputs, base):
+    # the base is a sane plan: no gap, so every scenario gap below is the lever's doing
+    assert base.plan_gaps["gap_qty"].sum() == pytest.approx(0.0, abs=1e-6)
+    out = compare(base, base, "same")
+    assert list(out.columns) == SCENARIO_COMPARISON_COLUMNS
+    assert set(out["metric"]) == set(METRICS)
+    assert (out["delta"].abs() < 1e-9).all()
+    # parts are bought: no work center, no utilization row
+    assert set(out.loc[out["metric"] == "capacity_utilization", "family"]) == {"pumps", "valves"}
+
+
+def test_capacity_loss_on_the_bottleneck_opens_a_gap_in_those_months(inputs, base):
+    lever = {
+        "type": "capacity_loss",
+        "work_center_id": "WC-A",
+        "months": ["2027-03", "2027-04"],
+        "pct": 0.9,
+    }
+    out = scenario_rows(inputs, base, [lever])
+    gap = values(out, "pumps", "gap_qty", MONTHS[2:4])
+    supply = values(out, "pumps", "supply_qty", MONTHS[2:4])
+    assert gap["delta"].sum() > 50.0
+    assert supply["delta"].sum() < -50.0
+    # the lost hours do not touch valves (WC-B)
+    assert values(out, "valves", "supply_qty")["delta"].abs().max() < 1e-6
+    # demand is what it was: only supply moved
+    assert values(out, "pumps", "demand_qty")["delta"].abs().max() < 1e-9
+
+
+def test_demand_change_moves_demand_by_exactly_the_pct_in_range_only(inputs, base):
+    lever = {
+        "type": "demand_change",
+        "family": "pumps",
+        "months": ["2027-02", "2027-04"],
+        "pct": 0.15,
+    }
+    out = scenario_rows(inputs, base, [lever])
+    demand = values(out, "pumps", "demand_qty")
+    in_range = demand["month"].between(MONTHS[1], MONTHS[3])
+    np.testing.assert_allclose(
+        demand.loc[in_range, "scenario_value"], demand.loc[in_range, "base_value"] * 1.15
+    )
+    np.testing.assert_allclose(demand.loc[~in_range, "delta"], 0.0, atol=1e-9)
+    other = out[(out["family"] != "pumps") & (out["metric"] == "demand_qty")]
+    np.testing.assert_allclose(other["delta"], 0.0, atol=1e-9)
+
+
+def test_demand_change_keeps_the_consensus_identity(inputs):
+    changed = apply_levers(
+        inputs,
+        parse_levers(
+            [{"type": "demand_change", "item_id": "V1", "months": ["2027-01"], "pct": -0.2}]
+        ),
+    )
+    d = changed.plan_demand
+    lhs = d["consensus_qty"]
+    rhs = d["stat_forecast_qty"] + d["crm_adjustment_qty"] + d["override_qty"]
+    np.testing.assert_allclose(lhs, rhs)
+    v1_jan = d[(d["item_id"] == "V1") & (d["month"] == MONTHS[0])]
+    assert v1_jan["consensus_qty"].item() == pytest.approx(40.0)
+    assert v1_jan["consensus_revenue"].item() == pytest.approx(40.0 * PRICE["V1"])
+
+
+def test_price_change_raises_revenue_not_units(inputs, base):
+    out = scenario_rows(inputs, base, [{"type": "price_change", "family": "valves", "pct": 0.05}])
+    revenue = values(out, "valves", "revenue")
+    np.testing.assert_allclose(revenue["scenario_value"], revenue["base_value"] * 1.05)
+    assert (revenue["delta"] > 0).all()
+    for metric in ("demand_qty", "supply_qty", "gap_qty"):
+        assert values(out, "valves", metric)["delta"].abs().max() < 1e-6, metric
+    # cost did not change, so the whole revenue gain is margin
+    margin = values(out, "valves", "gross_margin")
+    np.testing.assert_allclose(margin["delta"].to_numpy(), revenue["delta"].to_numpy())
+    assert values(out, "pumps", "revenue")["delta"].abs().max() < 1e-6
+
+
+def test_supplier_delay_pushes_open_orders_and_lead_time_later(inputs, base):
+    levers = parse_levers([{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 45}])
+    changed = apply_levers(inputs, levers)
+    # 45 days = 2 months: PO1 Feb → Apr; PO2 May → Jul is past the horizon and drops out
+    assert changed.open_supply[["order_id", "due_month"]].to_dict("records") == [
+        {"order_id": "PO1", "due_month": pd.Timestamp("2027-04-01")}
+    ]
+    assert changed.items.set_index("item_id").loc["S1", "lead_time_days"] == 65
+    scen = plan_from_inputs(changed)
+
+    def receipts(out) -> pd.Series:
+        s = out.supply.plan_supply
+        s = s[s["item_id"] == "S1"].set_index("month")
+        return s["open_order_receipts_qty"] + s["planned_purchase_qty"]
+
+    before, after = receipts(base), receipts(scen)
+    assert after.loc[MONTHS[1]] == 0 and before.loc[MONTHS[1]] == pytest.approx(60.0)
+    # no S1 receipt of any kind before April (65 days blocks three months)
+    assert after.loc[MONTHS[:3]].sum() == 0
+    weights = np.arange(len(MONTHS))
+    assert (after.to_numpy() @ weights) / after.sum() > (before.to_numpy() @ weights) / before.sum()
+    out = compare(base, scen, "late")
+    assert values(out, "parts", "gap_qty")["delta"].sum() > 0
+
+
+def test_chase_holds_less_inventory_than_level():
+    level_inputs = make_inputs(strategy="level")
+    level = plan_from_inputs(level_inputs)
+    out = compare(
+        level,
+        run_scenario(level_inputs, parse_levers([{"type": "strategy", "value": "chase"}])),
+        "chase",
+    )
+    inventory = values(out, "pumps", "inventory_value")
+    assert inventory["scenario_value"].sum() < inventory["base_value"].sum()
+
+
+def test_run_scenarios_concatenates_and_never_changes_the_base_inputs():
+    inputs = make_inputs()
+    before = {
+        name: getattr(inputs, name).copy(deep=True)
+        for name in (
+            "plan_demand",
+            "items",
+            "routings",
+            "capacity",
+            "inventory_position",
+            "open_supply",
+            "aop",
+        )
+    }
+    scenarios = [
+        {
+            "name": "overhaul",
+            "levers": [
+                {
+                    "type": "capacity_loss",
+                    "work_center_id": "WC-A",
+                    "months": ["2027-03", "2027-03"],
+                    "pct": 0.5,
+                }
+            ],
+        },
+        {
+            "name": "upside",
+            "levers": [
+                {
+                    "type": "demand_change",
+                    "family": "pumps",
+                    "months": ["2027-01", "2027-06"],
+                    "pct": 0.1,
+                }
+            ],
+        },
+        {
+            "name": "late",
+            "levers_json": json.dumps(
+                [{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 30}]
+            ),
+        },
+        {
+            "name": "dearer",
+            "levers": [
+                {"type": "price_change", "item_id": "V1", "pct": 0.1},
+                {"type": "strategy", "value": "chase"},
+            ],
+        },
+    ]
+    out = run_scenarios(inputs, scenarios)
+    assert list(out.columns) == SCENARIO_COMPARISON_COLUMNS
+    assert list(dict.fromkeys(out["scenario"])) == ["overhaul", "upside", "late", "dearer"]
+    # the base values are the same base plan in every scenario
+    per_scenario = out.pivot_table(
+        index=["family", "month", "metric"], columns="scenario", values="base_value"
+    )
+    assert (per_scenario.max(axis=1) - per_scenario.min(axis=1)).abs().max() < 1e-9
+    for name, frame in before.items():
+        pd.testing.assert_frame_equal(getattr(inputs, name), frame, obj=name)
+    assert inputs.strategy == "mixed"
+
+
+def test_levers_outside_the_horizon_are_noted_not_silently_ignored(inputs):
+    levers = parse_levers(
+        [
+            {
+                "type": "capacity_loss",
+                "work_center_id": "WC-A",
+                "months": ["2022-02", "2022-07"],
+                "pct": 0.5,
+            }
+        ],
+        scenario="stale",
+    )
+    changed = apply_levers(inputs, levers)
+    pd.testing.assert_frame_equal(changed.capacity, inputs.capacity)
+    assert len(changed.notes) == 1 and "stale" in changed.notes[0] and "2022-02" in changed.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("lever", "message"),
+    [
+        (
+            {"type": "capacity_gain", "work_center_id": "WC-A"},
+            "lever type 'capacity_gain' is unknown",
+        ),
+        (
+            {
+                "type": "demand_change",
+                "family": "pumpz",
+                "months": ["2027-01", "2027-02"],
+                "pct": 0.1,
+            },
+            "family 'pumpz' is not in dim_items",
+        ),
+        (
+            {
+                "type": "capacity_loss",
+                "work_center_id": "WC-Z",
+                "months": ["2027-01", "2027-02"],
+                "pct": 0.1,
+            },
+            "work center 'WC-Z'",
+        ),
+        ({"type": "supplier_delay", "supplier_id": "SUP-9", "days": 10}, "supplier 'SUP-9'"),
+        (
+            {"type": "demand_change", "family": "pumps", "months": ["2027-13"], "pct": 0.1},
+            "is not a month",
+        ),
+        (
+            {"type": "demand_change", "family": "pumps", "months": ["2027-01"], "pct": 15},
+            "write 0.15",
+        ),
+        (
+            {"type": "capacity_loss", "work_center_id": "WC-A", "months": ["2027-01"], "pct": 1.5},
+            "must be in [0, 1]",
+        ),
+        (
+            {"type": "price_change", "family": "pumps", "pct": 0.1, "months": ["2027-01"]},
+            "whole horizon",
+        ),
+        ({"type": "strategy", "value": "aggressive"}, "strategy 'aggressive' is unknown"),
+        ({"type": "supplier_delay", "supplier_id": "SUP-1"}, "needs days"),
+    ],
+)
+def test_bad_levers_name_the_scenario_and_the_lever(inputs, lever, message):
+    good = {"type": "strategy", "value": "chase"}
+    with pytest.raises(ScenarioError) as info:
+        run_scenarios(
+            inputs, [{"name": "ok", "levers": [good]}, {"name": "oops", "levers": [good, lever]}]
+        )
+    text = str(info.value)
+    assert message in text
+    assert "scenario oops, lever #2" in text
+
+
+def test_duplicate_names_and_missing_supplier_column_are_errors(inputs):
+    lever = {"type": "strategy", "value": "chase"}
+    with pytest.raises(ScenarioError, match="used twice"):
+        run_scenarios(inputs, [{"name": "a", "levers": [lever]}, {"name": "a", "levers": [lever]}])
+    old_marts = make_inputs()
+    old_marts = ScenarioInputs(
+        **{**old_marts.__dict__, "items": old_marts.items.drop(columns="supplier_id")}
+    )
+    with pytest.raises(
+        ScenarioError, match="dim_items has no supplier_id column; rebuild the marts"
+    ):
+        parse_levers(
+            [{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 5}], inputs=old_marts
+        )
+
+
+def test_inputs_and_scenarios_read_from_the_working_database(tmp_path, inputs):
+    con = duckdb.connect(str(tmp_path / "sop.duckdb"))
+    con.execute("create schema marts")
+    for name, frame in (
+        ("dim_items", inputs.items),
+        ("fct_routings", inputs.routings),
+        ("fct_capacity", inputs.capacity),
+        ("fct_inventory_position", inputs.inventory_position),
+        ("fct_open_supply", inputs.open_supply),
+        ("fct_aop_targets", inputs.aop),
+    ):
+        con.register("_f", frame)
+        con.execute(f"create table marts.{name} as select * from _f")
+        con.unregister("_f")
+    replace_plan_rows(con, "plan_demand", inputs.plan_demand, "2026-12")
+    con.execute("create schema raw")
+    con.execute(
+        "create table raw.scenarios (extract_month varchar, name varchar, description varchar, levers_json varchar)"
+    )
+    con.execute(
+        "insert into raw.scenarios values "
+        '(\'2026-11\', \'old\', null, \'[{"type": "strategy", "value": "level"}]\'),'
+        "('2026-12', 'chase', 'd', '[{\"type\": \"strategy\", \"value\": \"chase\"}]'),"
+        '(\'2027-01\', \'future\', null, \'[{"type": "strategy", "value": "chase"}]\')'
+    )
+    loaded = ScenarioInputs.from_warehouse(con, "2026-12", strategy="level")
+    assert loaded.strategy == "level"
+    assert len(loaded.plan_demand) == len(inputs.plan_demand)
+    # point in time: the latest scenarios file at or before the plan month
+    assert [s["name"] for s in read_scenarios(con, "2026-12")] == ["chase"]
+    out = run_scenarios(loaded, read_scenarios(con, "2026-12"))
+    assert set(out["scenario"]) == {"chase"}
