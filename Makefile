@@ -36,6 +36,7 @@ test: setup lint
 	$(BIN)/pytest -q
 
 test-slow: setup
+	bash scripts/install_browser.sh
 	$(BIN)/pytest -q -m slow
 
 bench: setup

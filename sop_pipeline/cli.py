@@ -107,7 +107,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     console.print(f"  working database  {settings.warehouse_path}")
     console.print(f"  published (BI)    {settings.published_dir}")
-    console.print(f"  reports           {settings.reports_dir}")
+    pack = settings.reports_dir / month / "index.html"
+    console.print(f"  executive pack    {pack if pack.exists() else settings.reports_dir}")
     console.print("  Dagster UI        make dev  (dagster dev -w workspace.yaml)")
     return EXIT_OK if ok else EXIT_FAILED
 

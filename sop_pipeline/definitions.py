@@ -23,6 +23,7 @@ ALL_ASSETS = [
     executive.plan_waterfall,
     publish.candidate_plan,
     publish.published_plan,
+    executive.executive_pack,
 ]
 ALL_CHECKS = [demand.plan_demand_levels_add_up]
 

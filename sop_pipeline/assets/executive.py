@@ -123,3 +123,28 @@ def plan_waterfall(context: dg.AssetExecutionContext, warehouse: DuckDBResource)
             "total_by_component": preview(total, rows=12),
         }
     )
+
+
+@dg.asset(
+    key=dg.AssetKey(["report", "executive_pack"]),
+    group_name="report",
+    partitions_def=plan_month_partitions,
+    backfill_policy=MONTHLY_RUNS,
+    deps=[dg.AssetKey(["published", "sop_plan"])],
+    description="The executive S&OP pack of the published plan: one self-contained HTML file per plan version.",
+    owners=OWNERS,
+    tags={"sop_step": "report"},
+    kinds={"html", "plotly"},
+    pool="sop_warehouse",
+)
+def executive_pack(context: dg.AssetExecutionContext, sop: SopResource):
+    """Charts, KPI traffic lights, exceptions and decisions, from the published tables."""
+    from sop_pipeline.report.pack import write_pack_from_published
+
+    path = write_pack_from_published(sop.settings, context.partition_key)
+    return dg.MaterializeResult(
+        metadata={
+            "path": dg.MetadataValue.path(str(path)),
+            "size_kb": dg.MetadataValue.int(path.stat().st_size // 1024),
+        }
+    )

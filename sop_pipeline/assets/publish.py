@@ -27,6 +27,8 @@ PUBLISHED_FROM_PLAN = (
     "kpi_scorecard",
     "forecast_accuracy",
     "scenario_comparison",
+    "plan_exceptions",
+    "plan_waterfall",
 )
 GATED = (
     "plan_demand",

@@ -277,12 +277,15 @@ def _record_lines(text: str, delimiter: str, n_records: int) -> np.ndarray:
     starts: list[int] = []
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     prev = 0
-    for i, row in enumerate(reader):
-        start = prev + 1
-        prev = reader.line_num
-        if i == 0 or not row or (len(row) == 1 and row[0] == ""):
-            continue
-        starts.append(start)
+    try:
+        for i, row in enumerate(reader):
+            start = prev + 1
+            prev = reader.line_num
+            if i == 0 or not row or (len(row) == 1 and row[0] == ""):
+                continue
+            starts.append(start)
+    except csv.Error:  # e.g. a field over the csv module's size limit: number the records
+        return np.arange(2, n_records + 2, dtype=np.int64)
     if len(starts) != n_records:  # should not happen; fall back to record numbering
         return np.arange(2, n_records + 2, dtype=np.int64)
     return np.asarray(starts, dtype=np.int64)
@@ -293,8 +296,30 @@ def _read_csv(
 ) -> tuple[dict[str, pa.Array], np.ndarray]:
     shown = display_path(path)
     enc = codecs.lookup(dialect.encoding).name
+    unicode_enc = enc.startswith(("utf-8", "utf-16", "utf-32"))
     if raw.startswith(codecs.BOM_UTF8) and not enc.startswith(("utf-16", "utf-32")):
         raw = raw[len(codecs.BOM_UTF8) :]
+        if not unicode_enc and not raw.isascii():
+            # the BOM says UTF-8; decoding the rest as cp1252 & co would garble every umlaut
+            raise ExtractError(
+                shown,
+                f"the file starts with a UTF-8 byte order mark but the declared encoding is "
+                f"{dialect.encoding}; its non-ASCII text would be misread",
+                f"declare encoding: utf-8 for {extract.name} in {_dialect_file(path)}, or "
+                f"re-export the file as {dialect.encoding} without a byte order mark",
+                row=1,
+            )
+    elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) and not enc.startswith(
+        ("utf-16", "utf-32")
+    ):
+        raise ExtractError(
+            shown,
+            f"the file starts with a UTF-16 byte order mark but the declared encoding is "
+            f"{dialect.encoding}",
+            f"declare encoding: utf-16 for {extract.name} in {_dialect_file(path)}, or "
+            f"re-export the file as {dialect.encoding}",
+            row=1,
+        )
     text = _decode(raw, path, extract, dialect)
     if enc in ("utf-8-sig", "utf-16", "utf-32") and text.startswith("\ufeff"):
         text = text[1:]
@@ -305,7 +330,15 @@ def _read_csv(
             "re-export it with a header row; an optional extract with no rows should be left out of the folder",
         )
     header_text = text.split("\n", 1)[0].rstrip("\r")
-    names = [n.strip() for n in next(csv.reader([header_text], delimiter=dialect.delimiter))]
+    try:
+        names = [n.strip() for n in next(csv.reader([header_text], delimiter=dialect.delimiter))]
+    except csv.Error as exc:
+        raise ExtractError(
+            shown,
+            f"the header row cannot be parsed ({exc})",
+            "re-export the file with a plain header row of column names",
+            row=1,
+        ) from None
     _check_header(names, header_text, path, extract, dialect, is_csv=True)
     body = text.split("\n", 1)[1] if "\n" in text else ""
     if not body.strip():
@@ -372,13 +405,19 @@ def _read_csv(
 
 
 def _to_text(arr: pa.Array) -> pa.Array:
-    """A Parquet column as text in the ISO / dot-decimal form the parsers accept."""
+    """A Parquet column as text in the ISO / dot-decimal form the parsers accept.
+
+    Timestamps become the date written (a zoned timestamp: its local date), like a
+    ``2026-10-31 23:59`` in a CSV date column.
+    """
     t = arr.type
     if pa.types.is_dictionary(t):
         arr = arr.dictionary_decode()
         t = arr.type
     if pa.types.is_timestamp(t):
-        arr = pc.cast(arr, pa.date32())
+        if t.tz is not None:
+            arr = pc.local_timestamp(arr)
+        arr = pc.cast(arr, pa.date32(), safe=False)
         t = arr.type
     if pa.types.is_string(t):
         return arr
@@ -403,7 +442,20 @@ def _read_parquet(path: Path, extract: Extract) -> tuple[dict[str, pa.Array], np
             "the file has columns but no rows",
             "re-export it with its rows; an optional extract with no rows should be left out of the folder",
         )
-    cols = {n: _to_text(table.column(n).combine_chunks()) for n in names}
+    cols = {}
+    for n in names:
+        column = table.column(n)
+        try:
+            cols[n] = _to_text(column.combine_chunks())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise ExtractError(
+                shown,
+                f"the Parquet type {column.type} cannot be read as this column "
+                f"({str(exc).splitlines()[0]})",
+                "write the column as text, a number, a date or a timestamp",
+                row=1,
+                column=n,
+            ) from None
     return cols, np.arange(2, table.num_rows + 2, dtype=np.int64)
 
 

@@ -211,7 +211,11 @@ def _revenue_pairs(inputs: KpiInputs, w: _Window) -> pd.DataFrame:
         raise MissingKpi(
             f"no lag-1 consensus forecast of {w.plan_month} (no earlier plan snapshot yet)"
         )
-    fc = snap.merge(items[["item_id", "unit_price"]], on="item_id", how="left")
+    if "unit_price" in snap.columns:
+        # the snapshot keeps the price the plan was made with: forecast revenue as planned
+        fc = snap.copy()
+    else:
+        fc = snap.merge(items[["item_id", "unit_price"]], on="item_id", how="left")
     fc["forecast_revenue"] = fc["consensus_qty"].astype(float) * fc["unit_price"].astype(
         float
     ).fillna(0.0)

@@ -200,6 +200,35 @@ TABLES: dict[str, TableSpec] = {
                 ("delta", _Q),
             ],
         ),
+        # Added to DESIGN §5 (new tables, nothing renamed): what the executive pack shows.
+        _spec(
+            "plan_exceptions",
+            "One row per exception a planner must act on (type × scope × month).",
+            ("exception_type", "scope", "scope_id", "month"),
+            [
+                ("exception_type", _T),
+                ("severity", _T),
+                ("scope", _T),
+                ("scope_id", _T),
+                ("month", "DATE"),
+                ("value", _Q),
+                ("threshold", _Q),
+                ("reason", _T),
+                ("binding_constraint", _T),
+            ],
+        ),
+        _spec(
+            "plan_waterfall",
+            "One row per family × component of the change from last month's plan.",
+            ("family", "component"),
+            [
+                ("family", _T),
+                ("component", _T),
+                ("qty", _Q),
+                ("revenue", _Q),
+                ("sort_order", "INTEGER"),
+            ],
+        ),
         _spec(
             "plan_versions",
             "One row per published plan (plan month × plan version).",
