@@ -69,7 +69,8 @@ def test_every_published_table_has_its_stable_columns(planned: Settings) -> None
                     f"select count(*) from {table} where plan_month = ?", [MONTH]
                 ).fetchone()[0]
                 assert n > 0, f"{table} is empty"
-            con.execute(f"select * from {table}_current limit 1").fetchall()
+            if table != "plan_versions":
+                con.execute(f"select * from {table}_current limit 1").fetchall()
     finally:
         con.close()
 

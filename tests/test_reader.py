@@ -534,3 +534,46 @@ def test_reader_is_vectorised_on_100k_rows(month_dir):
     assert result.row_count == n
     assert result.bad_rows == {79}
     assert elapsed < 10, f"reading 100k rows took {elapsed:.1f}s"
+
+
+# --------------------------------------------------------------------------------------
+# one GX run for several files (the loader's batches)
+# --------------------------------------------------------------------------------------
+
+
+def test_one_gx_run_over_several_files_gives_each_file_its_own_problems(tmp_path):
+    from sop_pipeline.ingest.reader import check_parsed, parse_extract
+
+    landing = tmp_path / "landing"
+    paths = []
+    for month in ("2026-10", "2026-11", "2026-12"):
+        rows = company_rows("2026-10")["sales_orders"]  # the same keys in every file
+        if month == "2026-11":
+            rows.append(dict(rows[0]))  # row 6 repeats row 2's key: a duplicate in this file
+            rows[2]["status"] = "lost"  # row 4
+        if month == "2026-12":
+            # rows 6 and 7 have an empty key: required values, not duplicates of each other
+            rows += [dict(rows[1], order_id="", line_no=""), dict(rows[2], order_id="", line_no="")]
+        paths.append(write_extract(landing / month, "sales_orders", rows))
+    months = ("2026-10", "2026-11", "2026-12")
+    parsed = [
+        parse_extract(p, EXTRACTS["sales_orders"], Dialect(), extract_month=m)
+        for p, m in zip(paths, months, strict=True)
+    ]
+    together = check_parsed(parsed)
+    alone = [read(p, "sales_orders", month=m) for p, m in zip(paths, months, strict=True)]
+    for t, a in zip(together, alone, strict=True):
+        assert t.problems == a.problems
+        pd.testing.assert_frame_equal(t.frame, a.frame)
+    assert together[0].problems == []  # keys repeated across files are not duplicates
+    assert together[1].bad_rows == {4, 6}
+    assert (
+        "duplicate key (order_id, line_no)" in one_problem(together[1], "order_id, line_no").reason
+    )
+    assert together[2].bad_rows == {6, 7}
+    assert {(p.row, p.column) for p in together[2].problems} == {
+        (6, "order_id"),
+        (6, "line_no"),
+        (7, "order_id"),
+        (7, "line_no"),
+    }

@@ -1,0 +1,185 @@
+"""Whole-pipeline benchmark: generate a company, plan its latest month, time every stage.
+
+Usage:
+    .venv/bin/python benchmarks/bench_pipeline.py --series 1000 [--series 10000 ...] [--months 48]
+
+For each size it prints, per stage (ingest, dbt, forecast, supply, finance, executive, gate,
+publish, report): wall seconds; for the whole run: wall and CPU seconds, peak memory; and the
+plain-statsforecast time of the same models on the same series in the same process, with the
+ratios (whole pipeline ÷ forecast stage; forecast stage ÷ plain statsforecast). Results are
+appended to ``benchmarks/results/pipeline.csv``. Run it on a quiet machine and compare ratios
+measured in one run: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import resource
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+STAGES = {
+    "raw_extracts": "ingest",
+    "sop_dbt_models": "dbt",
+    "plan__stat_forecast": "forecast",
+    "plan__plan_demand": "forecast",
+    "supply_plan": "supply",
+    "plan__plan_gaps": "supply",
+    "plan__plan_exceptions": "supply",
+    "plan__plan_financials": "finance",
+    "plan__forecast_accuracy": "finance",
+    "plan__kpi_scorecard": "finance",
+    "plan__scenario_comparison": "executive",
+    "plan__plan_waterfall": "executive",
+    "gate__candidate_plan": "gate",
+    "published__sop_plan": "publish",
+    "report__executive_pack": "report",
+}
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _peak_mb() -> tuple[float, float]:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return own, kids
+
+
+def _stage_seconds(instance, run_id: str) -> dict[str, float]:
+    started: dict[str, float] = {}
+    out: dict[str, float] = {}
+    for record in instance.all_logs(run_id):
+        event = record.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = record.timestamp
+        elif event.event_type_value == "STEP_SUCCESS" and event.step_key in started:
+            stage = STAGES.get(event.step_key, "checks")
+            out[stage] = out.get(stage, 0.0) + record.timestamp - started[event.step_key]
+    return out
+
+
+def _plain_statsforecast(settings, month: str, n_jobs: int) -> float:
+    spec = importlib.util.spec_from_file_location("bench_forecast", HERE / "bench_forecast.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    import duckdb
+
+    from sop_pipeline.warehouse import read_mart
+
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        history = read_mart(con, "fct_demand_history")[
+            ["item_id", "location_id", "month", "demand_qty"]
+        ]
+        items = read_mart(con, "dim_items")
+    finally:
+        con.close()
+    return module.plain_statsforecast(
+        history, items, month, settings.horizon_months, settings.backtest_windows, n_jobs
+    )
+
+
+def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, object]:
+    import dagster as dg
+
+    from sop_pipeline.generator.company import generate_company
+    from sop_pipeline.runner import run_plan_month
+    from sop_pipeline.settings import Settings
+
+    home = workdir / f"sop_{series}"
+    settings = Settings.from_env(
+        {"SOP_HOME": str(home), "SOP_FORECAST_N_JOBS": str(n_jobs), "SOP_HORIZON_MONTHS": "18"}
+    )
+    settings.ensure_dirs()
+    # about two selling locations per item
+    items = max(20, round(series / 1.93))
+    t0 = time.perf_counter()
+    summary = generate_company(settings.landing_dir, items=items, months=months, seed=11)
+    gen_seconds = time.perf_counter() - t0
+    month = summary.last_month
+    cpu0, wall0 = _cpu_seconds(), time.perf_counter()
+    outcome = run_plan_month(settings, month)
+    wall = time.perf_counter() - wall0
+    cpu = _cpu_seconds() - cpu0
+    if not outcome.success:
+        raise SystemExit(f"run failed at {series} series: {outcome.errors}")
+    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+    stages = _stage_seconds(instance, outcome.run_id)
+    plain = _plain_statsforecast(settings, month, n_jobs)
+    own_mb, kids_mb = _peak_mb()
+    forecast = stages.get("forecast", float("nan"))
+    row: dict[str, object] = {
+        "measured_at": datetime.now().isoformat(timespec="seconds"),
+        "series": summary.series_count,
+        "items": summary.item_count,
+        "months": months,
+        "generate_s": round(gen_seconds, 1),
+        "pipeline_wall_s": round(wall, 1),
+        "pipeline_cpu_s": round(cpu, 1),
+        "peak_rss_mb": round(own_mb, 0),
+        "peak_child_rss_mb": round(kids_mb, 0),
+        "plain_statsforecast_s": round(plain, 1),
+        "pipeline_over_forecast": round(wall / forecast, 2) if forecast else None,
+        "forecast_over_plain": round(forecast / plain, 2) if plain else None,
+    }
+    for stage in (
+        "ingest",
+        "dbt",
+        "forecast",
+        "supply",
+        "finance",
+        "executive",
+        "gate",
+        "publish",
+        "report",
+        "checks",
+    ):
+        row[f"{stage}_s"] = round(stages.get(stage, 0.0), 1)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--series", type=int, action="append", help="item × location series (repeatable)"
+    )
+    parser.add_argument("--months", type=int, default=48)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.csv")
+    args = parser.parse_args(argv)
+    sizes = args.series or [1000]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sop_bench_") as tmp:
+        for size in sizes:
+            print(f"== {size} series × {args.months} months", flush=True)
+            row = run_size(size, args.months, args.n_jobs, Path(tmp))
+            rows.append(row)
+            for key, value in row.items():
+                print(f"  {key:24} {value}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    new = not args.out.exists()
+    with open(args.out, "a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+    print(f"appended to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
