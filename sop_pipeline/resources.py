@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.settings import Settings, get_settings
@@ -40,6 +44,36 @@ class SopResource(dg.ConfigurableResource):
         )
 
 
+class WarehouseResource(DuckDBResource):
+    """The working DuckDB file; the connection is closed even when the step fails.
+
+    (dagster-duckdb's own ``get_connection`` leaves it open on an exception, which keeps the
+    file locked for the next step or run — dbt runs in a separate process and then cannot
+    open it.) Opening waits for another writer for up to ~1 minute instead of failing.
+    """
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        delay = 0.5
+        for attempt in range(8):
+            try:
+                conn = duckdb.connect(
+                    self.database,
+                    read_only=False,
+                    config={"custom_user_agent": "sop-pipeline", **self.connection_config},
+                )
+                break
+            except duckdb.IOException:
+                if attempt == 7:
+                    raise
+                time.sleep(delay)
+                delay *= 2
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     """The resources of every asset, for ``Definitions`` and for ``dagster.materialize`` in tests."""
     from sop_pipeline.dbt_project import dbt_resource
@@ -48,6 +82,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings.ensure_dirs()
     return {
         "sop": SopResource.from_settings(settings),
-        "warehouse": DuckDBResource(database=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
         "dbt": dbt_resource(),
     }

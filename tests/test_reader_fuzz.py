@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from sop_pipeline.contract import EXTRACTS, Column
@@ -178,16 +178,22 @@ def assert_contract(extract, result) -> None:
 @given(case=csv_files())
 def test_reader_never_crashes_and_never_lets_a_bad_row_through(tmp_path_factory, case):
     extract, data, dialect = case
-    folder = tmp_path_factory.mktemp("landing") / MONTH
-    folder.mkdir()
+    folder = tmp_path_factory.mktemp("case") / "landing" / MONTH
+    folder.mkdir(parents=True)
     path = folder / f"{extract.name}.csv"
     path.write_bytes(data)
     try:
         result = read_extract(path, extract, dialect, extract_month=MONTH)
     except ExtractError as exc:
+        event("file rejected")
         assert str(exc).startswith(f"landing/{MONTH}/{extract.name}.csv")
         assert exc.fix
         return
+    event(
+        "file read, some rows good"
+        if len(result.bad_rows) < result.row_count
+        else "file read, every row bad"
+    )
     assert result.row_count == len(result.frame) > 0
     assert_contract(extract, result)
     assert np.issubdtype(result.frame["_source_row"].dtype, np.integer)
