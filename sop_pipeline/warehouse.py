@@ -107,7 +107,10 @@ def read_plan(con: duckdb.DuckDBPyConnection, table: str, plan_month: str) -> pd
         raise LookupError(
             f"plan.{table} does not exist yet: materialize its asset for {plan_month} first."
         )
-    df = con.execute(f"select * from {PLAN_SCHEMA}.{table} where plan_month = ?", [plan_month]).df()
+    # a fixed row order: sums over the frame must give the same bits on every run
+    df = con.execute(
+        f"select * from {PLAN_SCHEMA}.{table} where plan_month = ? order by all", [plan_month]
+    ).df()
     return df.drop(columns=["plan_month"])
 
 
@@ -119,14 +122,15 @@ def read_plan_history(
     if not table_exists(con, PLAN_SCHEMA, table):
         return pd.DataFrame()
     return con.execute(
-        f"select * from {PLAN_SCHEMA}.{table} where plan_month < ?", [before_month]
+        f"select * from {PLAN_SCHEMA}.{table} where plan_month < ? order by all", [before_month]
     ).df()
 
 
 def read_mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
     """A dbt mart (schema ``marts``) as a DataFrame; DATE columns become datetime64."""
     check_name(name, "mart")
-    df = con.execute(f"select * from marts.{name}").df()
+    # a fixed row order: DuckDB returns rows in any order, and float sums depend on it
+    df = con.execute(f"select * from marts.{name} order by all").df()
     for col in df.columns:
         if df[col].dtype == object and len(df) and _looks_like_date(df[col]):
             df[col] = pd.to_datetime(df[col])
