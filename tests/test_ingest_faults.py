@@ -79,6 +79,12 @@ def _wrong_encoding(path: Path) -> None:
     write_extract(path.parent, "sales_orders", rows, encoding="cp1252")
 
 
+def _open_quote(path: Path) -> None:
+    lines = path.read_text().splitlines()
+    lines[2] = lines[2].replace(",CU-1,", ',"CU-1,', 1)  # row 3: a quote that never closes
+    path.write_text("\n".join(lines) + "\n")
+
+
 def _empty(path: Path) -> None:
     path.write_bytes(b"")
 
@@ -94,6 +100,7 @@ BROKEN_FILES = {
     "column added": (_add_column, "unexpected column(s) 'discount'", 1, "discount"),
     "wrong encoding": (_wrong_encoding, "cannot be decoded as utf-8", 4, "customer_id"),
     "empty file": (_empty, "the file is empty", None, None),
+    "unbalanced quote": (_open_quote, "a quote opened in this row is not closed", 3, None),
     "UTF-16 file, UTF-8 declared": (_utf16, "UTF-16 byte order mark", 1, None),
 }
 

@@ -53,54 +53,77 @@ NASTY = st.text(
 ) | st.sampled_from(['"', '""', ",", ";", "\t", "\n", "\r\n", " ", "\ufeff", "\x00", "ü", "€"])
 
 
-def value_for(col: Column) -> st.SearchStrategy[str]:
-    """Cells for a column: mostly plausible (so rows survive), sometimes near misses."""
+def good_value(col: Column, dialect: Dialect) -> st.SearchStrategy[str]:
+    """A value the contract accepts, written in ``dialect``."""
     if col.allowed:
-        good = st.sampled_from(col.allowed)
-    elif col.type == "int":
-        good = st.integers(-5, 800).map(str)
-    elif col.type == "num":
-        good = st.integers(0, 8).flatmap(
-            lambda places: st.decimals(-(10**6), 10**6, places=places).map(str)
-        ) | st.sampled_from(["0", "1.5", "-2", "1e3", "1,5", "1.234,5", ".5", "1e-9"])
+        return st.sampled_from(col.allowed)
+    if col.type == "int":
+        return st.integers(int(col.min_value or 0), int(col.max_value or 800)).map(str)
+    if col.type == "num":
+        lo = Decimal(str(col.min_value)) if col.min_value is not None else Decimal(-1000)
+        hi = Decimal(str(col.max_value)) if col.max_value is not None else Decimal(10**6)
+        return st.integers(0, 6).flatmap(
+            lambda places: st.decimals(lo, hi, places=places).map(
+                lambda d: str(d).replace(".", dialect.decimal)
+            )
+        )
+    if col.type == "date":
+        return st.dates(
+            min_value=pd.Timestamp("2020-01-01").date(), max_value=pd.Timestamp("2026-10-31").date()
+        ).map(lambda d: d.strftime(dialect.date_format))
+    if col.type == "month":
+        return st.sampled_from(["2026-10", "2026-11-01", "2027-03"])
+    return st.sampled_from(["A-1", "A-2", "IT-1", "x", "Müller", "USD"])
+
+
+def near_miss(col: Column) -> st.SearchStrategy[str]:
+    """A value that may or may not pass: other formats, bounds, precision, garbage."""
+    if col.type in ("num", "int"):
+        edge = ["-1", "1e3", "1,5", "1.234,5", ".5", "1e-9", "1.1234567", "1234567890123", "abc"]
     elif col.type == "date":
-        good = st.dates(
-            min_value=pd.Timestamp("1985-01-01").date(), max_value=pd.Timestamp("2033-01-01").date()
-        ).map(str) | st.sampled_from(
-            ["2026-10-31 23:59", "2026-11-01", "31.10.2026", "2026-02-30", "2026-10-01"]
-        )
+        edge = ["2026-10-31 23:59", "2026-11-01", "31.10.2026", "2026-02-30", "1985-01-01"]
     elif col.type == "month":
-        good = st.sampled_from(
-            ["2026-10", "2026-11-01", "2026-11-15", "Nov 2026", "1989-12", "2040-01"]
-        )
+        edge = ["2026-11-15", "Nov 2026", "1989-12", "2040-01", "2026-13"]
     else:
-        good = st.sampled_from(["A-1", "A-2", "IT-1", "x", "USD", "EUR"])
-    return st.one_of(good, good, good, st.just(""), NASTY)
+        edge = ["closed", "EA ", "?"]
+    return st.sampled_from([*edge, ""]) | NASTY
+
+
+@st.composite
+def row_for(draw, extract, columns: list[str], dialect: Dialect) -> list[str]:
+    """Half of the rows are clean; the others have a near miss in some cells."""
+    clean = draw(st.booleans())
+    cells = []
+    for c in columns:
+        if c not in extract.column_names:
+            cells.append(draw(NASTY))
+        elif clean or draw(st.integers(0, 3)):
+            cells.append(draw(good_value(extract.column(c), dialect)))
+        else:
+            cells.append(draw(near_miss(extract.column(c))))
+    return cells
 
 
 @st.composite
 def csv_files(draw):
     extract = EXTRACTS[draw(st.sampled_from(FUZZED))]
     dialect = draw(st.sampled_from(DIALECTS))
-    # two times in three the file is written in the declared dialect, else in another one
-    written_as = dialect if draw(st.integers(0, 2)) else draw(st.sampled_from(DIALECTS))
+    # four times in five the file is written in the declared dialect, else in another one
+    written_as = dialect if draw(st.integers(0, 4)) else draw(st.sampled_from(DIALECTS))
     names = extract.column_names
     required = [c for c in names if not extract.column(c).optional_column]
     # usually every required column, in any order; sometimes one missing, extra or doubled
     columns = draw(st.permutations(names))
     columns = [c for c in columns if c in required or draw(st.booleans())]
-    mutation = draw(st.sampled_from(["none", "none", "none", "drop", "extra", "double"]))
+    mutation = draw(st.sampled_from(["none"] * 5 + ["drop", "extra", "double"]))
     if mutation == "drop" and columns:
         columns.pop(draw(st.integers(0, len(columns) - 1)))
     elif mutation == "extra":
         columns.append(draw(st.sampled_from(["colour", "", "Item_ID"])))
     elif mutation == "double" and columns:
         columns.append(columns[0])
-    n_rows = draw(st.integers(0, 6))
-    rows = [
-        [draw(value_for(extract.column(c))) if c in names else draw(NASTY) for c in columns]
-        for _ in range(n_rows)
-    ]
+    n_rows = draw(st.integers(0, 8))
+    rows = [draw(row_for(extract, columns, written_as)) for _ in range(n_rows)]
     delimiter = written_as.delimiter
     out = io.StringIO()
     if draw(st.booleans()):
@@ -110,15 +133,15 @@ def csv_files(draw):
     else:  # naive writers do not quote
         out.write("\n".join(delimiter.join(r) for r in [columns, *rows]) + "\n")
     text = out.getvalue()
-    if draw(st.booleans()):
+    if draw(st.integers(0, 3)) == 0:
         lines = text.split("\n")
         lines.insert(draw(st.integers(1, len(lines))), "")
         text = "\n".join(lines)
     data = text.encode(written_as.encoding, errors="replace")
     if draw(st.integers(0, 4)) == 0:
         data = codecs.BOM_UTF8 + data
-    if draw(st.integers(0, 4)) == 0 and data:
-        data = data[: draw(st.integers(0, len(data) - 1))]
+    if draw(st.integers(0, 4)) == 0 and data:  # cut off while being written
+        data = data[: len(data) - draw(st.integers(1, min(len(data), 40)))]
     return extract, data, dialect
 
 
@@ -185,7 +208,7 @@ def test_reader_never_crashes_and_never_lets_a_bad_row_through(tmp_path_factory,
     try:
         result = read_extract(path, extract, dialect, extract_month=MONTH)
     except ExtractError as exc:
-        event("file rejected")
+        event("file rejected: " + exc.problem[:30])
         assert str(exc).startswith(f"landing/{MONTH}/{extract.name}.csv")
         assert exc.fix
         return

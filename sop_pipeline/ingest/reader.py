@@ -183,13 +183,16 @@ def _decode(raw: bytes, path: Path, extract: Extract, dialect: Dialect) -> str:
         header = raw[: max(raw.find(b"\n"), 0) or len(raw)].decode(
             dialect.encoding, errors="replace"
         )
-        names = [h.strip() for h in next(csv.reader([header], delimiter=dialect.delimiter), [])]
-        fields = next(
-            csv.reader(
-                [line.decode(dialect.encoding, errors="replace")], delimiter=dialect.delimiter
-            ),
-            [],
-        )
+        try:
+            names = [h.strip() for h in next(csv.reader([header], delimiter=dialect.delimiter), [])]
+            fields = next(
+                csv.reader(
+                    [line.decode(dialect.encoding, errors="replace")], delimiter=dialect.delimiter
+                ),
+                [],
+            )
+        except csv.Error:  # a stray carriage return or NUL: name the row only
+            names, fields = [], []
         for i, value in enumerate(fields):
             if "\ufffd" in value and line_no > 1 and i < len(names):
                 column = names[i]
@@ -378,18 +381,22 @@ def _read_csv(
     if invalid:
         text_row, expected, actual = invalid[0]
         lines = text.split("\n")
+        first_line = text_row.split("\n", 1)[0].rstrip("\r")
         line_no = next(
-            (
-                i + 1
-                for i, ln in enumerate(lines)
-                if i > 0 and ln.rstrip("\r") == text_row.rstrip("\r")
-            ),
+            (i + 1 for i, ln in enumerate(lines) if i > 0 and ln.rstrip("\r") == first_line),
             None,
         )
         last = len(lines) - (1 if lines and lines[-1].strip() == "" else 0)
-        truncated = line_no is not None and line_no == last and actual < expected
+        spans = text_row.rstrip("\r\n").count("\n")
+        truncated = line_no is not None and line_no + spans == last and actual < expected
         problem = f"the row has {actual} fields but the header has {expected}"
-        if truncated:
+        if spans and text_row.count('"') % 2:
+            problem += (
+                f" (a quote opened in this row is not closed, so {spans + 1} lines were read "
+                "as one row)"
+            )
+            fix = "close the quote or remove it, or re-export the file with proper CSV quoting"
+        elif truncated:
             problem += " (the last line is truncated)"
             fix = "re-export the complete file; it was probably cut off while being written"
         else:
@@ -1085,8 +1092,8 @@ def _extract_rules(parsed: ParsedExtract) -> None:
                 rows[future],
                 column,
                 text,
-                _quoted(text) + f" is after the end of the extract month {parsed.extract_month}: "
-                f"a {column} cannot be in the future of the extract",
+                _quoted(text) + f" is after the end of the extract month {parsed.extract_month} "
+                f"({column} cannot be in the future of the extract)",
                 "correct the date in the source system (or move the row to the extract of its month)",
             )
 
