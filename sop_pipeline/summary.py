@@ -45,10 +45,17 @@ def run_summary(settings: Settings, month: str, result=None) -> str:
                 off = con.execute(
                     "select kpi, scope, value, target from kpi_scorecard "
                     "where plan_month = ? and plan_version = ? and status = 'off_track' "
-                    "order by kpi, scope limit 10",
+                    "order by scope <> 'total', kpi, scope limit 10",
                     [month, version],
                 ).fetchall()
-                lines.append(f"  KPIs off track: {len(off)}")
+                n_off = con.execute(
+                    "select count(*) from kpi_scorecard "
+                    "where plan_month = ? and plan_version = ? and status = 'off_track'",
+                    [month, version],
+                ).fetchone()[0]
+                lines.append(
+                    f"  KPIs off track: {n_off}" + (" (first 10:)" if n_off > len(off) else "")
+                )
                 for kpi, scope, value, target in off:
                     lines.append(f"    {kpi} ({scope}) = {value:.3g} (target {target:.3g})")
         finally:
