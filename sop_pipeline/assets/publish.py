@@ -12,24 +12,13 @@ from dagster_duckdb import DuckDBResource
 from sop_pipeline import __version__
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
+from sop_pipeline.publish.tables import PLAN_TABLES
 from sop_pipeline.resources import SopResource
 from sop_pipeline.warehouse import read_plan, replace_plan_rows, table_exists
 
 GATE_KEY = dg.AssetKey(["gate", "candidate_plan"])
-#: candidate plan tables in the working database → published table names (DESIGN §5)
-PUBLISHED_FROM_PLAN = (
-    "plan_demand",
-    "plan_supply",
-    "plan_inventory",
-    "plan_capacity",
-    "plan_gaps",
-    "plan_financials",
-    "kpi_scorecard",
-    "forecast_accuracy",
-    "scenario_comparison",
-    "plan_exceptions",
-    "plan_waterfall",
-)
+#: candidate plan tables in the working database, named as published (DESIGN §5 + additions)
+PUBLISHED_FROM_PLAN = PLAN_TABLES
 GATED = (
     "plan_demand",
     "plan_supply",
