@@ -19,7 +19,6 @@ class RunOutcome:
     run_id: str
     summary: str = ""
     errors: list[str] = field(default_factory=list)
-    published_version: int | None = None
 
 
 def write_dagster_yaml(home: Path) -> None:
@@ -112,7 +111,7 @@ def run_plan_month(
     if success:
         from sop_pipeline.summary import run_summary
 
-        summary = run_summary(settings, month, result)
+        summary = run_summary(settings, month)
     return RunOutcome(success=success, run_id=result.run_id, summary=summary, errors=errors)
 
 

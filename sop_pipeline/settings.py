@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -70,7 +70,6 @@ class Settings:
     overtime_share: float = 0.10
     dbt_target: str = "duckdb"
     dagster_home_dir: Path | None = None
-    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     # Paths (DESIGN §3) -------------------------------------------------------------
     @property

@@ -14,7 +14,7 @@ def _published_db(settings: Settings) -> Path:
     return settings.published_dir / "sop.duckdb"
 
 
-def run_summary(settings: Settings, month: str, result=None) -> str:
+def run_summary(settings: Settings, month: str) -> str:
     """A few lines about the plan of ``month``: version, families, horizon, gaps, KPIs off track."""
     lines: list[str] = []
     pub = _published_db(settings)
