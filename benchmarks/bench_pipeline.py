@@ -19,6 +19,7 @@ import importlib.util
 import resource
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -55,9 +56,70 @@ def _peak_mb() -> tuple[float, float]:
     return own, kids
 
 
-def _stage_seconds(instance, run_id: str) -> dict[str, float]:
+class TreeSampler:
+    """Samples CPU seconds and resident memory of this process and its children every 0.2 s.
+
+    Steps run one after another (in-process executor), so a stage's CPU time is the growth of
+    the tree's CPU seconds over its steps' intervals and its peak memory the largest sample.
+    """
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self.samples: list[tuple[float, float, float]] = []  # (time, cpu s, rss MB)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> tuple[float, float, float]:
+        import psutil
+
+        times = self._proc.cpu_times()
+        cpu = times.user + times.system + times.children_user + times.children_system
+        rss = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            try:
+                ct = child.cpu_times()
+                cpu += ct.user + ct.system
+                rss += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return time.time(), cpu, rss / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append(self._sample())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(self._sample())
+
+    def window(self, start: float, end: float) -> tuple[float, float]:
+        """(CPU seconds, peak MB) between two wall-clock times."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        before = [s for s in self.samples if s[0] <= start]
+        after = [s for s in self.samples if s[0] >= end]
+        cpu0 = before[-1][1] if before else (inside[0][1] if inside else 0.0)
+        cpu1 = after[0][1] if after else (inside[-1][1] if inside else cpu0)
+        peak = max((s[2] for s in inside + before[-1:] + after[:1]), default=0.0)
+        return cpu1 - cpu0, peak
+
+    @property
+    def peak_mb(self) -> float:
+        return max((s[2] for s in self.samples), default=0.0)
+
+
+def _stage_figures(instance, run_id: str, sampler: TreeSampler) -> dict[str, dict[str, float]]:
+    """Per stage: wall seconds, CPU seconds and peak tree memory (MB)."""
     started: dict[str, float] = {}
-    out: dict[str, float] = {}
+    out: dict[str, dict[str, float]] = {}
     for record in instance.all_logs(run_id):
         event = record.dagster_event
         if event is None or not event.step_key:
@@ -66,7 +128,12 @@ def _stage_seconds(instance, run_id: str) -> dict[str, float]:
             started[event.step_key] = record.timestamp
         elif event.event_type_value == "STEP_SUCCESS" and event.step_key in started:
             stage = STAGES.get(event.step_key, "checks")
-            out[stage] = out.get(stage, 0.0) + record.timestamp - started[event.step_key]
+            start, end = started[event.step_key], record.timestamp
+            cpu, peak = sampler.window(start, end)
+            fig = out.setdefault(stage, {"wall": 0.0, "cpu": 0.0, "mem": 0.0})
+            fig["wall"] += end - start
+            fig["cpu"] += cpu
+            fig["mem"] = max(fig["mem"], peak)
     return out
 
 
@@ -110,16 +177,17 @@ def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, 
     gen_seconds = time.perf_counter() - t0
     month = summary.last_month
     cpu0, wall0 = _cpu_seconds(), time.perf_counter()
-    outcome = run_plan_month(settings, month)
+    with TreeSampler() as sampler:
+        outcome = run_plan_month(settings, month)
     wall = time.perf_counter() - wall0
     cpu = _cpu_seconds() - cpu0
     if not outcome.success:
         raise SystemExit(f"run failed at {series} series: {outcome.errors}")
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
-    stages = _stage_seconds(instance, outcome.run_id)
+    stages = _stage_figures(instance, outcome.run_id, sampler)
     plain = _plain_statsforecast(settings, month, n_jobs)
     own_mb, kids_mb = _peak_mb()
-    forecast = stages.get("forecast", float("nan"))
+    forecast = stages.get("forecast", {}).get("wall", float("nan"))
     row: dict[str, object] = {
         "measured_at": datetime.now().isoformat(timespec="seconds"),
         "series": summary.series_count,
@@ -128,6 +196,7 @@ def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, 
         "generate_s": round(gen_seconds, 1),
         "pipeline_wall_s": round(wall, 1),
         "pipeline_cpu_s": round(cpu, 1),
+        "peak_tree_mb": round(sampler.peak_mb, 0),
         "peak_rss_mb": round(own_mb, 0),
         "peak_child_rss_mb": round(kids_mb, 0),
         "plain_statsforecast_s": round(plain, 1),
@@ -146,7 +215,10 @@ def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, 
         "report",
         "checks",
     ):
-        row[f"{stage}_s"] = round(stages.get(stage, 0.0), 1)
+        fig = stages.get(stage, {})
+        row[f"{stage}_s"] = round(fig.get("wall", 0.0), 1)
+        row[f"{stage}_cpu_s"] = round(fig.get("cpu", 0.0), 1)
+        row[f"{stage}_peak_mb"] = round(fig.get("mem", 0.0), 0)
     return row
 
 
@@ -160,13 +232,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--months", type=int, default=48)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "pipeline.csv")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the generated homes here (default: a temp folder)"
+    )
     args = parser.parse_args(argv)
     sizes = args.series or [1000]
     rows = []
     with tempfile.TemporaryDirectory(prefix="sop_bench_") as tmp:
+        workdir = args.workdir or Path(tmp)
         for size in sizes:
             print(f"== {size} series × {args.months} months", flush=True)
-            row = run_size(size, args.months, args.n_jobs, Path(tmp))
+            row = run_size(size, args.months, args.n_jobs, workdir)
             rows.append(row)
             for key, value in row.items():
                 print(f"  {key:24} {value}")

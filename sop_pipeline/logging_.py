@@ -6,7 +6,7 @@ import time
 
 import dagster as dg
 
-_SHOWN = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"}
+_SHOWN = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED", "ASSET_MATERIALIZATION"}
 
 
 class _StepFilter(logging.Filter):
@@ -22,6 +22,18 @@ class _StepFilter(logging.Filter):
             return False
         step = event.step_key or ""
         kind = event.event_type_value
+        if kind == "ASSET_MATERIALIZATION":
+            # say so when a stage reused an earlier result because nothing it reads changed
+            materialization = event.event_specific_data.materialization
+            reused = materialization.metadata.get("reused_from_run")
+            if reused is None or not getattr(reused, "value", ""):
+                return False
+            record.msg = (
+                f"  ↺ {materialization.asset_key.to_user_string()}: inputs and code unchanged, "
+                f"reused the result of run {reused.value[:8]}"
+            )
+            record.args = ()
+            return True
         if kind == "STEP_START":
             self.started[step] = time.monotonic()
             record.msg = f"  ▶ {step}"

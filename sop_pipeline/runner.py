@@ -93,8 +93,15 @@ def run_plan_month(
             },
         )
     errors: list[str] = []
+    reused: list[str] = []
     for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            source = materialization.metadata.get("reused_from_run")
+            if source is not None and source.value:
+                key = materialization.asset_key.to_user_string()
+                reused.append(f"{key} (from run {source.value[:8]})")
+        elif event.event_type_value == "STEP_FAILURE":
             data = event.event_specific_data
             message = _error_chain_message(getattr(data, "error", None))
             if "blocking asset check failed" in message:
@@ -112,6 +119,8 @@ def run_plan_month(
         from sop_pipeline.summary import run_summary
 
         summary = run_summary(settings, month)
+        if reused:
+            summary += "\n  reused, inputs and code unchanged: " + ", ".join(reused)
     return RunOutcome(success=success, run_id=result.run_id, summary=summary, errors=errors)
 
 

@@ -32,6 +32,8 @@ def run_dbt(work: Path, *args: str) -> dbtRunnerResult:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SOP_WAREHOUSE_PATH", str(work / "sop.duckdb"))
         mp.setenv("SOP_BASE_CURRENCY", "USD")
+        # in-process dbt must release the file: the tests open it right after
+        mp.setenv("SOP_DBT_KEEP_OPEN", "false")
         return dbtRunner().invoke(
             [
                 *args,

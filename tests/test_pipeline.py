@@ -14,6 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from sop_pipeline import incremental
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.publish.tables import TABLES
 from sop_pipeline.runner import run_plan_month
@@ -216,8 +217,23 @@ def test_bad_extract_stops_the_run_and_names_file_row_column(
 def test_rerun_with_same_inputs_publishes_version_2_with_identical_numbers(
     planned: Settings,
 ) -> None:
+    con = duckdb.connect(str(planned.warehouse_path), read_only=True)
+    try:
+        first = incremental.stage_history(con, MONTH).set_index("stage")
+    finally:
+        con.close()
     outcome = run_plan_month(planned, MONTH)
     assert outcome.success, outcome.errors
+    # nothing the forecast reads changed: the rerun reused it and said so
+    instance = dg.DagsterInstance.from_config(str(planned.dagster_home))
+    events = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(["plan", "stat_forecast"])), limit=1
+    ).records
+    meta = events[0].asset_materialization.metadata
+    assert events[0].run_id == outcome.run_id
+    assert meta["reused"].value is True
+    assert meta["reused_from_run"].value == first.loc["stat_forecast", "run_id"]
+    assert "stat_forecast" in outcome.summary and "reused" in outcome.summary
     for table in (
         "plan_demand",
         "plan_supply",

@@ -27,7 +27,14 @@ OWNERS = ["team:demand-planning"]
 )
 @no_retry_on_validation()
 def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
-    """Run the per-series model tournament and keep the forecast and its backtest."""
+    """Run the per-series model tournament and keep the forecast and its backtest.
+
+    When history, items, settings and code are what they were at this month's last run, the
+    stored forecast is reused instead of refitting (see ``sop_pipeline.incremental``).
+    """
+    import statsforecast
+
+    from sop_pipeline import incremental
     from sop_pipeline.planning.forecast import forecast_demand
 
     settings = sop.settings
@@ -35,8 +42,31 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
     with warehouse.get_connection() as con:
         history = read_mart(con, "fct_demand_history")
         items = read_mart(con, "dim_items")
+    history = history[["item_id", "location_id", "month", "demand_qty"]]
+    code = incremental.code_version(*FORECAST_CODE)
+    fp = incremental.fingerprint(
+        {"history": history, "items": items},
+        {
+            "horizon": settings.horizon_months,
+            "windows": settings.backtest_windows,
+            "candidates": "auto",
+            "statsforecast": statsforecast.__version__,
+        },
+        code,
+    )
+    with warehouse.get_connection() as con:
+        reuse = incremental.find_reusable(con, "stat_forecast", month, fp)
+    if reuse is not None:
+        context.log.info(
+            f"stat_forecast {month}: history, items, settings and code unchanged since run "
+            f"{reuse.run_id[:8]} ({reuse.computed_at}); reusing its forecast (fingerprint {fp[:12]})."
+        )
+        return dg.MaterializeResult(
+            metadata=_forecast_metadata(reuse.metadata, reused_from=reuse.run_id),
+            data_version=dg.DataVersion(fp),
+        )
     result = forecast_demand(
-        history[["item_id", "location_id", "month", "demand_qty"]],
+        history,
         items,
         month,
         settings.horizon_months,
@@ -44,31 +74,57 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
         n_jobs=settings.forecast_n_jobs,
         engine=settings.forecast_engine,
     )
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "stat_forecast", result.forecast, month)
-        replace_plan_rows(con, "backtest_results", result.backtest, month)
     summary = result.summary()
-    by_model = summary.get("by_model", {})
+    facts = {
+        "rows": len(result.forecast),
+        "series": summary["series"],
+        "series_by_model": summary.get("by_model", {}),
+        "series_by_class": summary.get("by_class", {}),
+        "error_metric": str(summary.get("error_metric")),
+        "median_chosen_error": float(summary.get("median_chosen_error") or 0.0),
+        "median_naive_error": float(summary.get("median_naive_error") or 0.0),
+        "share_beating_naive": float(summary.get("share_beating_naive") or 0.0),
+        "seconds_by_stage": summary.get("seconds", {}),
+        "backtest_preview": result.backtest.head(10).to_markdown(index=False),
+    }
+    with warehouse.get_connection() as con:
+        incremental.forget(con, "stat_forecast", month)
+        n_fc = replace_plan_rows(con, "stat_forecast", result.forecast, month)
+        n_bt = replace_plan_rows(con, "backtest_results", result.backtest, month)
+        incremental.record(
+            con,
+            "stat_forecast",
+            month,
+            fp,
+            code,
+            context.run_id,
+            {"stat_forecast": n_fc, "backtest_results": n_bt},
+            facts,
+        )
     return dg.MaterializeResult(
-        metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(result.forecast)),
-            "series": dg.MetadataValue.int(summary["series"]),
-            "series_by_model": dg.MetadataValue.json(by_model),
-            "series_by_class": dg.MetadataValue.json(summary.get("by_class", {})),
-            "error_metric": dg.MetadataValue.text(str(summary.get("error_metric"))),
-            "median_chosen_error": dg.MetadataValue.float(
-                float(summary.get("median_chosen_error") or 0.0)
-            ),
-            "median_naive_error": dg.MetadataValue.float(
-                float(summary.get("median_naive_error") or 0.0)
-            ),
-            "share_beating_naive": dg.MetadataValue.float(
-                float(summary.get("share_beating_naive") or 0.0)
-            ),
-            "seconds_by_stage": dg.MetadataValue.json(summary.get("seconds", {})),
-            "backtest_preview": preview(result.backtest),
-        }
+        metadata=_forecast_metadata(facts, reused_from=None), data_version=dg.DataVersion(fp)
     )
+
+
+# the modules whose code decides the statistical forecast (their source is its code version)
+FORECAST_CODE = ("sop_pipeline.planning.forecast", "sop_pipeline.months")
+
+
+def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.MetadataValue]:
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(facts["rows"])),
+        "series": dg.MetadataValue.int(int(facts["series"])),
+        "series_by_model": dg.MetadataValue.json(facts["series_by_model"]),
+        "series_by_class": dg.MetadataValue.json(facts["series_by_class"]),
+        "error_metric": dg.MetadataValue.text(facts["error_metric"]),
+        "median_chosen_error": dg.MetadataValue.float(facts["median_chosen_error"]),
+        "median_naive_error": dg.MetadataValue.float(facts["median_naive_error"]),
+        "share_beating_naive": dg.MetadataValue.float(facts["share_beating_naive"]),
+        "seconds_by_stage": dg.MetadataValue.json(facts["seconds_by_stage"]),
+        "backtest_preview": dg.MetadataValue.md(facts["backtest_preview"] or "_empty_"),
+        "reused": dg.MetadataValue.bool(reused_from is not None),
+        "reused_from_run": dg.MetadataValue.text(reused_from or ""),
+    }
 
 
 @dg.asset(

@@ -1,0 +1,81 @@
+"""Incremental runs: an unchanged stage is reused, any change to its inputs or code recomputes."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from sop_pipeline import incremental
+from sop_pipeline.warehouse import replace_plan_rows
+
+MONTH = "2026-06"
+
+
+def _frame(qty: float = 10.0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "item_id": ["A", "B"],
+            "month": pd.to_datetime(["2026-05-01", "2026-06-01"]),
+            "demand_qty": [qty, 3.5],
+        }
+    )
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "work.duckdb"))
+    yield connection
+    connection.close()
+
+
+def _record(con, fp: str) -> None:
+    rows = replace_plan_rows(con, "stat_forecast", _frame(), MONTH)
+    incremental.record(
+        con, "stat_forecast", MONTH, fp, "code1", "run-1", {"stat_forecast": rows}, {"series": 2}
+    )
+
+
+def test_fingerprint_changes_with_any_input_value_setting_or_code() -> None:
+    base = incremental.fingerprint({"history": _frame()}, {"horizon": 18}, "code1")
+    assert base == incremental.fingerprint({"history": _frame()}, {"horizon": 18}, "code1")
+    assert base != incremental.fingerprint({"history": _frame(10.000001)}, {"horizon": 18}, "code1")
+    assert base != incremental.fingerprint({"history": _frame()}, {"horizon": 12}, "code1")
+    assert base != incremental.fingerprint({"history": _frame()}, {"horizon": 18}, "code2")
+    # a dropped row or a changed dtype is a change too
+    assert base != incremental.fingerprint({"history": _frame().iloc[:1]}, {"horizon": 18}, "code1")
+    retyped = _frame().astype({"demand_qty": "float32"})
+    assert base != incremental.fingerprint({"history": retyped}, {"horizon": 18}, "code1")
+
+
+def test_same_fingerprint_reuses_the_recorded_run(con) -> None:
+    _record(con, "fp-a")
+    reuse = incremental.find_reusable(con, "stat_forecast", MONTH, "fp-a")
+    assert reuse is not None
+    assert reuse.run_id == "run-1"
+    assert reuse.metadata == {"series": 2}
+    # another month or another fingerprint is not reused
+    assert incremental.find_reusable(con, "stat_forecast", "2026-07", "fp-a") is None
+    assert incremental.find_reusable(con, "stat_forecast", MONTH, "fp-b") is None
+
+
+def test_missing_or_changed_output_rows_are_recomputed(con) -> None:
+    _record(con, "fp-a")
+    con.execute("delete from plan.stat_forecast where item_id = 'A'")
+    assert incremental.find_reusable(con, "stat_forecast", MONTH, "fp-a") is None
+    con.execute("drop table plan.stat_forecast")
+    assert incremental.find_reusable(con, "stat_forecast", MONTH, "fp-a") is None
+
+
+def test_forget_before_rewrite_means_a_killed_stage_is_recomputed(con) -> None:
+    _record(con, "fp-a")
+    incremental.forget(con, "stat_forecast", MONTH)
+    # the stage died after forgetting and before recording: nothing may be reused
+    assert incremental.find_reusable(con, "stat_forecast", MONTH, "fp-a") is None
+
+
+def test_code_version_follows_the_module_source() -> None:
+    one = incremental.code_version("sop_pipeline.planning.forecast", "sop_pipeline.months")
+    assert one == incremental.code_version("sop_pipeline.months", "sop_pipeline.planning.forecast")
+    assert one != incremental.code_version("sop_pipeline.planning.forecast")
+    assert len(one) == 16
