@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -103,15 +104,8 @@ def find_reusable(
     if row is None or row[0] != fp:
         return None
     tables = json.loads(row[3])
-    for table, rows in tables.items():
-        check_name(table, "table")
-        if not table_exists(con, PLAN_SCHEMA, table):
-            return None
-        have = con.execute(
-            f"select count(*) from {PLAN_SCHEMA}.{table} where plan_month = ?", [plan_month]
-        ).fetchone()[0]
-        if have != rows:
-            return None
+    if tables_rows(con, tables, plan_month) != tables:
+        return None
     return Reuse(run_id=row[1], computed_at=row[2], metadata=json.loads(row[4]))
 
 
@@ -181,12 +175,34 @@ def stage_history(con: duckdb.DuckDBPyConnection, plan_month: str) -> pd.DataFra
     ).df()
 
 
-def tables_rows(con: duckdb.DuckDBPyConnection, tables: Iterable[str], plan_month: str) -> dict:
-    """Rows per plan table for one month."""
-    out = {}
-    for table in tables:
+def tables_rows(
+    con: duckdb.DuckDBPyConnection, tables: Iterable[str], plan_month: str
+) -> dict[str, int | None]:
+    """Rows per table: ``name`` is a plan table (rows of ``plan_month``), ``schema.name`` a
+    whole table of another schema (dbt's marts hold one plan month at a time); None when the
+    table does not exist."""
+    out: dict[str, int | None] = {}
+    for name in tables:
+        schema, _, table = name.rpartition(".")
+        schema = check_name(schema or PLAN_SCHEMA, "schema")
         check_name(table, "table")
-        out[table] = con.execute(
-            f"select count(*) from {PLAN_SCHEMA}.{table} where plan_month = ?", [plan_month]
-        ).fetchone()[0]
+        if not table_exists(con, schema, table):
+            out[name] = None
+        elif schema == PLAN_SCHEMA:
+            out[name] = con.execute(
+                f"select count(*) from {schema}.{table} where plan_month = ?", [plan_month]
+            ).fetchone()[0]
+        else:
+            out[name] = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
     return out
+
+
+def files_digest(root: Path, patterns: Iterable[str]) -> str:
+    """Hash of the names and bytes of the files under ``root`` matching ``patterns``."""
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file():
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -13,6 +13,7 @@ class _StepFilter(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.started: dict[str, float] = {}
+        self.reused: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
         event = getattr(record, "dagster_event", None)
@@ -26,11 +27,12 @@ class _StepFilter(logging.Filter):
             # say so when a stage reused an earlier result because nothing it reads changed
             materialization = event.event_specific_data.materialization
             reused = materialization.metadata.get("reused_from_run")
-            if reused is None or not getattr(reused, "value", ""):
+            if reused is None or not getattr(reused, "value", "") or step in self.reused:
                 return False
+            self.reused.add(step)  # one line per step (dbt reports dozens of models)
             record.msg = (
-                f"  ↺ {materialization.asset_key.to_user_string()}: inputs and code unchanged, "
-                f"reused the result of run {reused.value[:8]}"
+                f"  ↺ {step}: inputs and code unchanged, reused the result of run "
+                f"{reused.value[:8]}"
             )
             record.args = ()
             return True

@@ -93,14 +93,14 @@ def run_plan_month(
             },
         )
     errors: list[str] = []
-    reused: list[str] = []
+    reused: dict[str, tuple[int, str]] = {}  # step → (assets, source run)
     for event in result.all_events:
         if event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             source = materialization.metadata.get("reused_from_run")
             if source is not None and source.value:
-                key = materialization.asset_key.to_user_string()
-                reused.append(f"{key} (from run {source.value[:8]})")
+                count, _ = reused.get(event.step_key, (0, ""))
+                reused[event.step_key] = (count + 1, source.value[:8])
         elif event.event_type_value == "STEP_FAILURE":
             data = event.event_specific_data
             message = _error_chain_message(getattr(data, "error", None))
@@ -120,7 +120,10 @@ def run_plan_month(
 
         summary = run_summary(settings, month)
         if reused:
-            summary += "\n  reused, inputs and code unchanged: " + ", ".join(reused)
+            summary += "\n  reused, inputs and code unchanged: " + ", ".join(
+                f"{step} ({n} asset{'s' if n > 1 else ''} from run {run})"
+                for step, (n, run) in reused.items()
+            )
     return RunOutcome(success=success, run_id=result.run_id, summary=summary, errors=errors)
 
 

@@ -257,6 +257,32 @@ def test_rerun_with_same_inputs_publishes_version_2_with_identical_numbers(
     assert versions["plan_version"].tolist() == [2]
 
 
+def test_unchanged_month_skips_dbt_and_forecast_and_says_so(planned: Settings) -> None:
+    """Run the month again with nothing changed since the previous test's run."""
+    outcome = run_plan_month(planned, MONTH)
+    assert outcome.success, outcome.errors
+    reused = outcome.summary.split("reused, inputs and code unchanged:")[-1]
+    assert "sop_dbt_models" in reused and "plan__stat_forecast" in reused
+    con = duckdb.connect(str(planned.warehouse_path), read_only=True)
+    try:
+        stages = incremental.stage_history(con, "current").set_index("stage")
+    finally:
+        con.close()
+    # the record still names the run that really built the marts, not this one
+    assert stages.loc["dbt_build", "run_id"] != outcome.run_id
+    spec = TABLES["plan_demand"]
+    cols = ", ".join(c for c in spec.column_names if c != "plan_version")
+    v2, v3 = (
+        _published(
+            planned,
+            f"select {cols} from plan_demand where plan_month = '{MONTH}' "
+            f"and plan_version = {v} order by {', '.join(spec.key)}",
+        )
+        for v in (2, 3)
+    )
+    pd.testing.assert_frame_equal(v2, v3, check_exact=True)
+
+
 def test_backfill_is_point_in_time_and_reproduces_the_original_publication(
     planned: Settings,
 ) -> None:

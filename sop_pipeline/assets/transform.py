@@ -52,44 +52,149 @@ def sop_dbt_models(
     sop: SopResource,
     warehouse: DuckDBResource,
 ):
-    """Build and test every dbt model for the plan month (point in time via dbt vars)."""
+    """Build and test every dbt model for the plan month (point in time via dbt vars).
+
+    When the raw loads, the dbt project files, the vars and the tool versions are what they
+    were at the last full build, and that build's tables are still there, dbt is not run again:
+    the models and their tests are reported as reused from that run.
+    """
+    from sop_pipeline import incremental
+
     settings = sop.settings
+    month = context.partition_key
     # dbt's profile reads the path of the same working database the Python stages use
     os.environ["SOP_WAREHOUSE_PATH"] = warehouse.database
     os.environ.setdefault("SOP_BASE_CURRENCY", settings.base_currency)
-    args = ["build", "--vars", dbt_vars(context.partition_key, settings.horizon_months)]
+    variables = dbt_vars(month, settings.horizon_months)
+    with warehouse.get_connection() as con:
+        fp, code = _dbt_fingerprint(con, variables, settings)
+        reuse = None if context.is_subset else incremental.find_reusable(con, *DBT_STAGE, fp)
+        if reuse is None:
+            # a build killed half way must not leave a record that vouches for its tables
+            incremental.forget(con, *DBT_STAGE)
+    if reuse is not None:
+        context.log.info(
+            f"dbt {month}: raw loads, dbt project, vars and versions unchanged since run "
+            f"{reuse.run_id[:8]} ({reuse.computed_at}); its {len(reuse.metadata['tables'])} "
+            f"tables and {reuse.metadata['tests']} passed tests stand (fingerprint {fp[:12]})."
+        )
+        yield from _reused_results(context, reuse, fp)
+        return
     # dagster-dbt's fetch_row_counts() polls a thread pool while dbt runs and competes with
     # it for the CPU; the events are kept instead and the row counts read in one query after
     # dbt has exited (it holds the file while it runs). A failed build still reports every
     # model and test result before the error.
     events, error = [], None
     try:
-        events.extend(dbt.cli(args, context=context).stream())
+        events.extend(dbt.cli(["build", "--vars", variables], context=context).stream())
     except Exception as exc:  # re-raised below, after the results that did come
         error = exc
     counts = _table_row_counts(warehouse)
+    by_model = {k.rsplit(".", 1)[-1]: v for k, v in counts.items()}
     for event in events:
         name = (event.metadata or {}).get("unique_id") if isinstance(event, dg.Output) else None
         model = str(getattr(name, "value", name) or "").rsplit(".", 1)[-1]
-        if model in counts:
-            event = event.with_metadata({**event.metadata, "dagster/row_count": counts[model]})
+        rows = by_model.get(model)
+        if rows is not None:
+            event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
         yield event
     if error is not None:
         raise error
+    tests = sum(isinstance(e, dg.AssetCheckResult) and e.passed for e in events)
+    if not context.is_subset:
+        with warehouse.get_connection() as con:
+            tables = incremental.tables_rows(con, counts, "")
+            incremental.record(
+                con,
+                *DBT_STAGE,
+                fp,
+                code,
+                context.run_id,
+                tables,
+                {"tables": tables, "tests": tests},
+            )
+
+
+# the marts hold one plan month at a time: one record for whatever was built last
+DBT_STAGE = ("dbt_build", "current")
+DBT_FILES = ("dbt_project.yml", "profiles.yml", "models/**/*", "macros/**/*", "tests/**/*")
+
+
+def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
+    """(fingerprint, code version): raw loads (the ingest log), dbt project files, vars,
+    target and tool versions."""
+    import importlib.metadata
+
+    import pandas as pd
+
+    from sop_pipeline import incremental
+    from sop_pipeline.warehouse import table_exists
+
+    log = (
+        con.execute(
+            "select extract_month, extract, sha256, status, row_count, rejected_rows "
+            "from raw._ingest_log order by all"
+        ).df()
+        if table_exists(con, "raw", "_ingest_log")
+        else pd.DataFrame()
+    )
+    versions = {
+        pkg: importlib.metadata.version(pkg) for pkg in ("dbt-core", "dbt-duckdb", "duckdb")
+    }
+    code = incremental.files_digest(dbt_project.project_dir, DBT_FILES)
+    fp = incremental.fingerprint(
+        {"ingest_log": log},
+        {"vars": variables, "target": settings.dbt_target, "versions": versions},
+        code,
+    )
+    return fp, code
+
+
+def _reused_results(context: dg.AssetExecutionContext, reuse, fp: str):
+    """The outputs and check results of a build that stands for this one, upstream first
+    (Dagster wants a multi-asset's outputs in dependency order)."""
+    from graphlib import TopologicalSorter
+
+    meta = {"reused_from_run": reuse.run_id, "data_version": fp[:12]}
+    counts = {k.rsplit(".", 1)[-1]: v for k, v in reuse.metadata["tables"].items()}
+    assets_def = context.assets_def
+    output_of = {
+        key: name
+        for name, key in assets_def.keys_by_output_name.items()
+        if name in context.selected_output_names  # the rest are dagster-dbt's test outputs
+    }
+    deps = assets_def.asset_deps
+    order = TopologicalSorter(
+        {key: [d for d in deps.get(key, ()) if d in output_of] for key in output_of}
+    ).static_order()
+    checks: dict[dg.AssetKey, list] = {}
+    for check in context.selected_asset_check_keys:
+        checks.setdefault(check.asset_key, []).append(check)
+    for key in order:
+        rows = counts.get(key.path[-1])
+        extra = {"dagster/row_count": rows} if rows is not None else {}
+        yield dg.Output(None, output_name=output_of[key], metadata={**meta, **extra})
+        for check in sorted(checks.get(key, []), key=lambda c: c.name):
+            yield dg.AssetCheckResult(
+                asset_key=check.asset_key,
+                check_name=check.name,
+                passed=True,
+                metadata={"reused_from_run": reuse.run_id},
+                description="passed at the build this one reuses (same inputs and dbt code)",
+            )
 
 
 def _table_row_counts(warehouse: DuckDBResource) -> dict[str, int]:
-    """Rows of every table dbt builds (intermediate and marts; staging are views)."""
+    """Rows of every table dbt builds, ``schema.table`` → rows (staging models are views)."""
     with warehouse.get_connection() as con:
         tables = con.execute(
-            "select table_name, table_schema from information_schema.tables "
+            "select table_schema, table_name from information_schema.tables "
             "where table_schema in ('intermediate', 'marts') and table_type = 'BASE TABLE'"
         ).fetchall()
         if not tables:
             return {}
         sql = " union all ".join(
-            f"select '{check_name(t, 'table')}', count(*) from "
-            f"{check_name(s, 'schema')}.{check_name(t, 'table')}"
-            for t, s in tables
+            f"select '{check_name(s, 'schema')}.{check_name(t, 'table')}', count(*) from {s}.{t}"
+            for s, t in tables
         )
         return {name: int(n) for name, n in con.execute(sql).fetchall()}
