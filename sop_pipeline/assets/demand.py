@@ -27,7 +27,12 @@ OWNERS = ["team:demand-planning"]
 )
 @no_retry_on_validation()
 def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
-    """Run the per-series model tournament and keep the forecast and its backtest."""
+    """Run the per-series model tournament and keep the forecast and its backtest.
+
+    The statsforecast calls run on ``SOP_FORECAST_ENGINE`` (local, dask or spark); a cluster
+    started for the run is shut down when the forecast ends, also on failure.
+    """
+    from sop_pipeline.planning.engines import engine_from_settings
     from sop_pipeline.planning.forecast import forecast_demand
 
     settings = sop.settings
@@ -35,15 +40,18 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
     with warehouse.get_connection() as con:
         history = read_mart(con, "fct_demand_history")
         items = read_mart(con, "dim_items")
-    result = forecast_demand(
-        history[["item_id", "location_id", "month", "demand_qty"]],
-        items,
-        month,
-        settings.horizon_months,
-        windows=settings.backtest_windows,
-        n_jobs=settings.forecast_n_jobs,
-        engine=settings.forecast_engine,
-    )
+    with engine_from_settings(settings) as engine:
+        context.log.info(f"forecast engine: {engine.describe()}")
+        result = forecast_demand(
+            history[["item_id", "location_id", "month", "demand_qty"]],
+            items,
+            month,
+            settings.horizon_months,
+            windows=settings.backtest_windows,
+            n_jobs=settings.forecast_n_jobs,
+            engine=engine,
+        )
+        engine_info = engine.describe()
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "stat_forecast", result.forecast, month)
         replace_plan_rows(con, "backtest_results", result.backtest, month)
@@ -66,6 +74,8 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
                 float(summary.get("share_beating_naive") or 0.0)
             ),
             "seconds_by_stage": dg.MetadataValue.json(summary.get("seconds", {})),
+            "forecast_engine": dg.MetadataValue.text(engine_info["name"]),
+            "forecast_engine_detail": dg.MetadataValue.json(engine_info),
             "backtest_preview": preview(result.backtest),
         }
     )
