@@ -5,13 +5,14 @@ yields a :class:`ForecastEngine`; on leaving the ``with`` block it shuts down wh
 started (a local Dask cluster, a Spark session), also when the forecast fails.
 :func:`sop_pipeline.planning.forecast.forecast_demand` hands its two statsforecast calls
 (``cross_validation`` and ``forecast``) to that engine: on ``local`` they run here, on ``dask``
-and ``spark`` statsforecast's fugue backend runs them per series on the cluster. The models,
-their parameters and everything around the calls stay the same, so the results are the same.
+and ``spark`` statsforecast's fugue backend runs them on the cluster's workers, on chunks of
+series. The models, their parameters and everything around the calls stay the same, so the
+results are the same (``tests/test_forecast_engines.py``).
 
 The engines need the ``cluster`` extras (fugue, dask[distributed], pyspark); without them
 :func:`open_engine` raises :class:`EngineNotInstalledError` naming the install command.
 Nothing here downloads anything: Spark runs from the jars bundled with pyspark, with its web
-UI off and, for a local master, bound to 127.0.0.1.
+UI off; a local Dask cluster and a ``local[...]`` Spark bind to 127.0.0.1.
 """
 
 from __future__ import annotations
