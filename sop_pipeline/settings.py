@@ -1,6 +1,7 @@
 """One settings object: every environment variable is read here, once, with a default.
 
-Nothing else in the project calls ``os.environ``. See ``.env.example`` for the list.
+Nothing else in the project reads ``os.environ`` for a setting (``planning/engines.py`` only sets
+the two variables the Spark launcher reads while it starts). See ``.env.example`` for the list.
 """
 
 from __future__ import annotations
