@@ -1,6 +1,7 @@
 """One settings object: every environment variable is read here, once, with a default.
 
-Nothing else in the project calls ``os.environ``. See ``.env.example`` for the list.
+Nothing else in the project reads ``os.environ`` for a setting (``planning/engines.py`` only sets
+the two variables the Spark launcher reads while it starts). See ``.env.example`` for the list.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from pathlib import Path
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_HOST_PORT = r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d{1,5}"
+_DASK_ADDRESS_RE = re.compile(rf"^((tcp|tls)://)?{_HOST_PORT}$")
+_SPARK_MASTER_RE = re.compile(
+    rf"^(local(\[(\*|[1-9]\d*)(,\d+)?\])?|spark://{_HOST_PORT}(,{_HOST_PORT})*|yarn|k8s://\S+)$"
+)
 
 STRATEGIES = ("level", "chase", "mixed")
 FORECAST_ENGINES = ("local", "dask", "spark")
@@ -65,6 +71,8 @@ class Settings:
     max_reject_rate: float = 0.0
     forecast_engine: str = "local"
     forecast_n_jobs: int = 1
+    dask_address: str = ""
+    spark_master: str = "local[2]"
     backtest_windows: int = 3
     cover_limit_days: float = 120.0
     overtime_share: float = 0.10
@@ -143,6 +151,19 @@ class Settings:
             raise SettingsError(
                 f"SOP_FORECAST_ENGINE={engine!r} is unknown; use one of {', '.join(FORECAST_ENGINES)}."
             )
+        dask_address = _get(env, "SOP_DASK_ADDRESS", "")
+        if dask_address and not _DASK_ADDRESS_RE.match(dask_address):
+            raise SettingsError(
+                f"SOP_DASK_ADDRESS={dask_address!r} is not a Dask scheduler address; use "
+                "tcp://host:port (e.g. tcp://scheduler:8786), or leave it empty to start a local "
+                "Dask cluster for each run."
+            )
+        spark_master = _get(env, "SOP_SPARK_MASTER", "local[2]")
+        if not _SPARK_MASTER_RE.match(spark_master):
+            raise SettingsError(
+                f"SOP_SPARK_MASTER={spark_master!r} is not a Spark master URL; use local[N] "
+                "(Spark on this machine with N cores), spark://host:7077, yarn or k8s://https://host:port."
+            )
         return cls(
             sop_home=home,
             base_currency=base,
@@ -153,6 +174,8 @@ class Settings:
             max_reject_rate=_float(env, "SOP_MAX_REJECT_RATE", 0.0, 0.0, 1.0),
             forecast_engine=engine,
             forecast_n_jobs=_int(env, "SOP_FORECAST_N_JOBS", 1, -1, 64),
+            dask_address=dask_address,
+            spark_master=spark_master,
             backtest_windows=_int(env, "SOP_BACKTEST_WINDOWS", 3, 1, 12),
             cover_limit_days=_float(env, "SOP_COVER_LIMIT_DAYS", 120.0, 1.0, 3650.0),
             overtime_share=_float(env, "SOP_OVERTIME_SHARE", 0.10, 0.0, 1.0),

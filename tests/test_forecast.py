@@ -294,8 +294,8 @@ def test_snapshot_rows_number_lags_from_one():
 
 def test_bad_inputs_fail_with_a_clear_message():
     history = _history({("S", "DC1"): np.ones(30)})
-    with pytest.raises(NotImplementedError, match="SOP_FORECAST_ENGINE=local"):
-        forecast_demand(history, _items(["S"]), PLAN, 6, engine="dask")
+    with pytest.raises(ValueError, match="local, dask, spark"):
+        forecast_demand(history, _items(["S"]), PLAN, 6, engine="ray")
     with pytest.raises(ValueError, match="after plan month 2026-09"):
         forecast_demand(history, _items(["S"]), "2026-09", 6)
     with pytest.raises(ValueError, match="missing from items"):

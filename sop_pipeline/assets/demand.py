@@ -30,11 +30,14 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
     """Run the per-series model tournament and keep the forecast and its backtest.
 
     When history, items, settings and code are what they were at this month's last run, the
-    stored forecast is reused instead of refitting (see ``sop_pipeline.incremental``).
+    stored forecast is reused instead of refitting (see ``sop_pipeline.incremental``). The
+    statsforecast calls run on ``SOP_FORECAST_ENGINE`` (local, dask or spark); a cluster
+    started for the run is shut down when the forecast ends, also on failure.
     """
     import statsforecast
 
     from sop_pipeline import incremental
+    from sop_pipeline.planning.engines import engine_from_settings
     from sop_pipeline.planning.forecast import forecast_demand
 
     settings = sop.settings
@@ -65,15 +68,18 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
             metadata=_forecast_metadata(reuse.metadata, reused_from=reuse.run_id),
             data_version=dg.DataVersion(fp),
         )
-    result = forecast_demand(
-        history,
-        items,
-        month,
-        settings.horizon_months,
-        windows=settings.backtest_windows,
-        n_jobs=settings.forecast_n_jobs,
-        engine=settings.forecast_engine,
-    )
+    with engine_from_settings(settings) as engine:
+        context.log.info(f"forecast engine: {engine.describe()}")
+        result = forecast_demand(
+            history,
+            items,
+            month,
+            settings.horizon_months,
+            windows=settings.backtest_windows,
+            n_jobs=settings.forecast_n_jobs,
+            engine=engine,
+        )
+        engine_info = engine.describe()
     summary = result.summary()
     facts = {
         "rows": len(result.forecast),
@@ -86,6 +92,7 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
         "share_beating_naive": float(summary.get("share_beating_naive") or 0.0),
         "seconds_by_stage": summary.get("seconds", {}),
         "backtest_preview": result.backtest.head(10).to_markdown(index=False),
+        "forecast_engine": engine_info,
     }
     with warehouse.get_connection() as con:
         incremental.forget(con, "stat_forecast", month)
@@ -107,7 +114,11 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
 
 
 # the modules whose code decides the statistical forecast (their source is its code version)
-FORECAST_CODE = ("sop_pipeline.planning.forecast", "sop_pipeline.months")
+FORECAST_CODE = (
+    "sop_pipeline.planning.forecast",
+    "sop_pipeline.planning.engines",
+    "sop_pipeline.months",
+)
 
 
 def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.MetadataValue]:
@@ -122,6 +133,10 @@ def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.Met
         "share_beating_naive": dg.MetadataValue.float(facts["share_beating_naive"]),
         "seconds_by_stage": dg.MetadataValue.json(facts["seconds_by_stage"]),
         "backtest_preview": dg.MetadataValue.md(facts["backtest_preview"] or "_empty_"),
+        "forecast_engine": dg.MetadataValue.text(
+            str(facts.get("forecast_engine", {}).get("name", ""))
+        ),
+        "forecast_engine_detail": dg.MetadataValue.json(facts.get("forecast_engine", {})),
         "reused": dg.MetadataValue.bool(reused_from is not None),
         "reused_from_run": dg.MetadataValue.text(reused_from or ""),
     }

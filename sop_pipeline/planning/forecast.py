@@ -11,6 +11,7 @@ See ``docs/forecasting.md`` for the reasoning and the measured costs.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.planning.engines import ForecastEngine, open_engine
+from sop_pipeline.settings import FORECAST_ENGINES
 
 SEASON = 12
 LEVELS = (80, 95)
@@ -78,12 +81,14 @@ class ForecastResult:
         backtest: one row per series (``BACKTEST_COLUMNS``).
         cv: long backtest frame: item_id, location_id, cutoff, month, model, y, yhat.
         timings: wall seconds per stage (not part of the deterministic output).
+        engine: where the statsforecast calls ran (``local``, ``dask`` or ``spark``).
     """
 
     forecast: pd.DataFrame
     backtest: pd.DataFrame
     cv: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
+    engine: str = "local"
 
     def summary(self) -> dict[str, Any]:
         """Counts and errors for run metadata (Dagster) and logs.
@@ -91,11 +96,12 @@ class ForecastResult:
         Returns:
             Series count, counts by chosen model and by class, mean/median errors of the
             chosen model and the naive baseline over the backtested series, the share of
-            series that beat the naive, and stage timings.
+            series that beat the naive, stage timings and the engine that ran the models.
         """
         bt = self.backtest
         scored = bt[bt["chosen_error"].notna()]
         return {
+            "engine": self.engine,
             "series": int(len(bt)),
             "forecast_rows": int(len(self.forecast)),
             "error_metric": {
@@ -413,14 +419,20 @@ class _TournamentOutcome:
 
 
 def _run_tournament(
-    panel: _Panel, ids: np.ndarray, models: list[Any], windows: int, n_jobs: int, metric: str
+    panel: _Panel,
+    ids: np.ndarray,
+    models: list[Any],
+    windows: int,
+    n_jobs: int,
+    metric: str,
+    engine: ForecastEngine,
 ) -> _TournamentOutcome:
     names = [repr(m) for m in models]
     df = _long_frame(panel.y, panel.n_hist, panel.months, ids)
     sf = _statsforecast(models, n_jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cv = sf.cross_validation(h=CV_HORIZON, df=df, n_windows=windows, step_size=1)
+        cv = engine.cross_validation(sf, df, h=CV_HORIZON, n_windows=windows, step_size=1)
     cv = cv.sort_values(["unique_id", "cutoff", "ds"], kind="stable").reset_index(drop=True)
     n, k = len(ids), len(names)
     per = windows * CV_HORIZON
@@ -460,6 +472,7 @@ def _final_forecasts(
     models: list[Any],
     horizon: int,
     n_jobs: int,
+    engine: ForecastEngine,
 ) -> tuple[np.ndarray, list[str]]:
     """Refit only the models each series needs; returns (n, horizon, 5) and model labels.
 
@@ -485,8 +498,11 @@ def _final_forecasts(
             name = repr(model)
             df = _long_frame(panel.y, panel.n_hist, panel.months, outcome.ids[rows])
             native = name in _NATIVE_INTERVALS
-            out = _statsforecast([model], n_jobs).forecast(
-                df=df, h=horizon, level=list(LEVELS) if native else None
+            out = engine.forecast(
+                _statsforecast([model], n_jobs),
+                df,
+                h=horizon,
+                level=list(LEVELS) if native else None,
             )
             out = out.sort_values(["unique_id", "ds"], kind="stable")
             point = out[name].to_numpy(dtype=float).reshape(rows.size, horizon)
@@ -651,7 +667,7 @@ def forecast_demand(
     *,
     windows: int = 3,
     n_jobs: int = 1,
-    engine: str = "local",
+    engine: str | ForecastEngine = "local",
     candidates: str = "auto",
 ) -> ForecastResult:
     """Statistical forecast of every item × location series for the plan horizon.
@@ -664,8 +680,12 @@ def forecast_demand(
         plan_month: ``YYYY-MM``; actuals end with this month.
         horizon: months to forecast after the plan month (1-36).
         windows: backtest origins (rolling, step 1, horizon 3 each).
-        n_jobs: statsforecast worker processes (``-1`` = all cores).
-        engine: ``"local"``; distributed engines are not wired yet.
+        n_jobs: statsforecast worker processes (``-1`` = all cores); ``local`` engine only.
+        engine: where the statsforecast calls run: ``"local"`` (this process), ``"dask"``
+            (a local Dask cluster started for the call) or ``"spark"`` (Spark ``local[2]``),
+            or an engine opened with :func:`sop_pipeline.planning.engines.open_engine` (to
+            reach a running cluster, or to reuse one for several calls). The models, the
+            tournament and the results are the same on every engine.
         candidates: ``"auto"`` (default, fits 10,000 series in minutes), ``"full"`` (adds
             AutoETS, CES, AutoARIMA; an order of magnitude slower) or ``"fast"`` (no ETS).
 
@@ -674,13 +694,15 @@ def forecast_demand(
         (one row per series) and ``cv`` (the long backtest frame).
 
     Raises:
-        ValueError: bad inputs (missing columns, rows after the plan month, unknown items).
-        NotImplementedError: ``engine`` other than ``"local"``.
+        ValueError: bad inputs (missing columns, rows after the plan month, unknown items)
+            or an unknown engine name.
+        EngineNotInstalledError: ``dask``/``spark`` without the cluster extras.
+        EngineConnectionError: the engine could not be started.
     """
-    if engine != "local":
-        raise NotImplementedError(
-            f"forecast engine {engine!r} is not available yet; set SOP_FORECAST_ENGINE=local "
-            "(Dask/Spark through fugue are planned for when one machine is not enough)."
+    if isinstance(engine, str) and engine not in FORECAST_ENGINES:
+        raise ValueError(
+            f"forecast engine {engine!r} is unknown; use one of {', '.join(FORECAST_ENGINES)} "
+            "(SOP_FORECAST_ENGINE)."
         )
     if candidates not in CANDIDATE_SETS:
         raise ValueError(
@@ -705,28 +727,35 @@ def forecast_demand(
     metric = np.full(n, None, dtype=object)
     naive_error = np.full(n, np.nan)
     residual_frames, cv_frames = [], []
-    for kind, members in (
-        ("smooth", ("smooth", "erratic", "seasonal")),
-        ("intermittent", ("intermittent", "lumpy")),
-    ):
-        ids = np.flatnonzero(np.isin(classes, members))
-        if ids.size == 0:
-            continue
-        t1 = time.perf_counter()
-        models = _candidate_models(kind, candidates)
-        outcome = _run_tournament(panel, ids, models, windows, n_jobs, METRIC[kind])
-        t2 = time.perf_counter()
-        fc, names = _final_forecasts(panel, outcome, models, horizon, n_jobs)
-        timings[f"backtest_{kind}"] = t2 - t1
-        timings[f"forecast_{kind}"] = time.perf_counter() - t2
-        result[ids] = fc
-        labels[ids] = names
-        best = np.min(outcome.errors, axis=1)
-        chosen_error[ids] = np.where(np.isfinite(best), best, np.nan)
-        naive_error[ids] = np.where(np.isfinite(outcome.errors[:, 0]), outcome.errors[:, 0], np.nan)
-        metric[ids] = METRIC[kind]
-        residual_frames.append(outcome.residuals)
-        cv_frames.append(outcome.cv_long)
+    with contextlib.ExitStack() as stack:
+        if isinstance(engine, str):
+            t1 = time.perf_counter()
+            engine = stack.enter_context(open_engine(engine))
+            timings["engine_start"] = time.perf_counter() - t1
+        for kind, members in (
+            ("smooth", ("smooth", "erratic", "seasonal")),
+            ("intermittent", ("intermittent", "lumpy")),
+        ):
+            ids = np.flatnonzero(np.isin(classes, members))
+            if ids.size == 0:
+                continue
+            t1 = time.perf_counter()
+            models = _candidate_models(kind, candidates)
+            outcome = _run_tournament(panel, ids, models, windows, n_jobs, METRIC[kind], engine)
+            t2 = time.perf_counter()
+            fc, names = _final_forecasts(panel, outcome, models, horizon, n_jobs, engine)
+            timings[f"backtest_{kind}"] = t2 - t1
+            timings[f"forecast_{kind}"] = time.perf_counter() - t2
+            result[ids] = fc
+            labels[ids] = names
+            best = np.min(outcome.errors, axis=1)
+            chosen_error[ids] = np.where(np.isfinite(best), best, np.nan)
+            naive_error[ids] = np.where(
+                np.isfinite(outcome.errors[:, 0]), outcome.errors[:, 0], np.nan
+            )
+            metric[ids] = METRIC[kind]
+            residual_frames.append(outcome.residuals)
+            cv_frames.append(outcome.cv_long)
 
     t3 = time.perf_counter()
     _apply_rules(panel, classes, result, labels, residual_frames, target)
@@ -766,7 +795,9 @@ def forecast_demand(
     )
     cv = _cv_output(cv_frames, panel)
     timings["total"] = time.perf_counter() - t0
-    return ForecastResult(forecast=forecast, backtest=backtest, cv=cv, timings=timings)
+    return ForecastResult(
+        forecast=forecast, backtest=backtest, cv=cv, timings=timings, engine=engine.name
+    )
 
 
 def _add_unseen_launches(
