@@ -101,7 +101,7 @@ def financials(
         inventory_value=("inventory_value", "sum"),
         volume_qty=("served_qty", "sum"),
     )
-    months = set(inv["month"])
+    months = inv["month"].unique()
     if "consensus_revenue" in plan_demand:
         dem = plan_demand.copy()
         dem["month"] = as_month_start(dem["month"])

@@ -46,7 +46,11 @@ PLAN_INVENTORY_COLUMNS = [
 # Shared helpers (used by the other planning modules) -----------------------------------
 def as_month_start(values: pd.Series) -> pd.Series:
     """Normalize a date-like column to ``datetime64[ns]`` month starts."""
-    return pd.to_datetime(values).dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
+    dates = pd.to_datetime(values)
+    if isinstance(dates.dtype, np.dtype):  # tz-naive: truncate in numpy (NaT stays NaT)
+        month = dates.to_numpy().astype("datetime64[M]").astype("datetime64[ns]")
+        return pd.Series(month, index=dates.index, name=dates.name)
+    return dates.dt.to_period("M").dt.to_timestamp().astype("datetime64[ns]")
 
 
 def require_columns(frame: pd.DataFrame, name: str, columns: Iterable[str]) -> None:

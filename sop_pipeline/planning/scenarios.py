@@ -31,7 +31,6 @@ from datetime import date, datetime
 from typing import Any
 
 import duckdb
-import numpy as np
 import pandas as pd
 
 from sop_pipeline.months import parse_month
@@ -382,7 +381,8 @@ def parse_levers(
 
 
 def _known(values: Iterable[Any]) -> set[str]:
-    return {str(v) for v in values if v is not None and not (isinstance(v, float) and np.isnan(v))}
+    """Distinct non-null values as text (unique first: columns have 100,000s of rows)."""
+    return {str(v) for v in pd.unique(pd.Series(values, dtype=object).dropna())}
 
 
 def _suggest(known: set[str]) -> str:

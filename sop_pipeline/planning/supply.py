@@ -729,19 +729,23 @@ def _repair_capacity(
         return qty
     limit = _capacity_limit(p, overtime_share)
     by_center = p.route.tocsc()
+    # series × work centers is small (10,000 × 8 at most): dense rows are read in the loop
+    # below without scipy's per-call indexing cost
+    route = p.route.toarray()
     hours = p.route.T @ qty + p.open_hours
     over = np.argwhere(hours > limit + 1e-6 * np.maximum(1.0, limit))
     for wc, t in over:
         members = by_center.indices[by_center.indptr[wc] : by_center.indptr[wc + 1]]
+        rate = route[members, wc]
         while hours[wc, t] > limit[wc, t] + 1e-6 * max(1.0, limit[wc, t]):
-            excess = (qty[members, t] - lp_qty[members, t]) * p.route[members, wc].toarray().ravel()
+            excess = (qty[members, t] - lp_qty[members, t]) * rate
             candidates = members[qty[members, t] > QTY_EPS]
             if not len(candidates):
                 break
             pick = members[np.argmax(np.where(qty[members, t] > QTY_EPS, excess, -np.inf))]
             step = min(qty[pick, t], p.min_lot[pick] if p.min_lot[pick] > QTY_EPS else qty[pick, t])
             qty[pick, t] -= step
-            hours[:, t] -= p.route[pick].toarray().ravel() * step
+            hours[:, t] -= route[pick] * step
     return qty
 
 
