@@ -1,6 +1,8 @@
 """Stage 1b, cleaning: the dbt project (staging → intermediate → marts), one asset per model.
 
-dbt tests become Dagster asset checks; error-severity ones block the planning stages.
+dbt tests become Dagster asset checks; error-severity ones block the planning stages. dbt
+builds in the warehouse SOP_WAREHOUSE names (the ``marts`` resource): the working DuckDB file,
+or PostgreSQL, whose ``raw`` schema is first brought up to date with the working file's.
 """
 
 import os
@@ -18,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.dbt_project import dbt_project
 from sop_pipeline.partitions import MONTHLY_RUNS, dbt_vars, plan_month_partitions
-from sop_pipeline.resources import SopResource
+from sop_pipeline.resources import MartsResource, SopResource
 
 
 class SopDbtTranslator(DagsterDbtTranslator):
@@ -50,11 +52,41 @@ def sop_dbt_models(
     dbt: DbtCliResource,
     sop: SopResource,
     warehouse: DuckDBResource,
+    marts: MartsResource,
 ):
     """Build and test every dbt model for the plan month (point in time via dbt vars)."""
     settings = sop.settings
-    # dbt's profile reads the path of the same working database the Python stages use
-    os.environ["SOP_WAREHOUSE_PATH"] = warehouse.database
+    if (dbt.target or "duckdb") != marts.warehouse:
+        raise ValueError(
+            f"the dbt resource's target {dbt.target!r} is not the marts warehouse "
+            f"{marts.warehouse!r}: build both resources from the same settings (build_resources)."
+        )
+    if marts.is_postgres:
+        # the dbt sources: PostgreSQL's copy of the working file's raw extract tables
+        with warehouse.get_connection() as con:
+            copied = marts.sync_raw(con)
+        context.log.info(
+            f"raw extracts copied to {marts.location}: {sum(copied.values()):,} rows "
+            f"({', '.join(f'{t} {n:,}' for t, n in copied.items() if n) or 'none changed'})"
+        )
+    # dbt's profile reads where the warehouse is from the environment: the working database
+    # the Python stages use (SOP_WAREHOUSE_PATH), or the SOP_PG_* of the marts resource
+    os.environ.update(marts.dbt_env())
     os.environ.setdefault("SOP_BASE_CURRENCY", settings.base_currency)
     args = ["build", "--vars", dbt_vars(context.partition_key, settings.horizon_months)]
-    yield from dbt.cli(args, context=context).stream().fetch_row_counts()
+    events = dbt.cli(args, context=context).stream()
+    if not marts.is_postgres:
+        yield from events.fetch_row_counts()
+        return
+    # dagster-dbt counts rows through the manifest's relation names, which name the DuckDB
+    # catalog (the manifest is parsed once, for the default target): count them in PostgreSQL
+    with marts.reader() as reader:
+        for event in events:
+            if isinstance(event, dg.Output):
+                key = context.asset_key_for_output(event.output_name)
+                if key.path[0] == "marts" and reader.has_mart(key.path[-1]):
+                    rows = reader.count_rows(key.path[-1])
+                    event = event.with_metadata(
+                        {**event.metadata, "dagster/row_count": dg.MetadataValue.int(rows)}
+                    )
+            yield event
