@@ -13,6 +13,7 @@ skip it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -429,3 +430,28 @@ def test_plan_from_postgres_marts_is_the_plan_from_duckdb_marts(homes: Homes) ->
     finally:
         published.close()
     assert versions == [(1, 0)]
+
+
+def test_cli_summary_and_pack_read_the_history_from_postgres(homes: Homes, tmp_path: Path) -> None:
+    from sop_pipeline.report.pack import WorkingInputs, read_postgres_history, read_working_inputs
+    from sop_pipeline.summary import run_summary
+
+    from_postgres = WorkingInputs()
+    read_postgres_history(homes.postgres, MONTH, from_postgres)
+    from_duckdb = read_working_inputs(homes.duckdb.warehouse_path, MONTH)
+    assert from_postgres.notes == [] and from_duckdb.notes == []
+    assert from_postgres.history is not None and len(from_postgres.history) > 0
+    _assert_frames_match(from_duckdb.history, from_postgres.history, "pack demand history")
+
+    # nothing published in this home: the summary counts the marts, in PostgreSQL
+    unpublished = dataclasses.replace(homes.postgres, sop_home=tmp_path)
+    lines = run_summary(unpublished, MONTH).splitlines()
+    assert f"PostgreSQL {homes.postgres.postgres_label}" in lines[0]
+    assert "  marts.dim_items: 20 rows" in lines
+    assert len(lines) == 5
+
+    # a server that refuses the login: the pack says so and leaves the history out
+    refused = WorkingInputs()
+    read_postgres_history(dataclasses.replace(homes.postgres, pg_password="wrong"), MONTH, refused)
+    assert refused.history is None
+    assert "SOP_PG_PASSWORD" in refused.notes[0] and "history left out" in refused.notes[0]
