@@ -24,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pandas as pd
+import psycopg2  # the postgres extra, which `make setup` installs: no skip without it
 import pytest
 from fixtures_raw import build_raw_warehouse
 from pg_server import PostgresNotAvailable, PostgresServer
@@ -35,8 +36,6 @@ from sop_pipeline.resources import MartsResource
 from sop_pipeline.runner import run_plan_month
 from sop_pipeline.settings import Settings
 from sop_pipeline.warehouse import DuckDBMarts
-
-psycopg2 = pytest.importorskip("psycopg2", reason="the postgres extra is not installed")
 
 MONTH = "2026-06"
 MARTS = sorted(
