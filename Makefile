@@ -32,7 +32,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/sqlfluff lint dbt_project/models --disable-progress-bar --nocolor
 
+# the PostgreSQL warehouse test starts its own server from Debian's packages: install them first
 test: setup lint
+	bash scripts/install_postgres.sh
 	$(BIN)/pytest -q
 
 test-slow: setup

@@ -106,6 +106,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"Demo finished in {time.monotonic() - start:.0f}s. Results under [bold]{settings.sop_home}[/]:"
     )
     console.print(f"  working database  {settings.warehouse_path}")
+    if settings.warehouse == "postgres":
+        console.print(f"  marts             PostgreSQL {settings.postgres_label}")
     console.print(f"  published (BI)    {settings.published_dir}")
     pack = settings.reports_dir / month / "index.html"
     console.print(f"  executive pack    {pack if pack.exists() else settings.reports_dir}")

@@ -47,9 +47,18 @@ class SopDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_resource() -> DbtCliResource:
-    """The dbt CLI resource, with the dbt of this virtual environment."""
-    return SopDbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE)
+def dbt_resource(target: str | None = None) -> DbtCliResource:
+    """The dbt CLI resource, with the dbt of this virtual environment.
+
+    Args:
+        target: the profiles.yml target (``duckdb`` or ``postgres``, from SOP_WAREHOUSE);
+            default: the one the environment selects.
+    """
+    return SopDbtCliResource(
+        project_dir=dbt_project,
+        dbt_executable=DBT_EXECUTABLE,
+        target=target or get_settings().dbt_target,
+    )
 
 
 def ensure_manifest() -> Path:

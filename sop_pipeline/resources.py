@@ -1,4 +1,4 @@
-"""Dagster resources: the settings of a run and the working database."""
+"""Dagster resources: the settings of a run, the working database and where the marts are."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.settings import Settings, get_settings
+from sop_pipeline.settings import WAREHOUSES, Settings, get_settings
+from sop_pipeline.warehouse import DuckDBMarts, MartReader
+
+if TYPE_CHECKING:
+    from sop_pipeline.postgres import PostgresTarget
 
 
 class SopResource(dg.ConfigurableResource):
@@ -74,14 +79,117 @@ class WarehouseResource(DuckDBResource):
             conn.close()
 
 
+class MartsResource(dg.ConfigurableResource):
+    """Where dbt builds staging, intermediate and marts, and where the Python stages read the marts.
+
+    ``warehouse`` is ``duckdb`` (the working file; the default) or ``postgres`` (the SOP_PG_*
+    settings). The PostgreSQL password is not part of this resource's config (which the
+    Dagster UI shows): it is read from SOP_PG_PASSWORD through ``Settings`` when connecting.
+    """
+
+    # the working DuckDB file (the marts are there in DuckDB mode)
+    working: WarehouseResource
+    warehouse: str = "duckdb"
+    pg_host: str = "localhost"
+    pg_port: int = 5432
+    pg_user: str = "sop"
+    pg_dbname: str = "sop"
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, working: WarehouseResource | None = None
+    ) -> MartsResource:
+        return cls(
+            working=working or WarehouseResource(database=str(settings.warehouse_path)),
+            warehouse=settings.warehouse,
+            pg_host=settings.pg_host,
+            pg_port=settings.pg_port,
+            pg_user=settings.pg_user,
+            pg_dbname=settings.pg_dbname,
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        if self.warehouse not in WAREHOUSES:
+            raise ValueError(
+                f"marts warehouse {self.warehouse!r} is unknown; use one of {', '.join(WAREHOUSES)}."
+            )
+        return self.warehouse == "postgres"
+
+    def _postgres_target(self) -> PostgresTarget:
+        from sop_pipeline.postgres import PostgresTarget
+
+        return PostgresTarget(
+            host=self.pg_host,
+            port=self.pg_port,
+            user=self.pg_user,
+            dbname=self.pg_dbname,
+            password=get_settings().pg_password,
+        )
+
+    @property
+    def location(self) -> str:
+        """Where the marts are, for logs and metadata (never the password)."""
+        if self.is_postgres:
+            return f"PostgreSQL {self._postgres_target().label}"
+        return f"DuckDB {self.working.database}"
+
+    @contextmanager
+    def reader(self) -> Iterator[MartReader]:
+        """A :class:`~sop_pipeline.warehouse.MartReader` on the marts, closed afterwards."""
+        if self.is_postgres:
+            from sop_pipeline.postgres import PostgresMarts, connect
+
+            target = self._postgres_target()
+            con = connect(target)
+            try:
+                yield PostgresMarts(con, target.label)
+            finally:
+                con.close()
+        else:
+            with self.working.get_connection() as con:
+                yield DuckDBMarts(con)
+
+    def sync_raw(self, duck: duckdb.DuckDBPyConnection) -> dict[str, int]:
+        """PostgreSQL only: copy the working file's changed raw extract months (the dbt sources).
+
+        Returns:
+            Rows copied per raw table ({} in DuckDB mode, where dbt reads the file itself).
+        """
+        if not self.is_postgres:
+            return {}
+        from sop_pipeline.contract import EXTRACTS
+        from sop_pipeline.postgres import connect, sync_raw
+
+        con = connect(self._postgres_target())
+        try:
+            return sync_raw(duck, con, list(EXTRACTS))
+        finally:
+            con.close()
+
+    def dbt_env(self) -> dict[str, str]:
+        """The variables dbt's profile reads for this warehouse (profiles.yml ``env_var``)."""
+        if not self.is_postgres:
+            return {"SOP_WAREHOUSE_PATH": self.working.database}
+        # the password is not set here: dbt reads SOP_PG_PASSWORD from the environment itself
+        return {
+            "SOP_PG_HOST": self.pg_host,
+            "SOP_PG_PORT": str(self.pg_port),
+            "SOP_PG_USER": self.pg_user,
+            "SOP_PG_DBNAME": self.pg_dbname,
+        }
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     """The resources of every asset, for ``Definitions`` and for ``dagster.materialize`` in tests."""
     from sop_pipeline.dbt_project import dbt_resource
 
     settings = settings or get_settings()
     settings.ensure_dirs()
+    working = WarehouseResource(database=str(settings.warehouse_path))
     return {
         "sop": SopResource.from_settings(settings),
-        "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
-        "dbt": dbt_resource(),
+        "warehouse": working,
+        "marts": MartsResource.from_settings(settings, working),
+        "dbt": dbt_resource(settings.dbt_target),
     }

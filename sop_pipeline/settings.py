@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -21,6 +21,12 @@ _SPARK_MASTER_RE = re.compile(
 
 STRATEGIES = ("level", "chase", "mixed")
 FORECAST_ENGINES = ("local", "dask", "spark")
+# where dbt builds staging/intermediate/marts (a target of dbt_project/profiles.yml of the
+# same name) and where the Python stages read the marts
+WAREHOUSES = ("duckdb", "postgres")
+# the PostgreSQL password is read from this variable only (never from a file in the repo);
+# dbt's profile reads the same variable
+PG_PASSWORD_VAR = "SOP_PG_PASSWORD"
 
 
 class SettingsError(ValueError):
@@ -76,8 +82,24 @@ class Settings:
     backtest_windows: int = 3
     cover_limit_days: float = 120.0
     overtime_share: float = 0.10
-    dbt_target: str = "duckdb"
+    warehouse: str = "duckdb"
+    pg_host: str = "localhost"
+    pg_port: int = 5432
+    pg_user: str = "sop"
+    pg_dbname: str = "sop"
+    # repr=False: settings are printed in logs and errors, the password never is
+    pg_password: str = field(default="", repr=False)
     dagster_home_dir: Path | None = None
+
+    @property
+    def dbt_target(self) -> str:
+        """The target of ``dbt_project/profiles.yml``: named after the warehouse."""
+        return self.warehouse
+
+    @property
+    def postgres_label(self) -> str:
+        """``user@host:port/dbname`` of the PostgreSQL warehouse, for messages (no password)."""
+        return f"{self.pg_user}@{self.pg_host}:{self.pg_port}/{self.pg_dbname}"
 
     # Paths (DESIGN §3) -------------------------------------------------------------
     @property
@@ -164,6 +186,15 @@ class Settings:
                 f"SOP_SPARK_MASTER={spark_master!r} is not a Spark master URL; use local[N] "
                 "(Spark on this machine with N cores), spark://host:7077, yarn or k8s://https://host:port."
             )
+        # SOP_DBT_TARGET is the older name of SOP_WAREHOUSE (read when SOP_WAREHOUSE is unset)
+        warehouse_var = "SOP_WAREHOUSE" if _get(env, "SOP_WAREHOUSE", "") else "SOP_DBT_TARGET"
+        warehouse = _get(env, warehouse_var, "duckdb").lower()
+        if warehouse not in WAREHOUSES:
+            raise SettingsError(
+                f"{warehouse_var}={warehouse!r} is unknown; use one of {', '.join(WAREHOUSES)} "
+                "(postgres also needs SOP_PG_HOST, SOP_PG_PORT, SOP_PG_USER, SOP_PG_DBNAME and "
+                f"{PG_PASSWORD_VAR}; see .env.example)."
+            )
         return cls(
             sop_home=home,
             base_currency=base,
@@ -179,7 +210,13 @@ class Settings:
             backtest_windows=_int(env, "SOP_BACKTEST_WINDOWS", 3, 1, 12),
             cover_limit_days=_float(env, "SOP_COVER_LIMIT_DAYS", 120.0, 1.0, 3650.0),
             overtime_share=_float(env, "SOP_OVERTIME_SHARE", 0.10, 0.0, 1.0),
-            dbt_target=_get(env, "SOP_DBT_TARGET", "duckdb"),
+            warehouse=warehouse,
+            pg_host=_get(env, "SOP_PG_HOST", "localhost"),
+            pg_port=_int(env, "SOP_PG_PORT", 5432, 1, 65535),
+            pg_user=_get(env, "SOP_PG_USER", "sop"),
+            pg_dbname=_get(env, "SOP_PG_DBNAME", "sop"),
+            # taken as it is: spaces may be part of a password
+            pg_password=env.get(PG_PASSWORD_VAR, ""),
             dagster_home_dir=(
                 Path(env["DAGSTER_HOME"]).expanduser().resolve()
                 if env.get("DAGSTER_HOME", "").strip()

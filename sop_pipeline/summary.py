@@ -62,16 +62,38 @@ def run_summary(settings: Settings, month: str) -> str:
             con.close()
     if not lines:
         wh = settings.warehouse_path
-        con = duckdb.connect(str(wh), read_only=True)
-        try:
-            lines.append(f"Plan month {month} processed into {wh}:")
-            if table_exists(con, "marts", "fct_demand_history"):
-                for table in ("dim_items", "fct_demand_history", "fct_capacity", "fct_open_supply"):
-                    n = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
-                    lines.append(f"  marts.{table}: {n:,} rows")
-        finally:
-            con.close()
+        if settings.warehouse == "postgres":
+            lines.append(
+                f"Plan month {month} processed into {wh} and PostgreSQL {settings.postgres_label}:"
+            )
+            lines.extend(_postgres_mart_counts(settings))
+        else:
+            con = duckdb.connect(str(wh), read_only=True)
+            try:
+                lines.append(f"Plan month {month} processed into {wh}:")
+                if table_exists(con, "marts", "fct_demand_history"):
+                    for table in _SUMMARY_MARTS:
+                        n = con.execute(f"select count(*) from marts.{table}").fetchone()[0]
+                        lines.append(f"  marts.{table}: {n:,} rows")
+            finally:
+                con.close()
     return "\n".join(lines)
+
+
+_SUMMARY_MARTS = ("dim_items", "fct_demand_history", "fct_capacity", "fct_open_supply")
+
+
+def _postgres_mart_counts(settings: Settings) -> list[str]:
+    """Row counts of the summary marts in PostgreSQL, or why they cannot be read."""
+    from sop_pipeline.postgres import WarehouseError, open_marts
+
+    try:
+        with open_marts(settings) as marts:
+            if not marts.has_mart("fct_demand_history"):
+                return []
+            return [f"  marts.{t}: {marts.count_rows(t):,} rows" for t in _SUMMARY_MARTS]
+    except WarehouseError as exc:
+        return [f"  marts not read: {exc}"]
 
 
 def status(settings: Settings) -> list[str]:

@@ -1,13 +1,16 @@
 """The pipeline's working DuckDB file: connection and the few write/read helpers every stage uses.
 
 BI never opens this file (it reads ``published/``). Names that reach SQL are checked against
-an allow-list pattern first.
+an allow-list pattern first. The marts are read through a :class:`MartReader`: this file's
+``marts`` schema (:class:`DuckDBMarts`) or PostgreSQL's (``sop_pipeline.postgres``), as
+SOP_WAREHOUSE says; plan tables are always in this file.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pandas as pd
@@ -126,11 +129,54 @@ def read_plan_history(
     ).df()
 
 
+class MartReader(Protocol):
+    """Where the Python stages read the dbt marts: the working DuckDB file or PostgreSQL.
+
+    Both implementations return the same DataFrame for the same mart: its columns in
+    contract order, DuckDB's dtypes (DATE columns as datetime64, DOUBLE as float64) and rows
+    sorted by every column (float sums over a frame depend on its row order).
+    """
+
+    location: str
+
+    def has_mart(self, name: str) -> bool: ...
+
+    def count_rows(self, name: str) -> int: ...
+
+    def read_mart(self, name: str) -> pd.DataFrame: ...
+
+
+class DuckDBMarts:
+    """The marts in the working DuckDB file (SOP_WAREHOUSE=duckdb, the default)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+        self.location = "the working DuckDB file"
+
+    def has_mart(self, name: str) -> bool:
+        """Whether ``marts.<name>`` exists."""
+        return table_exists(self._con, "marts", check_name(name, "mart"))
+
+    def count_rows(self, name: str) -> int:
+        """Rows of ``marts.<name>``."""
+        check_name(name, "mart")
+        return int(self._con.execute(f"select count(*) from marts.{name}").fetchone()[0])
+
+    def read_mart(self, name: str) -> pd.DataFrame:
+        """``marts.<name>`` as a DataFrame; DATE columns become datetime64."""
+        return read_mart(self._con, name)
+
+
 def read_mart(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
-    """A dbt mart (schema ``marts``) as a DataFrame; DATE columns become datetime64."""
+    """A dbt mart (schema ``marts``) of a DuckDB file as a DataFrame; DATE columns become datetime64."""
     check_name(name, "mart")
     # a fixed row order: DuckDB returns rows in any order, and float sums depend on it
     df = con.execute(f"select * from marts.{name} order by all").df()
+    return finish_mart_frame(df)
+
+
+def finish_mart_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Turn columns of ``datetime.date`` objects into datetime64 (every mart reader's last step)."""
     for col in df.columns:
         if df[col].dtype == object and len(df) and _looks_like_date(df[col]):
             df[col] = pd.to_datetime(df[col])

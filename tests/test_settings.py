@@ -31,6 +31,9 @@ def test_defaults_put_everything_under_sop_home(tmp_path: Path) -> None:
         ("SOP_STRATEGY", "random", "level, chase, mixed"),
         ("SOP_PARTITION_START", "2020/01", "YYYY-MM"),
         ("SOP_SERVICE_LEVEL", "1.5", "between"),
+        ("SOP_WAREHOUSE", "oracle", "duckdb, postgres"),
+        ("SOP_DBT_TARGET", "snowflake", "duckdb, postgres"),
+        ("SOP_PG_PORT", "70000", "between 1 and 65535"),
     ],
 )
 def test_bad_settings_say_which_variable_and_how_to_fix(
@@ -40,6 +43,27 @@ def test_bad_settings_say_which_variable_and_how_to_fix(
         Settings.from_env({name: value})
     assert name in str(exc.value)
     assert fragment in str(exc.value)
+
+
+def test_warehouse_selects_the_dbt_target_and_keeps_the_password_out_of_repr() -> None:
+    assert Settings.from_env({}).warehouse == "duckdb"
+    assert Settings.from_env({}).dbt_target == "duckdb"
+    s = Settings.from_env(
+        {
+            "SOP_WAREHOUSE": "Postgres",
+            "SOP_PG_HOST": "db.internal",
+            "SOP_PG_PORT": "6543",
+            "SOP_PG_PASSWORD": " s3cret pass ",
+        }
+    )
+    assert (s.warehouse, s.dbt_target) == ("postgres", "postgres")
+    assert s.postgres_label == "sop@db.internal:6543/sop"
+    assert s.pg_password == " s3cret pass "  # as given: spaces may belong to a password
+    assert "s3cret" not in repr(s) and "s3cret" not in s.postgres_label
+    # SOP_DBT_TARGET is the older name: read only when SOP_WAREHOUSE is unset
+    assert Settings.from_env({"SOP_DBT_TARGET": "postgres"}).warehouse == "postgres"
+    both = {"SOP_WAREHOUSE": "duckdb", "SOP_DBT_TARGET": "postgres"}
+    assert Settings.from_env(both).warehouse == "duckdb"
 
 
 def test_horizon_window_for_dbt() -> None:

@@ -12,10 +12,12 @@
 {%- endmacro %}
 
 {#- Transaction extracts: the row of the latest extract month wins per key (a later
-    extract may restate a row); within one file the last line wins. -#}
-{% macro latest_extract_wins(key_columns) -%}
-    qualify row_number() over (
+    extract may restate a row); within one file the last line wins. The winner is the row
+    where this rank is 1 (a window expression: filter on it in the next CTE, which works
+    on every warehouse, unlike DuckDB's `qualify`). -#}
+{% macro latest_extract_rank(key_columns) -%}
+    row_number() over (
         partition by {{ key_columns | join(', ') }}
         order by _extract_month desc, _source_row desc
-    ) = 1
+    )
 {%- endmacro %}

@@ -6,8 +6,8 @@ from dagster_duckdb import DuckDBResource
 from sop_pipeline.assets._meta import family_forecast_png, preview
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
-from sop_pipeline.resources import SopResource
-from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
+from sop_pipeline.resources import MartsResource, SopResource
+from sop_pipeline.warehouse import read_plan, replace_plan_rows
 
 DEMAND_TAGS = {"sop_step": "demand_review"}
 OWNERS = ["team:demand-planning"]
@@ -26,7 +26,12 @@ OWNERS = ["team:demand-planning"]
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
-def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
+def stat_forecast(
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
+):
     """Run the per-series model tournament and keep the forecast and its backtest.
 
     When history, items, settings and code are what they were at this month's last run, the
@@ -42,9 +47,9 @@ def stat_forecast(context: dg.AssetExecutionContext, sop: SopResource, warehouse
 
     settings = sop.settings
     month = context.partition_key
-    with warehouse.get_connection() as con:
-        history = read_mart(con, "fct_demand_history")
-        items = read_mart(con, "dim_items")
+    with marts.reader() as mart:
+        history = mart.read_mart("fct_demand_history")
+        items = mart.read_mart("dim_items")
     history = history[["item_id", "location_id", "month", "demand_qty"]]
     code = incremental.code_version(*FORECAST_CODE)
     fp = incremental.fingerprint(
@@ -159,18 +164,18 @@ def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.Met
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
-def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource):
     """Statistical forecast + weighted CRM pipeline + planner overrides → consensus."""
     from sop_pipeline.planning.consensus import build_consensus
     from sop_pipeline.planning.forecast import snapshot_rows
 
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         stat = read_plan(con, "stat_forecast", month)
-        items = read_mart(con, "dim_items")
-        pipeline = read_mart(con, "fct_crm_pipeline")
-        overrides = read_mart(con, "fct_demand_overrides")
-        history = read_mart(con, "fct_demand_history")
+        items = mart.read_mart("dim_items")
+        pipeline = mart.read_mart("fct_crm_pipeline")
+        overrides = mart.read_mart("fct_demand_overrides")
+        history = mart.read_mart("fct_demand_history")
     result = build_consensus(stat, items, pipeline, overrides, history, month)
     demand = result.plan_demand
     # Keep what this plan month expected, by lag, so later months can score it

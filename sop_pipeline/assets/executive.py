@@ -8,8 +8,8 @@ from sop_pipeline.assets._meta import preview
 from sop_pipeline.months import month_key, month_start, parse_month
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
-from sop_pipeline.resources import SopResource
-from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows, table_exists
+from sop_pipeline.resources import MartsResource, SopResource
+from sop_pipeline.warehouse import read_plan, replace_plan_rows, table_exists
 
 EXEC_TAGS = {"sop_step": "executive_sop"}
 OWNERS = ["team:sop-process"]
@@ -29,17 +29,21 @@ OWNERS = ["team:sop-process"]
 )
 @no_retry_on_validation()
 def scenario_comparison(
-    context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
 ):
     """Re-plan supply and finance for each scenario of the month's scenarios file."""
     from sop_pipeline.planning.scenarios import ScenarioInputs, read_scenarios, run_scenarios
 
     settings = sop.settings
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         inputs = ScenarioInputs.from_warehouse(
             con,
             month,
+            marts=mart,
             strategy=settings.strategy,
             service_level=settings.service_level,
             overtime_share=settings.overtime_share,
@@ -79,13 +83,15 @@ def scenario_comparison(
     kinds={"python", "duckdb"},
     pool="sop_warehouse",
 )
-def plan_waterfall(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def plan_waterfall(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+):
     """Bridge last month's plan to this month's: new actuals, model, CRM, overrides, capacity."""
     from sop_pipeline.planning.waterfall import check_waterfall, plan_change_waterfall
 
     month = context.partition_key
     previous = month_key(month_start(parse_month(month), -1))
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         cur = {
             t: read_plan(con, t, month)
             for t in ("plan_demand", "plan_inventory", "backtest_results")
@@ -94,7 +100,7 @@ def plan_waterfall(context: dg.AssetExecutionContext, warehouse: DuckDBResource)
         for t in ("plan_demand", "plan_inventory", "backtest_results"):
             frame = read_plan(con, t, previous) if table_exists(con, "plan", t) else pd.DataFrame()
             prev[t] = frame if len(frame) else None
-        items = read_mart(con, "dim_items")
+        items = mart.read_mart("dim_items")
     if prev["plan_demand"] is None:
         out = pd.DataFrame(columns=["family", "component", "qty", "revenue", "sort_order"])
         context.log.info(f"no plan of {previous} in the working database: no waterfall for {month}")

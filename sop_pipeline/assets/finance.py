@@ -5,7 +5,8 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import preview
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
-from sop_pipeline.warehouse import read_mart, read_plan, read_plan_history, replace_plan_rows
+from sop_pipeline.resources import MartsResource
+from sop_pipeline.warehouse import read_plan, read_plan_history, replace_plan_rows
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
 OWNERS = ["team:finance"]
@@ -35,16 +36,18 @@ OWNERS = ["team:finance"]
     ],
     pool="sop_warehouse",
 )
-def plan_financials(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def plan_financials(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+):
     """Value the constrained plan (served units × price/cost) and compare with the AOP."""
     from sop_pipeline.planning.finance import check_finance_matches_units, financials
 
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         demand = read_plan(con, "plan_demand", month)
         inv = read_plan(con, "plan_inventory", month)
-        items = read_mart(con, "dim_items")
-        aop = read_mart(con, "fct_aop_targets")
+        items = mart.read_mart("dim_items")
+        aop = mart.read_mart("fct_aop_targets")
     out = financials(demand, inv, items, aop)
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "plan_financials", out, month)
@@ -82,15 +85,17 @@ def plan_financials(context: dg.AssetExecutionContext, warehouse: DuckDBResource
     kinds={"python", "duckdb"},
     pool="sop_warehouse",
 )
-def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def forecast_accuracy(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+):
     """Score every earlier plan's forecast snapshot against the actuals known at this close."""
     from sop_pipeline.planning.accuracy import forecast_accuracy as score
 
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         snapshots = read_plan_history(con, "forecast_snapshots", month)
-        history = read_mart(con, "fct_demand_history")
-        items = read_mart(con, "dim_items")
+        history = mart.read_mart("fct_demand_history")
+        items = mart.read_mart("dim_items")
     out = score(snapshots, history[["item_id", "location_id", "month", "demand_qty"]], items)
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "forecast_accuracy", out, month)
@@ -125,25 +130,27 @@ def forecast_accuracy(context: dg.AssetExecutionContext, warehouse: DuckDBResour
     kinds={"python", "duckdb"},
     pool="sop_warehouse",
 )
-def kpi_scorecard(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def kpi_scorecard(
+    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+):
     """Past KPIs from actuals and earlier plans, forward KPIs from the new plan."""
     from sop_pipeline.planning.kpis import KpiInputs
     from sop_pipeline.planning.kpis import kpi_scorecard as scorecard
 
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         inputs = KpiInputs(
-            order_lines=read_mart(con, "fct_order_lines"),
-            production_orders=read_mart(con, "fct_production_orders"),
-            inventory_history=read_mart(con, "fct_inventory_history"),
-            inventory_position=read_mart(con, "fct_inventory_position"),
-            demand_history=read_mart(con, "fct_demand_history"),
+            order_lines=mart.read_mart("fct_order_lines"),
+            production_orders=mart.read_mart("fct_production_orders"),
+            inventory_history=mart.read_mart("fct_inventory_history"),
+            inventory_position=mart.read_mart("fct_inventory_position"),
+            demand_history=mart.read_mart("fct_demand_history"),
             plan_demand=read_plan(con, "plan_demand", month),
             plan_capacity=read_plan(con, "plan_capacity", month),
             plan_financials=read_plan(con, "plan_financials", month),
-            aop=read_mart(con, "fct_aop_targets"),
+            aop=mart.read_mart("fct_aop_targets"),
             accuracy=read_plan(con, "forecast_accuracy", month),
-            items=read_mart(con, "dim_items"),
+            items=mart.read_mart("dim_items"),
             snapshots=read_plan_history(con, "forecast_snapshots", month),
         )
     out = scorecard(inputs, month)

@@ -7,8 +7,8 @@ from dagster_duckdb import DuckDBResource
 from sop_pipeline.assets._meta import preview
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
-from sop_pipeline.resources import SopResource
-from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
+from sop_pipeline.resources import MartsResource, SopResource
+from sop_pipeline.warehouse import read_plan, replace_plan_rows
 
 SUPPLY_TAGS = {"sop_step": "supply_review"}
 OWNERS = ["team:supply-planning"]
@@ -98,7 +98,12 @@ def _check_result(name: str, asset: str, messages: list[str]) -> dg.AssetCheckRe
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
-def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
+def supply_plan(
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
+):
     """Plan production and purchases against capacity (HiGHS LP) and project inventory."""
     from sop_pipeline.planning.capacity import check_capacity
     from sop_pipeline.planning.inventory import (
@@ -111,13 +116,13 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
 
     settings = sop.settings
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         demand = read_plan(con, "plan_demand", month)
-        items = read_mart(con, "dim_items")
-        routings = read_mart(con, "fct_routings")
-        capacity = read_mart(con, "fct_capacity")
-        position = read_mart(con, "fct_inventory_position")
-        open_supply = read_mart(con, "fct_open_supply")
+        items = mart.read_mart("dim_items")
+        routings = mart.read_mart("fct_routings")
+        capacity = mart.read_mart("fct_capacity")
+        position = mart.read_mart("fct_inventory_position")
+        open_supply = mart.read_mart("fct_open_supply")
     ss = safety_stock(demand, items, service_level=settings.service_level)
     result = plan_supply(
         demand,
@@ -227,15 +232,15 @@ def supply_plan(context: dg.AssetExecutionContext, sop: SopResource, warehouse: 
     kinds={"python", "duckdb"},
     pool="sop_warehouse",
 )
-def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
+def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource):
     """Family × month gaps between consensus demand and what the constrained plan serves."""
     from sop_pipeline.planning.finance import gaps
 
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         demand = read_plan(con, "plan_demand", month)
         inv = read_plan(con, "plan_inventory", month)
-        items = read_mart(con, "dim_items")
+        items = mart.read_mart("dim_items")
     out = gaps(demand, inv, items)
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "plan_gaps", out, month)
@@ -263,17 +268,22 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource):
     kinds={"python", "duckdb"},
     pool="sop_warehouse",
 )
-def plan_exceptions(context: dg.AssetExecutionContext, sop: SopResource, warehouse: DuckDBResource):
+def plan_exceptions(
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
+):
     """Exceptions list with a reason and the binding constraint for each."""
     from sop_pipeline.planning.exceptions import find_exceptions
 
     settings = sop.settings
     month = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.get_connection() as con, marts.reader() as mart:
         cap = read_plan(con, "plan_capacity", month)
         inv = read_plan(con, "plan_inventory", month)
-        items = read_mart(con, "dim_items")
-        routings = read_mart(con, "fct_routings")
+        items = mart.read_mart("dim_items")
+        routings = mart.read_mart("fct_routings")
     out = find_exceptions(
         cap,
         inv,

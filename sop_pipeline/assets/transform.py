@@ -1,6 +1,8 @@
 """Stage 1b, cleaning: the dbt project (staging → intermediate → marts), one asset per model.
 
-dbt tests become Dagster asset checks; error-severity ones block the planning stages.
+dbt tests become Dagster asset checks; error-severity ones block the planning stages. dbt
+builds in the warehouse SOP_WAREHOUSE names (the ``marts`` resource): the working DuckDB file,
+or PostgreSQL, whose ``raw`` schema is first brought up to date with the working file's.
 """
 
 import os
@@ -18,7 +20,7 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.dbt_project import dbt_project
 from sop_pipeline.partitions import MONTHLY_RUNS, dbt_vars, plan_month_partitions
-from sop_pipeline.resources import SopResource
+from sop_pipeline.resources import MartsResource, SopResource
 from sop_pipeline.warehouse import check_name
 
 
@@ -51,6 +53,7 @@ def sop_dbt_models(
     dbt: DbtCliResource,
     sop: SopResource,
     warehouse: DuckDBResource,
+    marts: MartsResource,
 ):
     """Build and test every dbt model for the plan month (point in time via dbt vars).
 
@@ -62,13 +65,29 @@ def sop_dbt_models(
 
     settings = sop.settings
     month = context.partition_key
-    # dbt's profile reads the path of the same working database the Python stages use
-    os.environ["SOP_WAREHOUSE_PATH"] = warehouse.database
+    if (dbt.target or "duckdb") != marts.warehouse:
+        raise ValueError(
+            f"the dbt resource's target {dbt.target!r} is not the marts warehouse "
+            f"{marts.warehouse!r}: build both resources from the same settings (build_resources)."
+        )
+    if marts.is_postgres:
+        # the dbt sources: PostgreSQL's copy of the working file's raw extract tables
+        with warehouse.get_connection() as con:
+            copied = marts.sync_raw(con)
+        context.log.info(
+            f"raw extracts copied to {marts.location}: {sum(copied.values()):,} rows "
+            f"({', '.join(f'{t} {n:,}' for t, n in copied.items() if n) or 'none changed'})"
+        )
+    # dbt's profile reads where the warehouse is from the environment: the working database
+    # the Python stages use (SOP_WAREHOUSE_PATH), or the SOP_PG_* of the marts resource
+    os.environ.update(marts.dbt_env())
     os.environ.setdefault("SOP_BASE_CURRENCY", settings.base_currency)
     variables = dbt_vars(month, settings.horizon_months)
+    # reuse is for the DuckDB warehouse, whose tables the record can count
+    incremental_ok = not context.is_subset and not marts.is_postgres
     with warehouse.get_connection() as con:
         fp, code = _dbt_fingerprint(con, variables, settings)
-        reuse = None if context.is_subset else incremental.find_reusable(con, *DBT_STAGE, fp)
+        reuse = incremental.find_reusable(con, *DBT_STAGE, fp) if incremental_ok else None
         if reuse is None:
             # a build killed half way must not leave a record that vouches for its tables
             incremental.forget(con, *DBT_STAGE)
@@ -89,8 +108,16 @@ def sop_dbt_models(
         events.extend(dbt.cli(["build", "--vars", variables], context=context).stream())
     except Exception as exc:  # re-raised below, after the results that did come
         error = exc
-    counts = _table_row_counts(warehouse)
+    counts = _table_row_counts(warehouse) if not marts.is_postgres else {}
     by_model = {k.rsplit(".", 1)[-1]: v for k, v in counts.items()}
+    if marts.is_postgres:
+        # the manifest names the DuckDB catalog: count the marts in PostgreSQL instead
+        with marts.reader() as reader:
+            by_model = {
+                key.path[-1]: reader.count_rows(key.path[-1])
+                for key in context.assets_def.keys
+                if key.path[0] == "marts" and reader.has_mart(key.path[-1])
+            }
     for event in events:
         name = (event.metadata or {}).get("unique_id") if isinstance(event, dg.Output) else None
         model = str(getattr(name, "value", name) or "").rsplit(".", 1)[-1]
@@ -101,7 +128,7 @@ def sop_dbt_models(
     if error is not None:
         raise error
     tests = sum(isinstance(e, dg.AssetCheckResult) and e.passed for e in events)
-    if not context.is_subset:
+    if incremental_ok:
         with warehouse.get_connection() as con:
             tables = incremental.tables_rows(con, counts, "")
             incremental.record(

@@ -44,7 +44,7 @@ from sop_pipeline.planning.inventory import (
 )
 from sop_pipeline.planning.supply import SupplyResult, plan_supply
 from sop_pipeline.settings import STRATEGIES
-from sop_pipeline.warehouse import read_mart, read_plan, table_exists
+from sop_pipeline.warehouse import DuckDBMarts, MartReader, read_plan, table_exists
 
 SCENARIO_COMPARISON_COLUMNS = [
     "scenario",
@@ -173,6 +173,7 @@ class ScenarioInputs:
         con: duckdb.DuckDBPyConnection,
         plan_month: str,
         *,
+        marts: MartReader | None = None,
         strategy: str = "mixed",
         service_level: float = 0.95,
         overtime_share: float = 0.10,
@@ -182,6 +183,7 @@ class ScenarioInputs:
         Args:
             con: connection to the working DuckDB (read-only is enough).
             plan_month: ``YYYY-MM`` whose ``plan.plan_demand`` rows and marts to read.
+            marts: where the marts are (default: the marts schema of ``con``'s file).
             strategy: settings ``strategy`` of the base plan.
             service_level: settings ``service_level``.
             overtime_share: settings ``overtime_share``.
@@ -189,14 +191,15 @@ class ScenarioInputs:
         Returns:
             The inputs the supply and finance assets planned the base from.
         """
+        marts = marts or DuckDBMarts(con)
         return cls(
             plan_demand=read_plan(con, "plan_demand", plan_month),
-            items=read_mart(con, "dim_items"),
-            routings=read_mart(con, "fct_routings"),
-            capacity=read_mart(con, "fct_capacity"),
-            inventory_position=read_mart(con, "fct_inventory_position"),
-            open_supply=read_mart(con, "fct_open_supply"),
-            aop=read_mart(con, "fct_aop_targets"),
+            items=marts.read_mart("dim_items"),
+            routings=marts.read_mart("fct_routings"),
+            capacity=marts.read_mart("fct_capacity"),
+            inventory_position=marts.read_mart("fct_inventory_position"),
+            open_supply=marts.read_mart("fct_open_supply"),
+            aop=marts.read_mart("fct_aop_targets"),
             strategy=strategy,
             service_level=service_level,
             overtime_share=overtime_share,

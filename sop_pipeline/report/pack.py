@@ -1585,7 +1585,9 @@ class WorkingInputs:
     notes: list[str] = field(default_factory=list)
 
 
-def read_working_inputs(warehouse_path: Path, month: str, attempts: int = 5) -> WorkingInputs:
+def read_working_inputs(
+    warehouse_path: Path, month: str, attempts: int = 5, *, with_history: bool = True
+) -> WorkingInputs:
     """Demand history, exceptions and waterfall of ``month`` from the working database.
 
     The working database is the pipeline's; a running pipeline may hold its write lock, so
@@ -1595,13 +1597,17 @@ def read_working_inputs(warehouse_path: Path, month: str, attempts: int = 5) -> 
         warehouse_path: ``$SOP_HOME/warehouse/sop.duckdb``.
         month: plan month ``YYYY-MM``.
         attempts: tries to open the file, one second apart.
+        with_history: read the demand history from this file's marts (False when the marts
+            are in PostgreSQL: see :func:`read_postgres_history`).
 
     Returns:
         The frames found (None where a table is missing) and notes for the pack.
     """
     out = WorkingInputs()
+    left_out = "demand history and exceptions" if with_history else "exceptions"
     if not Path(warehouse_path).exists():
-        out.notes.append(f"No working database at {warehouse_path}: demand history left out.")
+        if with_history:
+            out.notes.append(f"No working database at {warehouse_path}: demand history left out.")
         return out
     con = None
     for attempt in range(attempts):
@@ -1613,8 +1619,8 @@ def read_working_inputs(warehouse_path: Path, month: str, attempts: int = 5) -> 
                 time.sleep(1.0)
     if con is None:
         out.notes.append(
-            f"The working database {warehouse_path} was locked by a running pipeline: demand "
-            "history and exceptions left out; run `sop report` again later."
+            f"The working database {warehouse_path} was locked by a running pipeline: "
+            f"{left_out} left out; run `sop report` again later."
         )
         return out
     end = parse_month(month)
@@ -1627,6 +1633,8 @@ def read_working_inputs(warehouse_path: Path, month: str, attempts: int = 5) -> 
         "exceptions": ("SELECT * FROM plan.plan_exceptions WHERE plan_month = $m", {"m": month}),
         "waterfall": ("SELECT * FROM plan.plan_waterfall WHERE plan_month = $m", {"m": month}),
     }
+    if not with_history:
+        del queries["history"]
     try:
         for attr, (sql, params) in queries.items():
             try:
@@ -1636,15 +1644,48 @@ def read_working_inputs(warehouse_path: Path, month: str, attempts: int = 5) -> 
                     out.notes.append("marts.fct_demand_history is missing: history left out.")
     finally:
         con.close()
-    if out.history is not None and out.history.empty:
-        out.notes.append(
-            f"The working database holds no demand history up to {month} (it was last built "
-            "for another month): history left out."
-        )
-        out.history = None
+    _drop_empty_history(out, month, "The working database")
     if out.waterfall is not None and out.waterfall.empty:
         out.waterfall = None  # the first plan month has no previous plan to bridge from
     return out
+
+
+def _drop_empty_history(out: WorkingInputs, month: str, where: str) -> None:
+    if out.history is not None and out.history.empty:
+        out.notes.append(
+            f"{where} holds no demand history up to {month} (it was last built "
+            "for another month): history left out."
+        )
+        out.history = None
+
+
+def read_postgres_history(settings: Settings, month: str, out: WorkingInputs) -> None:
+    """Put the demand history of ``month`` from the PostgreSQL marts into ``out`` (SOP_WAREHOUSE=postgres).
+
+    The same family × month sums the DuckDB path queries; a server that cannot be reached
+    or a missing mart leaves the history out with a note, as a locked working file does.
+
+    Args:
+        settings: pipeline settings (SOP_PG_*).
+        month: plan month ``YYYY-MM``.
+        out: the working inputs to complete.
+    """
+    from sop_pipeline.postgres import WarehouseError, open_marts
+
+    try:
+        with open_marts(settings) as marts:
+            history = marts.read_mart("fct_demand_history")
+    except WarehouseError as exc:
+        out.notes.append(f"The PostgreSQL warehouse could not be read ({exc}): history left out.")
+        return
+    except LookupError:
+        out.notes.append("marts.fct_demand_history is missing in PostgreSQL: history left out.")
+        return
+    history = history[history["month"] <= pd.Timestamp(parse_month(month))]
+    out.history = history.groupby(["family", "month"], as_index=False, dropna=False)[
+        "demand_qty"
+    ].sum()
+    _drop_empty_history(out, month, f"PostgreSQL {settings.postgres_label}")
 
 
 def write_pack_from_published(settings: Settings, month: str) -> Path:
@@ -1665,7 +1706,10 @@ def write_pack_from_published(settings: Settings, month: str) -> Path:
     Raises:
         ReportError: the month is not published.
     """
-    working = read_working_inputs(settings.warehouse_path, month)
+    postgres = settings.warehouse == "postgres"
+    working = read_working_inputs(settings.warehouse_path, month, with_history=not postgres)
+    if postgres:
+        read_postgres_history(settings, month, working)
     data = load_pack_data(
         settings.published_dir,
         month,
@@ -1686,5 +1730,6 @@ __all__ = [
     "load_pack_data",
     "write_pack",
     "read_working_inputs",
+    "read_postgres_history",
     "write_pack_from_published",
 ]

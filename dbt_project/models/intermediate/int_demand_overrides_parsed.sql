@@ -44,8 +44,9 @@ parsed as (
             else 'unknown'
         end as scope_type,
         case
-            when regexp_full_match(overrides.adjustment, '[+-]?[0-9]+(\.[0-9]+)?%') then 'pct'
-            when regexp_full_match(overrides.adjustment, '[+-]?[0-9]+(\.[0-9]+)?') then 'qty'
+            -- `~` with ^...$ is a whole-string regex match on DuckDB and PostgreSQL alike
+            when overrides.adjustment ~ '^[+-]?[0-9]+(\.[0-9]+)?%$' then 'pct'
+            when overrides.adjustment ~ '^[+-]?[0-9]+(\.[0-9]+)?$' then 'qty'
         end as adjustment_type
     from overrides
     left join item_ids
@@ -63,8 +64,8 @@ final as (
         month,
         adjustment_type,
         case adjustment_type
-            when 'pct' then cast(rtrim(adjustment, '%') as double) / 100
-            when 'qty' then cast(adjustment as double)
+            when 'pct' then cast(rtrim(adjustment, '%') as double precision) / 100
+            when 'qty' then cast(adjustment as double precision)
         end as adjustment_value,
         adjustment as adjustment_text,
         reason_code,

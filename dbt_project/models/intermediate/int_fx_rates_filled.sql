@@ -71,7 +71,7 @@ bounds as (
 
 spine as (
 
-    select unnest(generate_series(first_month, last_month, interval 1 month)) as spine_month
+    select {{ month_series('first_month', 'last_month') }} as spine_month
     from bounds
 
 ),
@@ -93,27 +93,42 @@ grid as (
 
 ),
 
-filled as (
+quoted as (
 
     select
         grid.currency,
         grid.month,
         fx_rates.rate_to_base as quoted_rate,
-        last_value(fx_rates.rate_to_base ignore nulls) over (
+        -- quoted months so far: a quoted month and the unquoted months after it share a count
+        count(fx_rates.rate_to_base) over (
             partition by grid.currency
             order by grid.month
             rows between unbounded preceding and current row
-        ) as carried_rate,
-        first_value(fx_rates.rate_to_base ignore nulls) over (
-            partition by grid.currency
-            order by grid.month
-            rows between unbounded preceding and unbounded following
-        ) as first_rate
+        ) as quotes_so_far
     from grid
     left join fx_rates
         on
             grid.currency = fx_rates.currency
             and grid.month = fx_rates.month
+
+),
+
+filled as (
+
+    -- (`ignore nulls` in last_value/first_value is not portable: same result, plain SQL)
+    select
+        currency,
+        month,
+        quoted_rate,
+        -- the latest quote up to the month: the one quote of its quotes_so_far group
+        max(quoted_rate) over (partition by currency, quotes_so_far) as carried_rate,
+        -- the earliest quote: quoted months first, then by month
+        first_value(quoted_rate) over (
+            partition by currency
+            order by case when quoted_rate is null then 1 else 0 end, month
+            rows between unbounded preceding and unbounded following
+        ) as first_rate
+    from quoted
 
 ),
 
@@ -126,7 +141,7 @@ final as (
             case
                 when currency = '{{ var("base_currency") }}' then 1
                 else coalesce(carried_rate, first_rate)
-            end as double
+            end as double precision
         ) as rate_to_base,
         quoted_rate is not null or currency = '{{ var("base_currency") }}' as is_quoted
     from filled

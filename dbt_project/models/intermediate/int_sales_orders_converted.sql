@@ -19,7 +19,7 @@ final as (
     select
         sales_orders.*,
         fx_rates.rate_to_base,
-        cast(sales_orders.unit_price as double) * fx_rates.rate_to_base as unit_price_base
+        cast(sales_orders.unit_price as double precision) * fx_rates.rate_to_base as unit_price_base
     from sales_orders
     left join fx_rates
         on

@@ -24,20 +24,23 @@ quantities as (
         cast(date_trunc('month', requested_date) as date) as requested_month,
         case
             when status = 'returned' then 0
-            else cast(qty_ordered as double)
+            else cast(qty_ordered as double precision)
         end as ordered_qty,
         case
             when status = 'cancelled'
-                then greatest(cast(qty_ordered as double) - coalesce(cast(qty_shipped as double), 0), 0)
+                then greatest(
+                    cast(qty_ordered as double precision) - coalesce(cast(qty_shipped as double precision), 0),
+                    0
+                )
             else 0
         end as cancelled_qty,
         case
-            when status = 'returned' then abs(cast(qty_ordered as double))
+            when status = 'returned' then abs(cast(qty_ordered as double precision))
             else 0
         end as returned_qty,
         case
             when status = 'returned' then 0
-            else coalesce(cast(qty_shipped as double), 0)
+            else coalesce(cast(qty_shipped as double precision), 0)
         end as shipped_qty
     from sales_orders
 

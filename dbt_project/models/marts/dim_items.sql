@@ -34,17 +34,27 @@ made_items as (
 
 ),
 
-main_suppliers as (
+ranked_suppliers as (
 
     -- latest order date wins; po_id breaks ties so the result is deterministic
     select
         item_id,
-        supplier_id
+        supplier_id,
+        row_number() over (
+            partition by item_id order by order_date desc, po_id desc
+        ) as supplier_rank
     from purchase_orders
     where supplier_id is not null
-    qualify row_number() over (
-        partition by item_id order by order_date desc, po_id desc
-    ) = 1
+
+),
+
+main_suppliers as (
+
+    select
+        item_id,
+        supplier_id
+    from ranked_suppliers
+    where supplier_rank = 1
 
 ),
 
@@ -56,14 +66,14 @@ final as (
         cast(items.family as varchar) as family,
         cast(items.category as varchar) as category,
         cast(items.uom as varchar) as uom,
-        cast(items.unit_cost as double) * fx_rates.rate_to_base as unit_cost,
-        cast(items.unit_price as double) * fx_rates.rate_to_base as unit_price,
+        cast(items.unit_cost as double precision) * fx_rates.rate_to_base as unit_cost,
+        cast(items.unit_price as double precision) * fx_rates.rate_to_base as unit_price,
         cast(items.currency as varchar) as currency,
         cast(items.lifecycle_status as varchar) as lifecycle_status,
         cast(items.launch_date as date) as launch_date,
         cast(items.eol_date as date) as eol_date,
         cast(items.lead_time_days as integer) as lead_time_days,
-        cast(items.min_lot_qty as double) as min_lot_qty,
+        cast(items.min_lot_qty as double precision) as min_lot_qty,
         made_items.item_id is null as is_purchased,
         -- made items have no supplier even if an old purchase order exists
         cast(

@@ -11,9 +11,9 @@ final as (
     select
         cast(family as varchar) as family,
         cast(month as date) as month,
-        cast(revenue_target as double) as revenue_target,
-        cast(volume_target as double) as volume_target,
-        cast(inventory_value_target as double) as inventory_value_target
+        cast(revenue_target as double precision) as revenue_target,
+        cast(volume_target as double precision) as volume_target,
+        cast(inventory_value_target as double precision) as inventory_value_target
     from aop_targets
 
 )

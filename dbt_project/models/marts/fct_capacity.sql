@@ -15,18 +15,18 @@ calendar as (
 
 ),
 
-horizon as (
+bounds as (
 
     select
-        cast(
-            unnest(
-                generate_series(
-                    cast('{{ var("horizon_start") }}' as date),
-                    cast('{{ var("horizon_end") }}' as date),
-                    interval 1 month
-                )
-            ) as date
-        ) as month
+        cast('{{ var("horizon_start") }}' as date) as horizon_start,
+        cast('{{ var("horizon_end") }}' as date) as horizon_end
+
+),
+
+horizon as (
+
+    select cast({{ month_series('horizon_start', 'horizon_end') }} as date) as month
+    from bounds
 
 ),
 
@@ -40,7 +40,7 @@ final as (
             coalesce(
                 calendar.available_hours,
                 work_centers.hours_per_day * 21 * work_centers.efficiency
-            ) as double
+            ) as double precision
         ) as available_hours
     from work_centers
     cross join horizon

@@ -27,10 +27,10 @@ final as (
         cast(opportunities.customer_id as varchar) as customer_id,
         cast(opportunities.item_id as varchar) as item_id,
         cast(coalesce(items.family, opportunities.family) as varchar) as family,
-        cast(opportunities.expected_qty as double) as expected_qty,
-        cast(opportunities.amount as double) * fx_rates.rate_to_base as amount,
+        cast(opportunities.expected_qty as double precision) as expected_qty,
+        cast(opportunities.amount as double precision) * fx_rates.rate_to_base as amount,
         cast(opportunities.stage as varchar) as stage,
-        cast(opportunities.probability as double) as probability,
+        cast(opportunities.probability as double precision) as probability,
         cast(date_trunc('month', opportunities.expected_close_date) as date) as close_month
     from opportunities
     left join items

@@ -54,7 +54,8 @@ series as (
     select
         item_id,
         location_id,
-        min(month) as first_month
+        min(month) as first_month,
+        cast('{{ var("plan_month") }}-01' as date) as last_month
     from monthly
     group by item_id, location_id
 
@@ -65,9 +66,7 @@ spine as (
     select
         item_id,
         location_id,
-        unnest(
-            generate_series(first_month, cast('{{ var("plan_month") }}-01' as date), interval 1 month)
-        ) as spine_month
+        {{ month_series('first_month', 'last_month') }} as spine_month
     from series
 
 ),
@@ -100,12 +99,12 @@ final as (
         cast(filled.location_id as varchar) as location_id,
         cast(items.family as varchar) as family,
         cast(filled.month as date) as month,
-        cast(filled.ordered_qty as double) as ordered_qty,
-        cast(filled.cancelled_qty as double) as cancelled_qty,
-        cast(filled.returned_qty as double) as returned_qty,
-        cast(filled.shipped_qty as double) as shipped_qty,
-        cast(filled.demand_qty as double) as demand_qty,
-        cast(filled.demand_revenue as double) as demand_revenue
+        cast(filled.ordered_qty as double precision) as ordered_qty,
+        cast(filled.cancelled_qty as double precision) as cancelled_qty,
+        cast(filled.returned_qty as double precision) as returned_qty,
+        cast(filled.shipped_qty as double precision) as shipped_qty,
+        cast(filled.demand_qty as double precision) as demand_qty,
+        cast(filled.demand_revenue as double precision) as demand_revenue
     from filled
     left join items
         on filled.item_id = items.item_id

@@ -30,7 +30,7 @@ positions as (
         lots.item_id,
         lots.location_id,
         month_end_snapshots.month,
-        sum(cast(lots.qty_on_hand as double)) as on_hand_qty
+        sum(cast(lots.qty_on_hand as double precision)) as on_hand_qty
     from lots
     inner join month_end_snapshots
         on lots.snapshot_date = month_end_snapshots.snapshot_date
@@ -44,8 +44,8 @@ final as (
         cast(positions.item_id as varchar) as item_id,
         cast(positions.location_id as varchar) as location_id,
         cast(positions.month as date) as month,
-        cast(positions.on_hand_qty as double) as on_hand_qty,
-        cast(positions.on_hand_qty * items.unit_cost as double) as inventory_value
+        cast(positions.on_hand_qty as double precision) as on_hand_qty,
+        cast(positions.on_hand_qty * items.unit_cost as double precision) as inventory_value
     from positions
     left join items
         on positions.item_id = items.item_id

@@ -27,8 +27,8 @@ positions as (
         item_id,
         location_id,
         snapshot_date,
-        sum(cast(qty_on_hand as double)) as on_hand_qty,
-        sum(cast(qty_on_hand as double) * (snapshot_date - receipt_date)) as qty_age_days
+        sum(cast(qty_on_hand as double precision)) as on_hand_qty,
+        sum(cast(qty_on_hand as double precision) * (snapshot_date - receipt_date)) as qty_age_days
     from latest_lots
     group by item_id, location_id, snapshot_date
 
@@ -40,11 +40,11 @@ final as (
         cast(positions.item_id as varchar) as item_id,
         cast(positions.location_id as varchar) as location_id,
         cast(positions.snapshot_date as date) as snapshot_date,
-        cast(positions.on_hand_qty as double) as on_hand_qty,
-        cast(positions.on_hand_qty * items.unit_cost as double) as inventory_value,
+        cast(positions.on_hand_qty as double precision) as on_hand_qty,
+        cast(positions.on_hand_qty * items.unit_cost as double precision) as inventory_value,
         cast(
             case when positions.on_hand_qty > 0 then positions.qty_age_days / positions.on_hand_qty end
-            as double
+            as double precision
         ) as avg_age_days
     from positions
     left join items

@@ -25,7 +25,7 @@ open_orders as (
         work_center_id,
         null as supplier_id,
         due_date,
-        cast(qty_planned as double) - coalesce(cast(qty_completed as double), 0) as open_qty
+        cast(qty_planned as double precision) - coalesce(cast(qty_completed as double precision), 0) as open_qty
     from production_orders
     where status in ('planned', 'released')
 
@@ -39,7 +39,7 @@ open_orders as (
         null as work_center_id,
         supplier_id,
         due_date,
-        cast(qty_ordered as double) - coalesce(cast(qty_received as double), 0) as open_qty
+        cast(qty_ordered as double precision) - coalesce(cast(qty_received as double precision), 0) as open_qty
     from purchase_orders
     where status = 'open'
 
@@ -57,7 +57,7 @@ final as (
             cast(date_trunc('month', due_date) as date),
             cast('{{ var("horizon_start") }}' as date)
         ) as due_month,
-        cast(open_qty as double) as open_qty,
+        cast(open_qty as double precision) as open_qty,
         cast(supplier_id as varchar) as supplier_id
     from open_orders
     where open_qty > 0

@@ -19,9 +19,9 @@ final as (
         cast(order_date as date) as order_date,
         cast(requested_date as date) as requested_date,
         cast(ship_date as date) as ship_date,
-        cast(qty_ordered as double) as qty_ordered,
-        cast(qty_shipped as double) as qty_shipped,
-        cast(unit_price_base as double) as unit_price_base,
+        cast(qty_ordered as double precision) as qty_ordered,
+        cast(qty_shipped as double precision) as qty_shipped,
+        cast(unit_price_base as double precision) as unit_price_base,
         cast(status as varchar) as status
     from sales_orders
 

@@ -13,8 +13,8 @@ final as (
         cast(item_id as varchar) as item_id,
         cast(location_id as varchar) as location_id,
         cast(work_center_id as varchar) as work_center_id,
-        cast(qty_planned as double) as qty_planned,
-        cast(qty_completed as double) as qty_completed,
+        cast(qty_planned as double precision) as qty_planned,
+        cast(qty_completed as double precision) as qty_completed,
         cast(due_date as date) as due_date,
         cast(completed_date as date) as completed_date,
         cast(status as varchar) as status

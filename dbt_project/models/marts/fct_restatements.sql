@@ -20,6 +20,15 @@ current_lines as (
 
 ),
 
+ranked_versions as (
+
+    select
+        *,
+        row_number() over (partition by order_id, line_no order by extract_month) as version_rank
+    from versions
+
+),
+
 first_versions as (
 
     select
@@ -28,8 +37,8 @@ first_versions as (
         extract_month as first_extract_month,
         qty_ordered as first_qty_ordered,
         status as first_status
-    from versions
-    qualify row_number() over (partition by order_id, line_no order by extract_month) = 1
+    from ranked_versions
+    where version_rank = 1
 
 ),
 
@@ -56,9 +65,9 @@ final as (
         cast(first_versions.first_extract_month as varchar) as first_extract_month,
         cast(per_line.restated_extract_month as varchar) as restated_extract_month,
         cast(per_line.restatement_count as bigint) as restatement_count,
-        cast(first_versions.first_qty_ordered as double) as first_qty_ordered,
-        cast(current_lines.qty_ordered as double) as restated_qty_ordered,
-        cast(current_lines.qty_ordered as double) - cast(first_versions.first_qty_ordered as double)
+        cast(first_versions.first_qty_ordered as double precision) as first_qty_ordered,
+        cast(current_lines.qty_ordered as double precision) as restated_qty_ordered,
+        cast(current_lines.qty_ordered as double precision) - cast(first_versions.first_qty_ordered as double precision)
             as qty_change,
         cast(first_versions.first_status as varchar) as first_status,
         cast(current_lines.status as varchar) as restated_status,

@@ -11,7 +11,7 @@ final as (
     select
         cast(item_id as varchar) as item_id,
         cast(work_center_id as varchar) as work_center_id,
-        cast(hours_per_unit as double) as hours_per_unit
+        cast(hours_per_unit as double precision) as hours_per_unit
     from routings
 
 )

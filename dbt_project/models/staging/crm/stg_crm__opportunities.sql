@@ -2,7 +2,10 @@ with
 
 source as (
 
-    select * from {{ source('crm', 'opportunities') }}
+    select
+        *,
+        {{ latest_extract_rank(['opportunity_id']) }} as extract_rank
+    from {{ source('crm', 'opportunities') }}
     where _extract_month <= '{{ var("plan_month") }}'
 
 ),
@@ -22,7 +25,7 @@ final as (
         expected_close_date,
         _extract_month as extract_month
     from source
-    {{ latest_extract_wins(['opportunity_id']) }}
+    where extract_rank = 1
 
 )
 

@@ -5,7 +5,10 @@ with
 
 source as (
 
-    select * from {{ source('erp', 'inventory') }}
+    select
+        *,
+        {{ latest_extract_rank(['snapshot_date', 'item_id', 'location_id', 'lot_id']) }} as extract_rank
+    from {{ source('erp', 'inventory') }}
     where
         _extract_month <= '{{ var("plan_month") }}'
         and snapshot_date < cast('{{ var("actuals_end") }}' as date)
@@ -23,7 +26,7 @@ final as (
         qty_on_hand,
         _extract_month as extract_month
     from source
-    {{ latest_extract_wins(['snapshot_date', 'item_id', 'location_id', 'lot_id']) }}
+    where extract_rank = 1
 
 )
 

@@ -2,7 +2,10 @@ with
 
 source as (
 
-    select * from {{ source('erp', 'purchase_orders') }}
+    select
+        *,
+        {{ latest_extract_rank(['po_id']) }} as extract_rank
+    from {{ source('erp', 'purchase_orders') }}
     where _extract_month <= '{{ var("plan_month") }}'
 
 ),
@@ -22,7 +25,7 @@ final as (
         status,
         _extract_month as extract_month
     from source
-    {{ latest_extract_wins(['po_id']) }}
+    where extract_rank = 1
 
 )
 

@@ -4,7 +4,10 @@ with
 
 source as (
 
-    select * from {{ source('erp', 'sales_orders') }}
+    select
+        *,
+        {{ latest_extract_rank(['order_id', 'line_no', '_extract_month']) }} as extract_rank
+    from {{ source('erp', 'sales_orders') }}
     where _extract_month <= '{{ var("plan_month") }}'
 
 ),
@@ -27,7 +30,7 @@ final as (
         upper(currency) as currency,
         status
     from source
-    {{ latest_extract_wins(['order_id', 'line_no', '_extract_month']) }}
+    where extract_rank = 1
 
 )
 

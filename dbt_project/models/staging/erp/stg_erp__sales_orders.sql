@@ -3,7 +3,10 @@ with
 
 source as (
 
-    select * from {{ source('erp', 'sales_orders') }}
+    select
+        *,
+        {{ latest_extract_rank(['order_id', 'line_no']) }} as extract_rank
+    from {{ source('erp', 'sales_orders') }}
     where _extract_month <= '{{ var("plan_month") }}'
 
 ),
@@ -28,7 +31,7 @@ final as (
         _source_file as source_file,
         _source_row as source_row
     from source
-    {{ latest_extract_wins(['order_id', 'line_no']) }}
+    where extract_rank = 1
 
 )
 
