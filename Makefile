@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(SOP_HOME)/dagster
 export SOP_WAREHOUSE_PATH ?= $(SOP_HOME)/warehouse/sop.duckdb
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project --quiet
 
-.PHONY: setup demo test test-slow lint format manifest bench clean dev
+.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: setup
 	$(BIN)/python benchmarks/bench_generate.py
 	$(BIN)/python benchmarks/bench_forecast.py --series 1000
 	$(BIN)/python benchmarks/bench_supply.py
+	$(BIN)/python benchmarks/bench_pipeline.py --series 1000
+
+# the whole pipeline at the three sizes of the README table (about an hour on 2 cores)
+bench-scale: setup
+	$(BIN)/python benchmarks/bench_pipeline.py --series 1000 --series 10000 --series 50000
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
