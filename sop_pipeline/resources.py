@@ -1,4 +1,8 @@
-"""Dagster resources: the settings of a run and the working database."""
+"""Dagster resources: the settings of a run and the working database.
+
+Both hold the run lock of ``SOP_HOME`` (:mod:`sop_pipeline.runlock`) while a run executes,
+so two runs of one ``SOP_HOME`` never interleave their steps, whoever started them.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,33 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from sop_pipeline.runlock import recover_orphaned_runs, run_lock
 from sop_pipeline.settings import Settings, get_settings
+
+
+@contextmanager
+def _run_lock_for(sop_home: str, context: dg.InitResourceContext) -> Iterator[None]:
+    """Hold the run lock of ``sop_home`` while the run's resources are alive."""
+    if not sop_home:
+        yield
+        return
+    run = context.dagster_run
+    log = context.log
+
+    def warn(message: str) -> None:
+        if log is not None:
+            log.warning(message)
+
+    with run_lock(
+        Path(sop_home),
+        run=f"Dagster run {run.run_id}" if run else "a Dagster run",
+        month=(run.tags.get("dagster/partition", "?") if run else "?"),
+        timeout=get_settings().run_lock_timeout,
+        on_wait=warn,
+    ):
+        if context.instance is not None:
+            recover_orphaned_runs(context.instance, log=warn)
+        yield
 
 
 class SopResource(dg.ConfigurableResource):
@@ -35,6 +65,11 @@ class SopResource(dg.ConfigurableResource):
             strategy=self.strategy,
         )
 
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[SopResource]:
+        with _run_lock_for(self.sop_home, context):
+            yield self
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SopResource:
         return cls(
@@ -44,18 +79,40 @@ class SopResource(dg.ConfigurableResource):
         )
 
 
+#: Attempts to open the working database while another process holds it.
+OPEN_ATTEMPTS = 8
+
+
+class WarehouseBusyError(RuntimeError):
+    """The working database stayed locked by another process; retrying later can help."""
+
+
 class WarehouseResource(DuckDBResource):
     """The working DuckDB file; the connection is closed even when the step fails.
 
     (dagster-duckdb's own ``get_connection`` leaves it open on an exception, which keeps the
     file locked for the next step or run — dbt runs in a separate process and then cannot
     open it.) Opening waits for another writer for up to ~1 minute instead of failing.
+    With ``sop_home`` set, a run holds the run lock of that folder (see the module doc).
     """
+
+    sop_home: str = ""
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        with _run_lock_for(self.sop_home, context):
+            yield self
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        delay = 0.5
-        for attempt in range(8):
+        """A read-write connection, closed on exit.
+
+        Raises:
+            WarehouseBusyError: another process kept the file locked through every attempt
+                (``OPEN_ATTEMPTS``, 0.5 s doubling to ~1 minute in total).
+        """
+        delay, waited = 0.5, 0.0
+        for attempt in range(OPEN_ATTEMPTS):
             try:
                 conn = duckdb.connect(
                     self.database,
@@ -63,10 +120,19 @@ class WarehouseResource(DuckDBResource):
                     config={"custom_user_agent": "sop-pipeline", **self.connection_config},
                 )
                 break
-            except duckdb.IOException:
-                if attempt == 7:
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
                     raise
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise WarehouseBusyError(
+                        f"the working database {self.database} stayed locked by another process "
+                        f"through {OPEN_ATTEMPTS} attempts over {waited:.0f} s "
+                        f"({str(exc).splitlines()[0]}). Close the program that holds it (BI tools "
+                        "read published/, never the working database) or wait for it to finish, "
+                        "then run again."
+                    ) from exc
                 time.sleep(delay)
+                waited += delay
                 delay *= 2
         try:
             yield conn
@@ -82,6 +148,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     settings.ensure_dirs()
     return {
         "sop": SopResource.from_settings(settings),
-        "warehouse": WarehouseResource(database=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(
+            database=str(settings.warehouse_path), sop_home=str(settings.sop_home)
+        ),
         "dbt": dbt_resource(),
     }

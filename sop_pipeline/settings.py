@@ -12,6 +12,7 @@ from pathlib import Path
 
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_DBT_TARGET_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 STRATEGIES = ("level", "chase", "mixed")
 FORECAST_ENGINES = ("local", "dask", "spark")
@@ -70,6 +71,7 @@ class Settings:
     overtime_share: float = 0.10
     dbt_target: str = "duckdb"
     dagster_home_dir: Path | None = None
+    run_lock_timeout: float = 7200.0
 
     # Paths (DESIGN §3) -------------------------------------------------------------
     @property
@@ -143,6 +145,12 @@ class Settings:
             raise SettingsError(
                 f"SOP_FORECAST_ENGINE={engine!r} is unknown; use one of {', '.join(FORECAST_ENGINES)}."
             )
+        dbt_target = _get(env, "SOP_DBT_TARGET", "duckdb")
+        if not _DBT_TARGET_RE.match(dbt_target):
+            raise SettingsError(
+                f"SOP_DBT_TARGET={dbt_target!r} is not a target name; use the name of an output "
+                "in dbt_project/profiles.yml (letters, digits, underscores), e.g. duckdb."
+            )
         return cls(
             sop_home=home,
             base_currency=base,
@@ -156,7 +164,8 @@ class Settings:
             backtest_windows=_int(env, "SOP_BACKTEST_WINDOWS", 3, 1, 12),
             cover_limit_days=_float(env, "SOP_COVER_LIMIT_DAYS", 120.0, 1.0, 3650.0),
             overtime_share=_float(env, "SOP_OVERTIME_SHARE", 0.10, 0.0, 1.0),
-            dbt_target=_get(env, "SOP_DBT_TARGET", "duckdb"),
+            dbt_target=dbt_target,
+            run_lock_timeout=_float(env, "SOP_RUN_LOCK_TIMEOUT", 7200.0, 0.0, 7 * 86400.0),
             dagster_home_dir=(
                 Path(env["DAGSTER_HOME"]).expanduser().resolve()
                 if env.get("DAGSTER_HOME", "").strip()

@@ -22,22 +22,23 @@ quantities as (
         status,
         unit_price_base,
         cast(date_trunc('month', requested_date) as date) as requested_month,
+        -- quantities stay DECIMAL(18,6), so monthly sums are exact (marts cast once, at the end)
         case
             when status = 'returned' then 0
-            else cast(qty_ordered as double)
+            else qty_ordered
         end as ordered_qty,
         case
             when status = 'cancelled'
-                then greatest(cast(qty_ordered as double) - coalesce(cast(qty_shipped as double), 0), 0)
+                then greatest(qty_ordered - coalesce(qty_shipped, 0), 0)
             else 0
         end as cancelled_qty,
         case
-            when status = 'returned' then abs(cast(qty_ordered as double))
+            when status = 'returned' then abs(qty_ordered)
             else 0
         end as returned_qty,
         case
             when status = 'returned' then 0
-            else coalesce(cast(qty_shipped as double), 0)
+            else coalesce(qty_shipped, 0)
         end as shipped_qty
     from sales_orders
 
