@@ -88,7 +88,7 @@ def _owner_text(path: Path) -> str:
     if not isinstance(owner, dict) or not owner:
         return "another run"
     return (
-        f"run {owner.get('run', '?')} (pid {owner.get('pid', '?')}, plan month "
+        f"{owner.get('run', 'another run')} (pid {owner.get('pid', '?')}, plan month "
         f"{owner.get('month', '?')}, started {owner.get('since', '?')})"
     )
 
@@ -214,7 +214,8 @@ def recover_orphaned_runs(instance, log: Callable[[str], None] | None = None) ->
         message = (
             f"run {run.run_id} (plan month {run.tags.get('sop/plan_month', '?')}) was left "
             f"{run.status.value} by process {pid}, which ended without finishing it (killed?); "
-            "marked failed and its pool slot freed. Nothing of it was published."
+            "marked failed and its pool slot freed (publication is all-or-nothing: a version "
+            "it did not finish publishing is not in published/)."
         )
         instance.report_run_failed(run, message=message)
         instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,19 +35,28 @@ def write_dagster_yaml(home: Path) -> None:
 
 
 def _error_chain_message(error) -> str:
-    """The innermost user-facing message of a Dagster SerializableErrorInfo chain."""
+    """The user-facing message of a Dagster SerializableErrorInfo chain.
+
+    Our own exceptions (``sop_pipeline.…``: IngestError, PublishDiskFullError, …) say how to
+    fix the problem; the deepest of them wins, even when it was raised ``from`` a lower-level
+    error (an ``OSError``, a DuckDB error) whose text it already quotes. Without one, the
+    deepest message that is not a Dagster wrapper.
+    """
     messages = []
     while error is not None:
         text = (error.message or "").strip()
         if text:
             messages.append(text)
         error = error.cause
-    # the deepest cause is our own exception (IngestError, GateError, ...), which says how to fix it
-    for text in reversed(messages):
-        if "dagster._core.errors" not in text and not text.startswith(
-            "Error occurred while executing"
-        ):
-            return text.split("\n\nStack Trace")[0]
+    ours = [text for text in messages if text.startswith("sop_pipeline.")]
+    candidates = ours or [
+        text
+        for text in messages
+        if "dagster._core.errors" not in text
+        and not text.startswith("Error occurred while executing")
+    ]
+    if candidates:
+        return candidates[-1].split("\n\nStack Trace")[0]
     return messages[-1] if messages else "unknown error"
 
 
@@ -122,7 +130,7 @@ def run_plan_month(
 
     with run_lock(
         settings.sop_home,
-        run=f"sop run --month {month} (pid {os.getpid()})",
+        run=f"sop run --month {month}",
         month=month,
         timeout=settings.run_lock_timeout,
         on_wait=say,

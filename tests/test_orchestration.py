@@ -391,3 +391,28 @@ def test_opening_a_locked_working_database_gives_up_after_bounded_attempts(
     text = str(caught.value)
     assert str(db) in text and "8 attempts over 64 s" in text and "run again" in text
     assert orchestration.is_retryable(caught.value)  # the step itself is retried later
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_the_cli_shows_our_message_not_the_os_error_it_was_raised_from(wrapped: bool) -> None:
+    """A disk error is re-raised as our own error with path and fix: the CLI shows that one."""
+    from sop_pipeline.publish.writer import PublishDiskFullError
+    from sop_pipeline.runner import collect_errors
+
+    ours = "publication of plan 2026-06 failed: no space left on device writing /srv/p. Free space"
+
+    @dg.asset
+    def publish_step():
+        try:
+            raise OSError(28, "No space left on device", "/srv/p/sop.duckdb")
+        except OSError as exc:
+            error = PublishDiskFullError(ours)
+            if wrapped:  # as no_retry_on_validation does for non-retryable errors
+                raise orchestration.as_failure(error) from error
+            raise error from exc
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([publish_step], instance=instance, raise_on_error=False)
+    (line,) = collect_errors(result.all_events)
+    assert ours in line
+    assert "[Errno 28]" not in line

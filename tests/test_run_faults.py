@@ -342,9 +342,9 @@ def test_full_disk_then_read_only_published_folder_fail_cleanly(
         # 1. the disk holding published/ is full
         run = SopRun(home, MONTH)
         assert run.finish() == 1, run.text
-        assert "no space left on device" in run.text
-        assert str(published) in run.text and "Free space" in run.text
-        assert "failed 3 times" in run.text  # retried twice (a disk may be cleaned), then gave up
+        assert "no space left on device" in run.text, run.text
+        assert str(published) in run.text and "Free space" in run.text, run.text
+        assert "failed 3 times" in run.text, run.text  # retried twice, then gave up
         assert _hash_published(home) == before
         assert not list(published.glob(".staging-*"))
         assert _versions(home) == [(PREVIOUS, 1)]
@@ -353,8 +353,8 @@ def test_full_disk_then_read_only_published_folder_fail_cleanly(
         _mount("-o", "remount,size=256m,ro", str(published))
         run = SopRun(home, MONTH)
         assert run.finish() == 1, run.text
-        assert "read-only file system" in run.text and "writable" in run.text
-        assert "failed 3 times" not in run.text  # retrying cannot make it writable
+        assert "read-only file system" in run.text and "writable" in run.text, run.text
+        assert "failed 3 times" not in run.text, run.text  # retrying cannot make it writable
         assert _hash_published(home) == before
 
         # 3. fixed: the next run publishes

@@ -68,7 +68,7 @@ def test_a_second_run_waits_names_the_holder_and_then_runs(tmp_path: Path) -> No
         holder.wait(timeout=30)
     assert waited > 1.0, "the second run did not wait for the first"
     assert len(messages) == 1
-    assert "waiting for run holder-run" in messages[0]
+    assert "waiting for holder-run (pid " in messages[0]
     assert f"pid {holder.pid}" in messages[0]
     assert "plan month 2026-06" in messages[0]
     assert "SOP_RUN_LOCK_TIMEOUT" in messages[0]
@@ -245,4 +245,4 @@ def test_a_run_started_elsewhere_waits_in_its_resources(tmp_path: Path) -> None:
         holder.wait(timeout=30)
     assert result.success
     assert waited > 1.0
-    assert "waiting for run holder-run" in logs
+    assert "waiting for holder-run (pid " in logs
