@@ -12,6 +12,7 @@ import time
 import warnings
 
 from rich.console import Console
+from rich.markup import escape
 
 from sop_pipeline.months import month_key, month_range, month_start, parse_month
 from sop_pipeline.runner import write_dagster_yaml
@@ -68,15 +69,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _run_month(settings: Settings, month: str, *, is_backfill: bool = False) -> bool:
+    from sop_pipeline.runlock import RunLockTimeout
     from sop_pipeline.runner import run_plan_month
 
-    outcome = run_plan_month(settings, month, is_backfill=is_backfill, console=console)
+    try:
+        outcome = run_plan_month(settings, month, is_backfill=is_backfill, console=console)
+    except RunLockTimeout as exc:
+        err.print(f"[bold red]Plan month {month} did not run:[/] {escape(str(exc))}")
+        return False
     if outcome.success:
         console.print(outcome.summary)
         return True
     err.print(f"[bold red]Plan month {month} failed[/]")
     for line in outcome.errors:
-        err.print(f"  - {line}")
+        err.print(f"  - {escape(line)}")
     err.print(f"  Run id {outcome.run_id}; open the Dagster UI (`make dev`) for the full log.")
     return False
 

@@ -66,6 +66,7 @@ def validation_error_types() -> tuple[type[BaseException], ...]:
     from sop_pipeline.ingest.loader import IngestError
     from sop_pipeline.ingest.reader import ExtractError
     from sop_pipeline.planning.consensus import ConsensusInputError
+    from sop_pipeline.publish.writer import PublishNotWritableError
     from sop_pipeline.settings import SettingsError
 
     # ValueError also covers every other "bad value" error of the project (ConformError, ...)
@@ -75,6 +76,7 @@ def validation_error_types() -> tuple[type[BaseException], ...]:
         DialectError,
         ConsensusInputError,
         GateNotPassedError,
+        PublishNotWritableError,  # a read-only published/ stays read-only for 40 s
         SettingsError,
         ValueError,
     )

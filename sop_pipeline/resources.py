@@ -1,4 +1,8 @@
-"""Dagster resources: the settings of a run, the working database and where the marts are."""
+"""Dagster resources: the settings of a run, the working database and where the marts are.
+
+The first two hold the run lock of ``SOP_HOME`` (:mod:`sop_pipeline.runlock`) while a run
+executes, so two runs of one ``SOP_HOME`` never interleave their steps, whoever started them.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,37 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from sop_pipeline.runlock import recover_orphaned_runs, run_lock
 from sop_pipeline.settings import WAREHOUSES, Settings, get_settings
 from sop_pipeline.warehouse import DuckDBMarts, MartReader
 
 if TYPE_CHECKING:
     from sop_pipeline.postgres import PostgresTarget
+
+
+@contextmanager
+def _run_lock_for(sop_home: str, context: dg.InitResourceContext) -> Iterator[None]:
+    """Hold the run lock of ``sop_home`` while the run's resources are alive."""
+    if not sop_home:
+        yield
+        return
+    run = context.dagster_run
+    log = context.log
+
+    def warn(message: str) -> None:
+        if log is not None:
+            log.warning(message)
+
+    with run_lock(
+        Path(sop_home),
+        run=f"Dagster run {run.run_id}" if run else "a Dagster run",
+        month=(run.tags.get("dagster/partition", "?") if run else "?"),
+        timeout=get_settings().run_lock_timeout,
+        on_wait=warn,
+    ):
+        if context.instance is not None:
+            recover_orphaned_runs(context.instance, log=warn)
+        yield
 
 
 class SopResource(dg.ConfigurableResource):
@@ -40,6 +70,11 @@ class SopResource(dg.ConfigurableResource):
             strategy=self.strategy,
         )
 
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[SopResource]:
+        with _run_lock_for(self.sop_home, context):
+            yield self
+
     @classmethod
     def from_settings(cls, settings: Settings) -> SopResource:
         return cls(
@@ -49,18 +84,40 @@ class SopResource(dg.ConfigurableResource):
         )
 
 
+#: Attempts to open the working database while another process holds it.
+OPEN_ATTEMPTS = 8
+
+
+class WarehouseBusyError(RuntimeError):
+    """The working database stayed locked by another process; retrying later can help."""
+
+
 class WarehouseResource(DuckDBResource):
     """The working DuckDB file; the connection is closed even when the step fails.
 
     (dagster-duckdb's own ``get_connection`` leaves it open on an exception, which keeps the
     file locked for the next step or run — dbt runs in a separate process and then cannot
     open it.) Opening waits for another writer for up to ~1 minute instead of failing.
+    With ``sop_home`` set, a run holds the run lock of that folder (see the module doc).
     """
+
+    sop_home: str = ""
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
+        with _run_lock_for(self.sop_home, context):
+            yield self
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        delay = 0.5
-        for attempt in range(8):
+        """A read-write connection, closed on exit.
+
+        Raises:
+            WarehouseBusyError: another process kept the file locked through every attempt
+                (``OPEN_ATTEMPTS``, 0.5 s doubling to ~1 minute in total).
+        """
+        delay, waited = 0.5, 0.0
+        for attempt in range(OPEN_ATTEMPTS):
             try:
                 conn = duckdb.connect(
                     self.database,
@@ -68,10 +125,19 @@ class WarehouseResource(DuckDBResource):
                     config={"custom_user_agent": "sop-pipeline", **self.connection_config},
                 )
                 break
-            except duckdb.IOException:
-                if attempt == 7:
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
                     raise
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise WarehouseBusyError(
+                        f"the working database {self.database} stayed locked by another process "
+                        f"through {OPEN_ATTEMPTS} attempts over {waited:.0f} s "
+                        f"({str(exc).splitlines()[0]}). Close the program that holds it (BI tools "
+                        "read published/, never the working database) or wait for it to finish, "
+                        "then run again."
+                    ) from exc
                 time.sleep(delay)
+                waited += delay
                 delay *= 2
         try:
             yield conn
@@ -186,7 +252,9 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
 
     settings = settings or get_settings()
     settings.ensure_dirs()
-    working = WarehouseResource(database=str(settings.warehouse_path))
+    working = WarehouseResource(
+        database=str(settings.warehouse_path), sop_home=str(settings.sop_home)
+    )
     return {
         "sop": SopResource.from_settings(settings),
         "warehouse": working,

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
+from sop_pipeline.runlock import PROCESS_TAG, process_tag, recover_orphaned_runs, run_lock
 from sop_pipeline.settings import Settings
 
 
@@ -33,26 +35,74 @@ def write_dagster_yaml(home: Path) -> None:
 
 
 def _error_chain_message(error) -> str:
-    """The innermost user-facing message of a Dagster SerializableErrorInfo chain."""
+    """The user-facing message of a Dagster SerializableErrorInfo chain.
+
+    Our own exceptions (``sop_pipeline.…``: IngestError, PublishDiskFullError, …) say how to
+    fix the problem; the deepest of them wins, even when it was raised ``from`` a lower-level
+    error (an ``OSError``, a DuckDB error) whose text it already quotes. Without one, the
+    deepest message that is not a Dagster wrapper.
+    """
     messages = []
     while error is not None:
         text = (error.message or "").strip()
         if text:
             messages.append(text)
         error = error.cause
-    # the deepest cause is our own exception (IngestError, GateError, ...), which says how to fix it
-    for text in reversed(messages):
-        if "dagster._core.errors" not in text and not text.startswith(
-            "Error occurred while executing"
-        ):
-            return text.split("\n\nStack Trace")[0]
+    ours = [text for text in messages if text.startswith("sop_pipeline.")]
+    candidates = ours or [
+        text
+        for text in messages
+        if "dagster._core.errors" not in text
+        and not text.startswith("Error occurred while executing")
+    ]
+    if candidates:
+        return candidates[-1].split("\n\nStack Trace")[0]
     return messages[-1] if messages else "unknown error"
+
+
+def collect_errors(events) -> list[str]:
+    """What went wrong in a run, one line per failed step or failed blocking check.
+
+    A step that Dagster retried says how many attempts it had (retries are bounded by
+    :data:`sop_pipeline.orchestration.TRANSIENT_RETRY`).
+
+    Args:
+        events: the run's Dagster events (``result.all_events``).
+
+    Returns:
+        The lines, in event order.
+    """
+    errors: list[str] = []
+    retries: dict[str, int] = {}
+    for event in events:
+        if event.event_type_value == "STEP_UP_FOR_RETRY":
+            retries[event.step_key] = retries.get(event.step_key, 0) + 1
+        elif event.event_type_value == "STEP_FAILURE":
+            data = event.event_specific_data
+            message = _error_chain_message(getattr(data, "error", None))
+            if "blocking asset check failed" in message:
+                continue  # the failed checks themselves are listed
+            attempts = retries.get(event.step_key, 0) + 1
+            tried = f" (failed {attempts} times; retries exhausted)" if attempts > 1 else ""
+            errors.append(f"step {event.step_key}{tried}: {message}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            if not evaluation.passed and evaluation.severity.value == "ERROR":
+                key = evaluation.asset_key.to_user_string()
+                desc = evaluation.description or ""
+                errors.append(f"check {key}:{evaluation.check_name} failed {desc}".strip())
+    return errors
 
 
 def run_plan_month(
     settings: Settings, month: str, *, is_backfill: bool = False, console: Console | None = None
 ) -> RunOutcome:
     """Execute the ``sop_monthly`` job for ``month`` in this process, recorded in DAGSTER_HOME.
+
+    Only one run of a ``SOP_HOME`` executes at a time: this waits (up to
+    ``SOP_RUN_LOCK_TIMEOUT``) while another run holds ``$SOP_HOME/.run.lock``, saying which
+    run it waits for. Runs that a killed process left STARTED are marked failed first, so
+    their pool slot does not block this run.
 
     Args:
         settings: the run's settings (SOP_HOME and planning settings).
@@ -62,6 +112,9 @@ def run_plan_month(
 
     Returns:
         The outcome; ``success`` is True only when every step succeeded.
+
+    Raises:
+        RunLockTimeout: another run held the lock for longer than the timeout.
     """
     import dagster as dg
 
@@ -71,60 +124,73 @@ def run_plan_month(
     write_dagster_yaml(settings.dagster_home)
     from sop_pipeline.definitions import build_definitions
 
-    job = build_definitions(settings).resolve_job_def("sop_monthly")
-    instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
-    tags = {"sop/plan_month": month, "sop/backfill": "true" if is_backfill else "false"}
-    if console:
-        console.print(
-            f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]"
-        )
-    # The CLI prints one line per step; the full log stays in the Dagster run history and
-    # what tools print (dbt) goes to a log file next to it.
-    log_path = settings.dagster_home / "logs" / f"sop_run_{month}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "w", encoding="utf-8") as log_file, contextlib.redirect_stdout(log_file):
-        result = job.execute_in_process(
-            partition_key=month,
-            instance=instance,
-            tags=tags,
-            raise_on_error=False,
-            run_config={
-                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "sop_steps": {}}
-            },
-        )
-    errors: list[str] = []
-    reused: dict[str, tuple[int, str]] = {}  # step → (assets, source run)
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            materialization = event.event_specific_data.materialization
-            source = materialization.metadata.get("reused_from_run")
-            if source is not None and source.value:
-                count, _ = reused.get(event.step_key, (0, ""))
-                reused[event.step_key] = (count + 1, source.value[:8])
-        elif event.event_type_value == "STEP_FAILURE":
-            data = event.event_specific_data
-            message = _error_chain_message(getattr(data, "error", None))
-            if "blocking asset check failed" in message:
-                continue  # the failed checks themselves are listed
-            errors.append(f"step {event.step_key}: {message}")
-        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed and evaluation.severity.value == "ERROR":
-                key = evaluation.asset_key.to_user_string()
-                desc = evaluation.description or ""
-                errors.append(f"check {key}:{evaluation.check_name} failed {desc}".strip())
-    success = result.success and not errors
-    summary = ""
-    if success:
-        from sop_pipeline.summary import run_summary
+    def say(message: str) -> None:
+        if console:
+            console.print(f"[yellow]{escape(message)}[/]")
 
-        summary = run_summary(settings, month)
-        if reused:
-            summary += "\n  reused, inputs and code unchanged: " + ", ".join(
-                f"{step} ({n} asset{'s' if n > 1 else ''} from run {run})"
-                for step, (n, run) in reused.items()
+    with run_lock(
+        settings.sop_home,
+        run=f"sop run --month {month}",
+        month=month,
+        timeout=settings.run_lock_timeout,
+        on_wait=say,
+    ):
+        job = build_definitions(settings).resolve_job_def("sop_monthly")
+        instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
+        recover_orphaned_runs(instance, log=say)
+        tags = {
+            "sop/plan_month": month,
+            "sop/backfill": "true" if is_backfill else "false",
+            PROCESS_TAG: process_tag(),
+        }
+        if console:
+            console.print(
+                f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]"
             )
+        # The CLI prints one line per step; the full log stays in the Dagster run history and
+        # what tools print (dbt) goes to a log file next to it.
+        log_path = settings.dagster_home / "logs" / f"sop_run_{month}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            open(log_path, "w", encoding="utf-8") as log_file,
+            contextlib.redirect_stdout(log_file),
+        ):
+            result = job.execute_in_process(
+                partition_key=month,
+                instance=instance,
+                tags=tags,
+                raise_on_error=False,
+                run_config={
+                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "sop_steps": {}}
+                },
+            )
+        errors = collect_errors(result.all_events)
+        reused = _reused_steps(result.all_events)
+        success = result.success and not errors
+        summary = ""
+        if success:
+            from sop_pipeline.summary import run_summary
+
+            summary = run_summary(settings, month)
+            if reused:
+                summary += "\n  reused, inputs and code unchanged: " + ", ".join(
+                    f"{step} ({n} asset{'s' if n > 1 else ''} from run {run})"
+                    for step, (n, run) in reused.items()
+                )
     return RunOutcome(success=success, run_id=result.run_id, summary=summary, errors=errors)
+
+
+def _reused_steps(events) -> dict[str, tuple[int, str]]:
+    """Steps that reused an earlier run's result: step → (assets, source run id prefix)."""
+    reused: dict[str, tuple[int, str]] = {}
+    for event in events:
+        if event.event_type_value != "ASSET_MATERIALIZATION":
+            continue
+        source = event.event_specific_data.materialization.metadata.get("reused_from_run")
+        if source is not None and source.value:
+            count, _ = reused.get(event.step_key, (0, ""))
+            reused[event.step_key] = (count + 1, source.value[:8])
+    return reused
 
 
 def status_lines(settings: Settings) -> list[str]:

@@ -26,7 +26,7 @@ FORECAST_ENGINES = ("local", "dask", "spark")
 WAREHOUSES = ("duckdb", "postgres")
 # the PostgreSQL password is read from this variable only (never from a file in the repo);
 # dbt's profile reads the same variable
-PG_PASSWORD_VAR = "SOP_PG_PASSWORD"
+PG_PASSWORD_VAR = "SOP_PG_PASSWORD"  # pragma: allowlist secret: the variable's name, not a value
 
 
 class SettingsError(ValueError):
@@ -90,6 +90,7 @@ class Settings:
     # repr=False: settings are printed in logs and errors, the password never is
     pg_password: str = field(default="", repr=False)
     dagster_home_dir: Path | None = None
+    run_lock_timeout: float = 7200.0
 
     @property
     def dbt_target(self) -> str:
@@ -217,6 +218,7 @@ class Settings:
             pg_dbname=_get(env, "SOP_PG_DBNAME", "sop"),
             # taken as it is: spaces may be part of a password
             pg_password=env.get(PG_PASSWORD_VAR, ""),
+            run_lock_timeout=_float(env, "SOP_RUN_LOCK_TIMEOUT", 7200.0, 0.0, 7 * 86400.0),
             dagster_home_dir=(
                 Path(env["DAGSTER_HOME"]).expanduser().resolve()
                 if env.get("DAGSTER_HOME", "").strip()

@@ -296,3 +296,123 @@ def test_backfill_months_in_order_within_the_partitions() -> None:
 def test_backfill_months_explains_a_bad_range(first: str, last: str, says: str) -> None:
     with pytest.raises(ValueError, match=re.escape(says)):
         backfill_months(first, last)
+
+
+def test_every_step_of_the_monthly_job_has_the_bounded_retry_policy() -> None:
+    from sop_pipeline.definitions import build_definitions
+
+    job = build_definitions().resolve_job_def("sop_monthly")
+    from dagster._core.definitions.dependency import NodeHandle
+
+    policies = {
+        node.name: job.get_retry_policy_for_handle(NodeHandle(node.name, None))
+        for node in job.graph.nodes
+    }
+    assert len(policies) > 10 and all(p == TRANSIENT_RETRY for p in policies.values()), policies
+    assert TRANSIENT_RETRY.max_retries == 2
+
+
+def test_a_transient_error_is_tried_three_times_then_the_run_fails_and_says_so() -> None:
+    """Retries are bounded: the monthly job's policy, without its 10 s / 30 s waits."""
+    from sop_pipeline.runner import collect_errors
+
+    attempts: list[int] = []
+    policy = dg.RetryPolicy(max_retries=TRANSIENT_RETRY.max_retries)
+
+    @dg.asset
+    @no_retry_on_validation()
+    def flaky_disk(context):
+        attempts.append(context.retry_number)
+        raise OSError(28, "No space left on device", "/srv/sop/published")
+
+    job = dg.define_asset_job("flaky", selection=[flaky_disk], op_retry_policy=policy)
+    defs = dg.Definitions(assets=[flaky_disk], jobs=[job], executor=dg.in_process_executor)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("flaky").execute_in_process(
+            instance=instance, raise_on_error=False
+        )
+    assert attempts == [0, 1, 2]  # the first try and two retries, no more
+    assert not result.success
+    (line,) = collect_errors(result.all_events)
+    assert line.startswith("step flaky_disk (failed 3 times; retries exhausted): ")
+    assert "No space left on device" in line and "/srv/sop/published" in line
+
+    # a step that fails once and then works is not reported at all
+    calls: list[int] = []
+
+    @dg.asset
+    def blinks(context) -> int:
+        calls.append(context.retry_number)
+        if context.retry_number == 0:
+            raise OSError(11, "Resource temporarily unavailable")
+        return 1
+
+    job = dg.define_asset_job("blinks", selection=[blinks], op_retry_policy=policy)
+    defs = dg.Definitions(assets=[blinks], jobs=[job], executor=dg.in_process_executor)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = defs.resolve_job_def("blinks").execute_in_process(instance=instance)
+    assert result.success and calls == [0, 1]
+    assert collect_errors(result.all_events) == []
+
+
+def test_opening_a_locked_working_database_gives_up_after_bounded_attempts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+    from types import SimpleNamespace
+
+    from sop_pipeline import resources
+
+    db = tmp_path / "sop.duckdb"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); c.execute('create table t(x int)');"
+            " print('OPEN', flush=True); time.sleep(120)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    sleeps: list[float] = []
+    monkeypatch.setattr(resources, "time", SimpleNamespace(sleep=sleeps.append))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "OPEN"
+        warehouse = resources.WarehouseResource(database=str(db))
+        with pytest.raises(resources.WarehouseBusyError) as caught, warehouse.get_connection():
+            pytest.fail("opened a database another process holds")
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+    assert len(sleeps) == resources.OPEN_ATTEMPTS - 1 == 7
+    assert sleeps == [0.5 * 2**i for i in range(7)]  # 0.5 s doubling: ~1 minute in all
+    text = str(caught.value)
+    assert str(db) in text and "8 attempts over 64 s" in text and "run again" in text
+    assert orchestration.is_retryable(caught.value)  # the step itself is retried later
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_the_cli_shows_our_message_not_the_os_error_it_was_raised_from(wrapped: bool) -> None:
+    """A disk error is re-raised as our own error with path and fix: the CLI shows that one."""
+    from sop_pipeline.publish.writer import PublishDiskFullError
+    from sop_pipeline.runner import collect_errors
+
+    ours = "publication of plan 2026-06 failed: no space left on device writing /srv/p. Free space"
+
+    @dg.asset
+    def publish_step():
+        try:
+            raise OSError(28, "No space left on device", "/srv/p/sop.duckdb")
+        except OSError as exc:
+            error = PublishDiskFullError(ours)
+            if wrapped:  # as no_retry_on_validation does for non-retryable errors
+                raise orchestration.as_failure(error) from error
+            raise error from exc
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([publish_step], instance=instance, raise_on_error=False)
+    (line,) = collect_errors(result.all_events)
+    assert ours in line
+    assert "[Errno 28]" not in line

@@ -22,6 +22,9 @@ from sop_pipeline.settings import Settings
 
 PREVIOUS = "2026-05"
 MONTH = "2026-06"
+#: Planted in the environment of the module's runs: it must not appear in any output.
+PLANTED_SECRET = "planted-Secret-4b1d-do-not-echo"  # pragma: allowlist secret
+SECRET_VARS = ("SOP_PG_PASSWORD", "SOP_API_TOKEN", "AWS_SECRET_ACCESS_KEY", "DBT_ENV_SECRET_KEY")
 
 
 def _settings(home: Path) -> Settings:
@@ -51,9 +54,13 @@ def planned(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings.ensure_dirs()
     generate_company(settings.landing_dir, items=40, months=36, seed=7, end=MONTH)
     # two months in order, so the second plan can score the first plan's forecast
-    for month in (PREVIOUS, MONTH):
-        outcome = run_plan_month(settings, month)
-        assert outcome.success, outcome.errors
+    with pytest.MonkeyPatch.context() as mp:
+        for name in SECRET_VARS:
+            mp.setenv(name, PLANTED_SECRET)
+        for month in (PREVIOUS, MONTH):
+            outcome = run_plan_month(settings, month)
+            assert outcome.success, outcome.errors
+            assert PLANTED_SECRET not in outcome.summary + " ".join(outcome.errors)
     return settings
 
 
@@ -332,3 +339,54 @@ def test_backfill_is_point_in_time_and_reproduces_the_original_publication(
             for v in (1, 2)
         )
         pd.testing.assert_frame_equal(v1, v2, check_exact=True, obj=table)
+
+
+def test_no_secret_from_the_environment_in_logs_run_history_or_published_data(
+    planned: Settings,
+) -> None:
+    """Settings with secrets come from the environment; nothing echoes them anywhere."""
+    import dagster as dg
+
+    from sop_pipeline.dbt_project import DBT_PROJECT_DIR
+    from sop_pipeline.summary import run_summary, status
+
+    secret = PLANTED_SECRET.encode()
+    # every file the runs wrote: CLI/dbt logs, Dagster run and event storage, compute logs,
+    # the executive pack; dbt's own log folder
+    scanned = 0
+    for root in (planned.sop_home, DBT_PROJECT_DIR / "logs"):
+        for path in root.rglob("*"):
+            if path.is_file() and path.suffix != ".duckdb":
+                assert secret not in path.read_bytes(), path
+                scanned += 1
+    assert scanned > 10
+    # what the Dagster UI shows: event messages and materialization metadata of every run
+    instance = dg.DagsterInstance.from_config(str(planned.dagster_home))
+    runs = instance.get_runs()
+    assert len(runs) >= 2
+    for run in runs:
+        assert PLANTED_SECRET not in repr(run.tags)
+        for entry in instance.all_logs(run.run_id):
+            assert PLANTED_SECRET not in entry.user_message
+            event = entry.dagster_event
+            if event is not None:
+                assert PLANTED_SECRET not in repr(event.event_specific_data)
+    # the text columns of both databases (DuckDB compresses strings: scan with SQL)
+    for db in (planned.warehouse_path, planned.published_dir / "sop.duckdb"):
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            text_columns = con.execute(
+                "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+                "WHERE data_type = 'VARCHAR' AND table_name NOT LIKE '%_current' "
+                "AND table_name NOT LIKE '%_latest_versions'"
+            ).fetchall()
+            assert text_columns
+            for schema, table, column in text_columns:
+                hits = con.execute(
+                    f'SELECT count(*) FROM "{schema}"."{table}" WHERE contains("{column}", ?)',
+                    [PLANTED_SECRET],
+                ).fetchone()[0]
+                assert hits == 0, f"{db}: {schema}.{table}.{column}"
+        finally:
+            con.close()
+    assert PLANTED_SECRET not in run_summary(planned, MONTH) + "\n".join(status(planned))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import signal
@@ -10,6 +11,8 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -470,3 +473,127 @@ def test_conform_orders_columns_casts_types_and_keeps_extras() -> None:
     assert str(out["available_hours"].dtype) == "float64"
     with pytest.raises(ConformError, match="plan_month.*2026-01"):
         conform("plan_capacity", df.assign(plan_month="2025-12"), "2026-01", 1)
+
+
+# --------------------------------------------------------------------------------------
+# a full disk, a read-only or unwritable published/ folder
+# --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def _mounted(target: Path, *mount_args: str, then: tuple[str, ...] = ()) -> Iterator[None]:
+    """``mount <mount_args> <target>`` (and ``mount <then> <target>``), unmounted afterwards.
+
+    Skips the test where mounting is not possible (not root, no mount namespace).
+    """
+    try:
+        subprocess.run(["mount", *mount_args, str(target)], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount here ({exc}); the simulated variant covers the code")
+    try:
+        if then:
+            subprocess.run(["mount", *then, str(target)], check=True, capture_output=True)
+        yield
+    finally:
+        subprocess.run(["umount", str(target)], check=False, capture_output=True)
+    assert not os.path.ismount(target), f"{target} is still mounted"
+
+
+def _assert_clean_failure(pub: Path, before: dict[str, str]) -> None:
+    assert _hash_tree(pub) == before
+    assert not list(pub.glob(".staging-*"))
+    assert read_published(pub, "plan_versions")["plan_version"].tolist() == [1]
+
+
+def test_full_disk_fails_cleanly_and_the_next_publication_succeeds(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    pub.mkdir()
+    with _mounted(pub, "-t", "tmpfs", "-o", "size=16m", "tmpfs"):
+        _publish(pub, run_id="run-1")
+        before = _hash_tree(pub)
+        free = os.statvfs(pub).f_bavail * os.statvfs(pub).f_frsize
+        filler = pub / "filler"
+        with filler.open("wb") as fh:  # leave 64 KB: far less than a new sop.duckdb
+            fh.write(b"\0" * (free - 64 * 1024))
+        before["filler"] = hashlib.sha256(filler.read_bytes()).hexdigest()
+        with pytest.raises(writer.PublishDiskFullError) as caught:
+            _publish(pub, run_id="run-2")
+        _assert_clean_failure(pub, before)
+        text = str(caught.value)
+        assert "no space left on device" in text and str(pub) in text
+        assert (
+            "Free space on the disk holding" in text and "previous publication is unchanged" in text
+        )
+        assert "sop run --month 2026-01" in text
+
+        filler.unlink()  # space freed: the same publication goes through
+        assert _publish(pub, run_id="run-3").plan_version == 2
+
+
+def test_read_only_published_folder_fails_cleanly(tmp_path: Path) -> None:
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    before = _hash_tree(pub)
+    with _mounted(pub, "--bind", str(pub), then=("-o", "remount,ro,bind")):
+        with pytest.raises(writer.PublishNotWritableError) as caught:
+            _publish(pub, run_id="run-2")
+        _assert_clean_failure(pub, before)
+        # BI keeps reading the previous publication from the read-only folder
+        con = bi_connect(pub / "sop.duckdb")
+        try:
+            assert con.execute("SELECT count(*) FROM plan_demand_current").fetchone()[0] == 6
+        finally:
+            con.close()
+    text = str(caught.value)
+    assert "read-only file system" in text and str(pub) in text
+    assert "make it writable for the user running the pipeline" in text
+    assert _publish(pub, run_id="run-3").plan_version == 2
+
+
+def _failing(real, code: int, when: Callable[[tuple], bool]):
+    def fake(*args, **kwargs):
+        if when(args):
+            raise OSError(code, os.strerror(code), str(args[0]))
+        return real(*args, **kwargs)
+
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "expected", "says"),
+    [
+        # the lock file cannot be created: a folder the pipeline's user may not write
+        ("open", errno.EACCES, writer.PublishNotWritableError, "permission denied"),
+        # the Parquet folders cannot be moved into place on a read-only mount
+        ("rename", errno.EROFS, writer.PublishNotWritableError, "read-only file system"),
+        # the commit itself: the disk is full (or over quota) at the last moment
+        ("replace", errno.ENOSPC, writer.PublishDiskFullError, "no space left on device"),
+        ("replace", errno.EDQUOT, writer.PublishDiskFullError, "disk quota exceeded"),
+    ],
+)
+def test_os_errors_of_the_disk_fail_cleanly_with_path_and_fix(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    call: str,
+    code: int,
+    expected: type[Exception],
+    says: str,
+) -> None:
+    """The same faults simulated at the OS-call level (where mounting is not possible)."""
+    pub = tmp_path / "published"
+    _publish(pub, run_id="run-1")
+    before = _hash_tree(pub)
+    if call == "open":
+        when = lambda args: str(args[0]).endswith(writer.LOCK_NAME)  # noqa: E731
+    else:
+        when = lambda args: True  # noqa: E731
+    monkeypatch.setattr(writer.os, call, _failing(getattr(os, call), code, when))
+    with pytest.raises(expected) as caught:
+        _publish(pub, run_id="run-2", tables=sample_tables(scale=2.0))
+    monkeypatch.undo()
+    _assert_clean_failure(pub, before)
+    assert not list(pub.glob("parquet/*/plan_month=2026-01/plan_version=2"))
+    text = str(caught.value)
+    assert says in text and str(pub) in text and "previous publication is unchanged" in text
+    assert ("Free space" in text) == (expected is writer.PublishDiskFullError)
+    assert _publish(pub, run_id="run-3").plan_version == 2

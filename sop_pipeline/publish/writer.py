@@ -25,7 +25,8 @@ How a publication stays all-or-nothing:
    same filesystem), fsync the folder. This is the commit point.
 
 A failure before step 6 removes what the run added and leaves the published files
-byte-identical; a kill before step 6 leaves the previous file complete (stale staging and
+byte-identical (a full disk or a read-only/unwritable ``published/`` is reported as
+``PublishDiskFullError`` / ``PublishNotWritableError`` with the path and what to do); a kill before step 6 leaves the previous file complete (stale staging and
 orphan Parquet folders are cleaned up by the next publication). Readers that hold the old
 file open keep reading the old inode, new readers open the new file.
 """
@@ -86,6 +87,68 @@ class PublishError(RuntimeError):
 
 class AuditError(PublishError):
     """The staged database does not hold what was written; nothing was published."""
+
+
+class PublishStorageError(PublishError):
+    """The disk refused a write (full, read-only, no permission); nothing was published."""
+
+
+class PublishDiskFullError(PublishStorageError):
+    """No space left on the device holding ``published/`` (a retry may help once freed)."""
+
+
+class PublishNotWritableError(PublishStorageError):
+    """``published/`` is read-only or not writable for this user (retrying cannot help)."""
+
+
+#: errno → what the disk said, for messages; the first group is "full", the rest "not writable".
+_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+_NOT_WRITABLE = {
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
+_MESSAGE_ERRNO = {
+    "no space left on device": errno.ENOSPC,
+    "disk quota exceeded": errno.EDQUOT,
+    "read-only file system": errno.EROFS,
+    "permission denied": errno.EACCES,
+    "operation not permitted": errno.EPERM,
+}
+
+
+def _storage_error(
+    exc: BaseException, published_dir: Path, plan_month: str, db_path: Path
+) -> PublishStorageError | None:
+    """A clear :class:`PublishStorageError` for a write the disk refused, else None.
+
+    Python's file operations raise ``OSError`` with an errno; DuckDB (the database and the
+    Parquet files) raises ``duckdb.IOException`` whose text carries the OS message.
+    """
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and isinstance(exc, duckdb.Error):
+        text = str(exc).lower()
+        code = next((c for m, c in _MESSAGE_ERRNO.items() if m in text), None)
+    if code not in _DISK_FULL and code not in _NOT_WRITABLE:
+        return None
+    where = getattr(exc, "filename", None) or published_dir
+    detail = str(exc).splitlines()[0]
+    unchanged = "Nothing was published; the previous publication is unchanged."
+    again = f"then run `sop run --month {plan_month}` again."
+    if code in _DISK_FULL:
+        size_mb = db_path.stat().st_size / 1e6 if db_path.exists() else 0.0
+        return PublishDiskFullError(
+            f"publication of plan {plan_month} failed: {_DISK_FULL[code]} writing {where} "
+            f"({detail}). {unchanged} Free space on the disk holding {published_dir} (a "
+            f"publication writes a new copy of sop.duckdb beside the current {size_mb:.1f} MB "
+            f"one, plus its Parquet files), {again}"
+        )
+    return PublishNotWritableError(
+        f"publication of plan {plan_month} failed: {_NOT_WRITABLE[code]} writing {where} "
+        f"({detail}). {unchanged} The pipeline needs write access to {published_dir} (BI "
+        f"users need read access only): make it writable for the user running the pipeline "
+        f"(or point SOP_HOME at a writable folder), {again}"
+    )
 
 
 @dataclass(frozen=True)
@@ -409,8 +472,9 @@ def _audit(
         )
 
 
-def publish_plan(
+def _publish_locked(
     published_dir: Path,
+    db_path: Path,
     plan_month: str,
     tables: dict[str, pd.DataFrame],
     *,
@@ -419,53 +483,14 @@ def publish_plan(
     code_version: str,
     checks_passed: int,
     checks_failed: int,
-    is_backfill: bool = False,
-    extra_files: dict[str, bytes] | None = None,
-) -> PublishResult:
-    """Publish a plan as the next version of its plan month, all at once or not at all.
-
-    Args:
-        published_dir: ``$SOP_HOME/published`` (created if missing).
-        plan_month: ``YYYY-MM``.
-        tables: published table name → frame with its stable columns (without
-            ``plan_month``/``plan_version``; see ``tables.conform``). A plan table left
-            out is published with zero rows for this version.
-        run_id: the orchestrator's run id (also names the staging folder).
-        input_fingerprint: hash of the inputs the plan was computed from.
-        code_version: version of the code (package version / git commit).
-        checks_passed: gate checks that passed.
-        checks_failed: gate checks that failed (non-blocking ones, since the gate passed).
-        is_backfill: the plan was produced by a backfill of a past month.
-        extra_files: file name → bytes published with this version under
-            ``published/files/plan_month=YYYY-MM/plan_version=N/`` (e.g. the report).
+    is_backfill: bool,
+    extra_files: dict[str, bytes] | None,
+) -> tuple[int, dict[str, tuple[int, int]]]:
+    """Steps 1-6 of the module doc under the publication lock; see :func:`publish_plan`.
 
     Returns:
-        The plan month, the new version number, the DuckDB path, rows per table, seconds.
-
-    Raises:
-        PublishError: bad arguments, a lock held too long, or an unreadable published file.
-        AuditError: the staged publication does not hold what was written.
-        ConformError: a frame lacks stable columns or holds values of the wrong type.
+        The new plan version and, per table, (rows of the new version, total rows).
     """
-    started = time.monotonic()
-    parse_month(plan_month)
-    unknown = sorted(set(tables) - set(PLAN_TABLES))
-    if unknown:
-        raise PublishError(
-            f"unknown published table(s) {', '.join(unknown)}; publish only {', '.join(PLAN_TABLES)} "
-            f"(plan_versions is written by the publisher)."
-        )
-    if not run_id or not _SAFE_NAME.match(run_id):
-        raise PublishError(
-            f"run_id {run_id!r} must be letters, digits, '.', '_' or '-' (it names a folder)."
-        )
-    for name in extra_files or {}:
-        if not _SAFE_NAME.match(name):
-            raise PublishError(f"extra file name {name!r} must be a plain file name (no folders).")
-    published_dir = Path(published_dir)
-    published_dir.mkdir(parents=True, exist_ok=True)
-    db_path = published_dir / DB_NAME
-
     with _publish_lock(published_dir):
         versions = _published_versions(db_path)
         _remove_leftovers(published_dir, versions)
@@ -541,6 +566,92 @@ def publish_plan(
             raise
         _fsync_path(published_dir)
         shutil.rmtree(stage_dir, ignore_errors=True)
+
+    return plan_version, counts
+
+
+def publish_plan(
+    published_dir: Path,
+    plan_month: str,
+    tables: dict[str, pd.DataFrame],
+    *,
+    run_id: str,
+    input_fingerprint: str,
+    code_version: str,
+    checks_passed: int,
+    checks_failed: int,
+    is_backfill: bool = False,
+    extra_files: dict[str, bytes] | None = None,
+) -> PublishResult:
+    """Publish a plan as the next version of its plan month, all at once or not at all.
+
+    Args:
+        published_dir: ``$SOP_HOME/published`` (created if missing).
+        plan_month: ``YYYY-MM``.
+        tables: published table name → frame with its stable columns (without
+            ``plan_month``/``plan_version``; see ``tables.conform``). A plan table left
+            out is published with zero rows for this version.
+        run_id: the orchestrator's run id (also names the staging folder).
+        input_fingerprint: hash of the inputs the plan was computed from.
+        code_version: version of the code (package version / git commit).
+        checks_passed: gate checks that passed.
+        checks_failed: gate checks that failed (non-blocking ones, since the gate passed).
+        is_backfill: the plan was produced by a backfill of a past month.
+        extra_files: file name → bytes published with this version under
+            ``published/files/plan_month=YYYY-MM/plan_version=N/`` (e.g. the report).
+
+    Returns:
+        The plan month, the new version number, the DuckDB path, rows per table, seconds.
+
+    Raises:
+        PublishError: bad arguments, a lock held too long, or an unreadable published file.
+        AuditError: the staged publication does not hold what was written.
+        PublishDiskFullError: the disk holding ``published_dir`` is full (or over quota).
+        PublishNotWritableError: ``published_dir`` is read-only or not writable.
+        ConformError: a frame lacks stable columns or holds values of the wrong type.
+
+    Whatever the error, nothing of this publication is left behind and the previous
+    publication is byte-identical.
+    """
+    started = time.monotonic()
+    parse_month(plan_month)
+    unknown = sorted(set(tables) - set(PLAN_TABLES))
+    if unknown:
+        raise PublishError(
+            f"unknown published table(s) {', '.join(unknown)}; publish only {', '.join(PLAN_TABLES)} "
+            f"(plan_versions is written by the publisher)."
+        )
+    if not run_id or not _SAFE_NAME.match(run_id):
+        raise PublishError(
+            f"run_id {run_id!r} must be letters, digits, '.', '_' or '-' (it names a folder)."
+        )
+    for name in extra_files or {}:
+        if not _SAFE_NAME.match(name):
+            raise PublishError(f"extra file name {name!r} must be a plain file name (no folders).")
+    published_dir = Path(published_dir)
+    db_path = published_dir / DB_NAME
+    try:
+        published_dir.mkdir(parents=True, exist_ok=True)
+        plan_version, counts = _publish_locked(
+            published_dir,
+            db_path,
+            plan_month,
+            tables,
+            run_id=run_id,
+            input_fingerprint=input_fingerprint,
+            code_version=code_version,
+            checks_passed=checks_passed,
+            checks_failed=checks_failed,
+            is_backfill=is_backfill,
+            extra_files=extra_files,
+        )
+    except PublishError:
+        raise
+    except (OSError, duckdb.Error) as exc:
+        storage = _storage_error(exc, published_dir, plan_month, db_path)
+        if storage is None:
+            raise
+        raise storage from exc
 
     return PublishResult(
         plan_month=plan_month,

@@ -22,26 +22,33 @@ quantities as (
         status,
         unit_price_base,
         cast(date_trunc('month', requested_date) as date) as requested_month,
-        case
-            when status = 'returned' then 0
-            else cast(qty_ordered as double precision)
-        end as ordered_qty,
-        case
-            when status = 'cancelled'
-                then greatest(
-                    cast(qty_ordered as double precision) - coalesce(cast(qty_shipped as double precision), 0),
-                    0
-                )
-            else 0
-        end as cancelled_qty,
-        case
-            when status = 'returned' then abs(cast(qty_ordered as double precision))
-            else 0
-        end as returned_qty,
-        case
-            when status = 'returned' then 0
-            else coalesce(cast(qty_shipped as double precision), 0)
-        end as shipped_qty
+        -- quantities stay DECIMAL(18,6), so monthly sums are exact (marts cast once, at the
+        -- end); the explicit type keeps the scale the same on DuckDB and PostgreSQL
+        cast(
+            case
+                when status = 'returned' then 0
+                else qty_ordered
+            end as decimal(18, 6)
+        ) as ordered_qty,
+        cast(
+            case
+                when status = 'cancelled'
+                    then greatest(qty_ordered - coalesce(qty_shipped, 0), 0)
+                else 0
+            end as decimal(18, 6)
+        ) as cancelled_qty,
+        cast(
+            case
+                when status = 'returned' then abs(qty_ordered)
+                else 0
+            end as decimal(18, 6)
+        ) as returned_qty,
+        cast(
+            case
+                when status = 'returned' then 0
+                else coalesce(qty_shipped, 0)
+            end as decimal(18, 6)
+        ) as shipped_qty
     from sales_orders
 
 ),
@@ -50,7 +57,7 @@ final as (
 
     select
         *,
-        ordered_qty - cancelled_qty - returned_qty as demand_qty,
+        cast(ordered_qty - cancelled_qty - returned_qty as decimal(18, 6)) as demand_qty,
         (ordered_qty - cancelled_qty - returned_qty) * unit_price_base as demand_revenue
     from quantities
 

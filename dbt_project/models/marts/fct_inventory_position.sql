@@ -27,7 +27,8 @@ positions as (
         item_id,
         location_id,
         snapshot_date,
-        sum(cast(qty_on_hand as double precision)) as on_hand_qty,
+        -- an exact DECIMAL sum of the lots, cast to DOUBLE once below
+        sum(qty_on_hand) as on_hand_qty,
         sum(cast(qty_on_hand as double precision) * (snapshot_date - receipt_date)) as qty_age_days
     from latest_lots
     group by item_id, location_id, snapshot_date
