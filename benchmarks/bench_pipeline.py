@@ -158,7 +158,17 @@ def _plain_statsforecast(settings, month: str, n_jobs: int) -> float:
     )
 
 
-def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, object]:
+def run_size(
+    series: int,
+    months: int,
+    n_jobs: int,
+    workdir: Path,
+    *,
+    rerun: bool = False,
+    plain: bool = True,
+) -> dict[str, object]:
+    """Generate a company of ``series`` series (or, with ``rerun``, plan the one already in
+    ``workdir`` again: unchanged stages are then reused) and time the monthly run."""
     import dagster as dg
 
     from sop_pipeline.generator.company import generate_company
@@ -173,9 +183,13 @@ def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, 
     # about two selling locations per item
     items = max(20, round(series / 1.93))
     t0 = time.perf_counter()
-    summary = generate_company(settings.landing_dir, items=items, months=months, seed=11)
+    if rerun:
+        month = max(p.name for p in settings.landing_dir.iterdir() if p.name[:2] == "20")
+        summary = None
+    else:
+        summary = generate_company(settings.landing_dir, items=items, months=months, seed=11)
+        month = summary.last_month
     gen_seconds = time.perf_counter() - t0
-    month = summary.last_month
     cpu0, wall0 = _cpu_seconds(), time.perf_counter()
     with TreeSampler() as sampler:
         outcome = run_plan_month(settings, month)
@@ -185,13 +199,14 @@ def run_size(series: int, months: int, n_jobs: int, workdir: Path) -> dict[str, 
         raise SystemExit(f"run failed at {series} series: {outcome.errors}")
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))
     stages = _stage_figures(instance, outcome.run_id, sampler)
-    plain = _plain_statsforecast(settings, month, n_jobs)
+    plain = _plain_statsforecast(settings, month, n_jobs) if plain else float("nan")
     own_mb, kids_mb = _peak_mb()
     forecast = stages.get("forecast", {}).get("wall", float("nan"))
     row: dict[str, object] = {
         "measured_at": datetime.now().isoformat(timespec="seconds"),
-        "series": summary.series_count,
-        "items": summary.item_count,
+        "series": summary.series_count if summary else series,
+        "items": summary.item_count if summary else items,
+        "rerun": rerun,
         "months": months,
         "generate_s": round(gen_seconds, 1),
         "pipeline_wall_s": round(wall, 1),
@@ -242,6 +257,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, help="keep the generated homes here (default: a temp folder)"
     )
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="plan the company already in --workdir again (shows what incremental runs skip)",
+    )
+    parser.add_argument("--no-plain", action="store_true", help="skip plain statsforecast")
     args = parser.parse_args(argv)
     sizes = args.series or [1000]
     rows = []
@@ -249,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         for size in sizes:
             print(f"== {size} series × {args.months} months", flush=True)
-            row = run_size(size, args.months, args.n_jobs, workdir)
+            row = run_size(
+                size, args.months, args.n_jobs, workdir, rerun=args.rerun, plain=not args.no_plain
+            )
             rows.append(row)
             for key, value in row.items():
                 print(f"  {key:24} {value}")

@@ -172,7 +172,7 @@ def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
     """SOP_DASK_ADDRESS pointing at a running scheduler: the asset uses it, leaves it running,
     writes the local numbers and says in its metadata which engine ran."""
     from sop_pipeline.assets.demand import stat_forecast
-    from sop_pipeline.resources import SopResource, WarehouseResource
+    from sop_pipeline.resources import MartsResource, SopResource, WarehouseResource
 
     history, items = panel
     db = tmp_path / "sop.duckdb"
@@ -195,6 +195,7 @@ def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
         resources={
             "sop": SopResource(sop_home=str(tmp_path), horizon_months=HORIZON),
             "warehouse": WarehouseResource(database=str(db)),
+            "marts": MartsResource(working=WarehouseResource(database=str(db))),
         },
     )
     assert outcome.success
