@@ -72,6 +72,7 @@ class Reuse:
 
     run_id: str
     computed_at: str
+    tables: dict[str, int]
     metadata: dict[str, Any]
 
 
@@ -106,7 +107,7 @@ def find_reusable(
     tables = json.loads(row[3])
     if tables_rows(con, tables, plan_month) != tables:
         return None
-    return Reuse(run_id=row[1], computed_at=row[2], metadata=json.loads(row[4]))
+    return Reuse(run_id=row[1], computed_at=row[2], tables=tables, metadata=json.loads(row[4]))
 
 
 def record(

@@ -7,19 +7,17 @@ Runs ``dbt build`` in-process (dbtRunner) against a ``tmp_path`` DuckDB loaded b
 
 from __future__ import annotations
 
-import json
 import shutil
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.cli.main import dbtRunner, dbtRunnerResult
+from dbt.cli.main import dbtRunnerResult
+from dbt_inprocess import invoke_dbt
 from fixtures_raw import EUR_RATE_2026_01, EXPECTED, HORIZON_MONTHS, PLAN_MONTH, build_raw_warehouse
 
 from sop_pipeline.partitions import plan_month_window
-
-DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 
 
 def run_dbt(work: Path, *args: str) -> dbtRunnerResult:
@@ -28,28 +26,7 @@ def run_dbt(work: Path, *args: str) -> dbtRunnerResult:
     Every invocation of the module uses the same warehouse path and target folder, so dbt
     re-uses its parse (the profile, vars and env stay the same) and the tests stay fast.
     """
-    window = plan_month_window(PLAN_MONTH, HORIZON_MONTHS)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOP_WAREHOUSE_PATH", str(work / "sop.duckdb"))
-        mp.setenv("SOP_BASE_CURRENCY", "USD")
-        # in-process dbt must release the file: the tests open it right after
-        mp.setenv("SOP_DBT_KEEP_OPEN", "false")
-        return dbtRunner().invoke(
-            [
-                *args,
-                "--project-dir",
-                str(DBT_DIR),
-                "--profiles-dir",
-                str(DBT_DIR),
-                "--target-path",
-                str(work / "target"),
-                "--log-path",
-                str(work / "logs"),
-                "--vars",
-                json.dumps(window),
-                "--quiet",
-            ]
-        )
+    return invoke_dbt(work / "sop.duckdb", work, PLAN_MONTH, HORIZON_MONTHS, *args)
 
 
 def load_raw(work: Path, broken: tuple[str, ...] = ()) -> None:

@@ -14,7 +14,6 @@ skip it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -26,12 +25,12 @@ import duckdb
 import pandas as pd
 import psycopg2  # the postgres extra, which `make setup` installs: no skip without it
 import pytest
+from dbt_inprocess import invoke_dbt
 from fixtures_raw import build_raw_warehouse
 from pg_server import PostgresNotAvailable, PostgresServer
 
 from sop_pipeline.contract import EXTRACTS
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.partitions import plan_month_window
 from sop_pipeline.resources import MartsResource
 from sop_pipeline.runner import run_plan_month
 from sop_pipeline.settings import Settings
@@ -228,32 +227,16 @@ class Homes:
 
 def _run_dbt_models_on_duckdb(settings: Settings, work: Path) -> None:
     """``dbt run`` (models only: the dbt tests of DuckDB are test_dbt's) into ``settings``' file."""
-    from dbt.cli.main import dbtRunner
-
-    project = Path(__file__).resolve().parent.parent / "dbt_project"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOP_WAREHOUSE_PATH", str(settings.warehouse_path))
-        mp.setenv("SOP_BASE_CURRENCY", settings.base_currency)
-        # in-process dbt must release the file: the planning stages open it next
-        mp.setenv("SOP_DBT_KEEP_OPEN", "false")
-        result = dbtRunner().invoke(
-            [
-                "run",
-                "--target",
-                "duckdb",
-                "--project-dir",
-                str(project),
-                "--profiles-dir",
-                str(project),
-                "--target-path",
-                str(work / "target"),
-                "--log-path",
-                str(work / "logs"),
-                "--vars",
-                json.dumps(plan_month_window(MONTH, settings.horizon_months)),
-                "--quiet",
-            ]
-        )
+    result = invoke_dbt(
+        settings.warehouse_path,
+        work,
+        MONTH,
+        settings.horizon_months,
+        "run",
+        "--target",
+        "duckdb",
+        base_currency=settings.base_currency,
+    )
     assert result.success, f"dbt run on DuckDB failed: {result.exception}"
 
 

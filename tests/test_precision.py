@@ -18,24 +18,21 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 import pytest
-from dbt.cli.main import dbtRunner
+from dbt_inprocess import invoke_dbt
 from test_publish import sample_tables
 
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.ingest.loader import load_extracts
-from sop_pipeline.partitions import plan_month_window
 from sop_pipeline.publish.writer import bi_connect, publish_plan
 from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
 
 PLAN = "2026-06"
-DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 LARGE, TINY = "123456789.123456", "0.000001"
 BIG_PRICE, ODD_PRICE, ODD_QTY = "999999999.999999", "4.100001", "98765.432109"
 
@@ -108,29 +105,15 @@ def marts(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, obj
         load_extracts(con, landing, PLAN, base_currency="USD")
     finally:
         con.close()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SOP_WAREHOUSE_PATH", str(db))
-        mp.setenv("SOP_BASE_CURRENCY", "USD")
-        # in-process dbt must release the file: the test reads it right after
-        mp.setenv("SOP_DBT_KEEP_OPEN", "false")
-        result = dbtRunner().invoke(
-            [
-                "run",
-                "--select",
-                "+dim_items +fct_inventory_position +fct_order_lines +fct_demand_history",
-                "--project-dir",
-                str(DBT_DIR),
-                "--profiles-dir",
-                str(DBT_DIR),
-                "--target-path",
-                str(work / "target"),
-                "--log-path",
-                str(work / "logs"),
-                "--vars",
-                json.dumps(plan_month_window(PLAN, 12)),
-                "--quiet",
-            ]
-        )
+    result = invoke_dbt(
+        db,
+        work,
+        PLAN,
+        12,
+        "run",
+        "--select",
+        "+dim_items +fct_inventory_position +fct_order_lines +fct_demand_history",
+    )
     assert result.success, result.exception
     return db, where
 

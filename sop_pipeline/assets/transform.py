@@ -94,7 +94,7 @@ def sop_dbt_models(
     if reuse is not None:
         context.log.info(
             f"dbt {month}: raw loads, dbt project, vars and versions unchanged since run "
-            f"{reuse.run_id[:8]} ({reuse.computed_at}); its {len(reuse.metadata['tables'])} "
+            f"{reuse.run_id[:8]} ({reuse.computed_at}); its {len(reuse.tables)} "
             f"tables and {reuse.metadata['tests']} passed tests stand (fingerprint {fp[:12]})."
         )
         yield from _reused_results(context, reuse, fp)
@@ -130,16 +130,7 @@ def sop_dbt_models(
     tests = sum(isinstance(e, dg.AssetCheckResult) and e.passed for e in events)
     if incremental_ok:
         with warehouse.get_connection() as con:
-            tables = incremental.tables_rows(con, counts, "")
-            incremental.record(
-                con,
-                *DBT_STAGE,
-                fp,
-                code,
-                context.run_id,
-                tables,
-                {"tables": tables, "tests": tests},
-            )
+            incremental.record(con, *DBT_STAGE, fp, code, context.run_id, counts, {"tests": tests})
 
 
 # the marts hold one plan month at a time: one record for whatever was built last
@@ -183,7 +174,7 @@ def _reused_results(context: dg.AssetExecutionContext, reuse, fp: str):
     from graphlib import TopologicalSorter
 
     meta = {"reused_from_run": reuse.run_id, "data_version": fp[:12]}
-    counts = {k.rsplit(".", 1)[-1]: v for k, v in reuse.metadata["tables"].items()}
+    counts = {k.rsplit(".", 1)[-1]: v for k, v in reuse.tables.items()}
     assets_def = context.assets_def
     output_of = {
         key: name
