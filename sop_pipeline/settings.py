@@ -20,6 +20,8 @@ _SPARK_MASTER_RE = re.compile(
 )
 
 STRATEGIES = ("level", "chase", "mixed")
+# what happens to demand the plan cannot serve in its month (docs/supply_and_finance.md)
+UNMET_DEMAND_POLICIES = ("backlog", "lost_sales")
 FORECAST_ENGINES = ("local", "dask", "spark")
 # where dbt builds staging/intermediate/marts (a target of dbt_project/profiles.yml of the
 # same name) and where the Python stages read the marts
@@ -91,6 +93,8 @@ class Settings:
     pg_password: str = field(default="", repr=False)
     dagster_home_dir: Path | None = None
     run_lock_timeout: float = 7200.0
+    unmet_demand: str = "backlog"
+    stockout_risk_threshold: float = 0.20
 
     @property
     def dbt_target(self) -> str:
@@ -196,6 +200,12 @@ class Settings:
                 "(postgres also needs SOP_PG_HOST, SOP_PG_PORT, SOP_PG_USER, SOP_PG_DBNAME and "
                 f"{PG_PASSWORD_VAR}; see .env.example)."
             )
+        unmet = _get(env, "SOP_UNMET_DEMAND", "backlog").lower()
+        if unmet not in UNMET_DEMAND_POLICIES:
+            raise SettingsError(
+                f"SOP_UNMET_DEMAND={unmet!r} is unknown; use backlog (unserved demand waits for "
+                "the next receipts) or lost_sales (it is lost in its month)."
+            )
         return cls(
             sop_home=home,
             base_currency=base,
@@ -219,6 +229,8 @@ class Settings:
             # taken as it is: spaces may be part of a password
             pg_password=env.get(PG_PASSWORD_VAR, ""),
             run_lock_timeout=_float(env, "SOP_RUN_LOCK_TIMEOUT", 7200.0, 0.0, 7 * 86400.0),
+            unmet_demand=unmet,
+            stockout_risk_threshold=_float(env, "SOP_STOCKOUT_RISK_THRESHOLD", 0.20, 0.0, 1.0),
             dagster_home_dir=(
                 Path(env["DAGSTER_HOME"]).expanduser().resolve()
                 if env.get("DAGSTER_HOME", "").strip()

@@ -108,6 +108,7 @@ def inputs() -> KpiInputs:
             "month": pd.to_datetime(["2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01"]),
             "available_hours": 100.0,
             "required_hours": [85.0, 120.0, 50.0, 999.0],
+            "planned_hours": [85.0, 110.0, 50.0, 999.0],
         }
     )
     fin_months = pd.to_datetime(["2026-02-01", "2026-03-01", "2027-02-01"])
@@ -142,6 +143,16 @@ def inputs() -> KpiInputs:
             "consensus_qty": [10.0, 20.0],
         }
     )
+    plan_inventory = pd.DataFrame(
+        {
+            "item_id": ["I1", "I1", "I2", "I2"],
+            "location_id": "L",
+            "month": pd.to_datetime(["2026-02-01", "2026-03-01"] * 2),
+            "demand_qty": [100.0, 100.0, 50.0, 50.0],
+            "served_qty": [100.0, 80.0, 50.0, 50.0],
+            "stockout_probability": [0.05, 1.0, 0.1, 0.1],
+        }
+    )
     return KpiInputs(
         order_lines=lines,
         production_orders=production,
@@ -154,6 +165,7 @@ def inputs() -> KpiInputs:
         accuracy=accuracy,
         items=items,
         snapshots=snapshots,
+        plan_inventory=plan_inventory,
     )
 
 
@@ -169,15 +181,16 @@ EXPECTED = [
     # kpi, scope, month, value, status
     ("forecast_accuracy", "total", JAN, 0.8, "on_track"),
     ("forecast_bias", "total", JAN, 0.05, "on_track"),
-    ("revenue_forecast_accuracy", "total", JAN, 0.8, "on_track"),  # 1 − (20 + 20) / 200
+    # 1 − (|100 − 120| + |100 − 80|) / (max(100, 120) + max(100, 80))
+    ("revenue_forecast_accuracy", "total", JAN, 1 - 40 / 220, "on_track"),
     ("total_sales_vs_forecast", "total", JAN, 1.0, "on_track"),
     ("total_sales_vs_forecast", "family:F1", JAN, 1.2, "off_track"),
     ("total_sales_vs_forecast", "family:F2", JAN, 0.8, "off_track"),
     ("inventory_turns", "total", JAN, 4.0, "off_track"),  # 720 COGS / 180 average value
     ("inventory_turns", "family:F1", JAN, 6.0, "on_track"),
     ("inventory_aging", "total", JAN, 0.7, "off_track"),
-    ("capacity_utilization", "total", FEB, 0.85, "on_track"),
-    ("capacity_utilization", "total", pd.Timestamp("2026-03-01"), 1.2, "off_track"),
+    # planned hours of Feb-Apr pooled: (85 + 110 + 50) / 300, one row for the window
+    ("capacity_utilization", "total", FEB, 245 / 300, "on_track"),
     ("production_schedule_attainment", "total", JAN, 1 / 3, "off_track"),
     ("on_time_delivery", "total", JAN, 0.5, "off_track"),
     ("order_fill_rate", "total", JAN, 25 / 40, "off_track"),
@@ -187,6 +200,11 @@ EXPECTED = [
     ("revenue_vs_aop", "total", FEB, 100 / 110, "off_track"),
     ("working_capital_vs_plan", "total", JAN, 1.0, "on_track"),
     ("working_capital_vs_plan", "family:F1", JAN, 1.4, "off_track"),
+    # demand-weighted 1 − P(stock-out) over the horizon: (95 + 0 + 45 + 45) / 300
+    ("projected_service_level", "total", FEB, 185 / 300, "off_track"),
+    ("projected_service_level", "family:F2", FEB, 0.9, "off_track"),
+    ("unmet_demand_rate", "total", FEB, 20 / 300, "off_track"),
+    ("unmet_demand_rate", "family:F1", FEB, 0.1, "off_track"),
 ]
 
 
@@ -202,12 +220,12 @@ def test_kpi_values_and_status(inputs, kpi, scope, month, value, expected_status
 def test_scorecard_shape(inputs) -> None:
     card = kpi_scorecard(inputs, "2026-01")
     assert list(card.columns[:6]) == ["kpi", "scope", "month", "value", "target", "status"]
-    assert set(card.kpi) == set(KPIS) and 10 <= len(KPIS) <= 15
+    assert set(card.kpi) == set(KPIS) and 10 <= len(KPIS) <= 16
     assert set(card.status) <= set(STATUSES)
     assert not card.duplicated(["kpi", "scope", "month"]).any()
     assert card.attrs["missing"] == {}
-    # the window ends at the horizon: May capacity and Feb-2027 financials are outside it
-    assert set(card.loc[card.kpi == "capacity_utilization", "month"].dt.month) == {2, 3, 4}
+    # one row per scope for the 3-month window (May is outside it: 999 h would show)
+    assert card.loc[card.kpi == "capacity_utilization", "month"].tolist() == [FEB]
     assert card.loc[card.kpi == "forecast_accuracy", "scope"].tolist() == ["total"]
     assert card[card.kpi == "order_fill_rate"]["scope"].tolist() == [
         "total",

@@ -313,8 +313,18 @@ def test_run_scenarios_concatenates_and_never_changes_the_base_inputs():
         },
     ]
     out = run_scenarios(inputs, scenarios)
-    assert list(out.columns) == SCENARIO_COMPARISON_COLUMNS
+    assert list(out.columns) == [*SCENARIO_COMPARISON_COLUMNS, "lever_kinds", "note"]
     assert list(dict.fromkeys(out["scenario"])) == ["overhaul", "upside", "late", "dearer"]
+    kinds = out.drop_duplicates("scenario").set_index("scenario")["lever_kinds"]
+    assert kinds.to_dict() == {
+        "overhaul": "capacity_loss",
+        "upside": "demand_up",
+        "late": "supplier_delay",
+        "dearer": "price_up,strategy",
+    }
+    # a price rise without an elasticity says the volume response is not modelled
+    dearer = out.loc[out["scenario"] == "dearer", "note"].iloc[0]
+    assert "elasticity is not modelled" in dearer
     # the base values are the same base plan in every scenario
     per_scenario = out.pivot_table(
         index=["family", "month", "metric"], columns="scenario", values="base_value"

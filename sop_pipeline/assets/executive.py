@@ -47,6 +47,7 @@ def scenario_comparison(
             strategy=settings.strategy,
             service_level=settings.service_level,
             overtime_share=settings.overtime_share,
+            unmet_demand=settings.unmet_demand,
         )
         scenarios = read_scenarios(con, month) if table_exists(con, "raw", "scenarios") else []
     out = run_scenarios(inputs, scenarios)

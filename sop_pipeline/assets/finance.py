@@ -5,7 +5,7 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import preview
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
-from sop_pipeline.resources import MartsResource
+from sop_pipeline.resources import MartsResource, SopResource
 from sop_pipeline.warehouse import read_plan, read_plan_history, replace_plan_rows
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
@@ -123,6 +123,7 @@ def forecast_accuracy(
         dg.AssetKey(["marts", "fct_order_lines"]),
         dg.AssetKey(["marts", "fct_production_orders"]),
         dg.AssetKey(["marts", "fct_inventory_history"]),
+        dg.AssetKey(["plan", "plan_inventory"]),
     ],
     description="S&OP KPI scorecard with targets and status, one row per KPI × scope × month.",
     owners=["team:sop-process"],
@@ -131,7 +132,10 @@ def forecast_accuracy(
     pool="sop_warehouse",
 )
 def kpi_scorecard(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
 ):
     """Past KPIs from actuals and earlier plans, forward KPIs from the new plan."""
     from sop_pipeline.planning.kpis import KpiInputs
@@ -152,8 +156,13 @@ def kpi_scorecard(
             accuracy=read_plan(con, "forecast_accuracy", month),
             items=mart.read_mart("dim_items"),
             snapshots=read_plan_history(con, "forecast_snapshots", month),
+            plan_inventory=read_plan(con, "plan_inventory", month),
+            routings=mart.read_mart("fct_routings"),
         )
-    out = scorecard(inputs, month)
+    # the projected service level is scored against the service level safety stock targets
+    out = scorecard(
+        inputs, month, {"projected_service_level": {"target": sop.settings.service_level}}
+    )
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "kpi_scorecard", out, month)
     missing = out.attrs.get("missing", {})

@@ -28,12 +28,14 @@ GATED = (
     "plan_financials",
     "kpi_scorecard",
 )
-GATE_CHECKS = [f"gx_{t}" for t in GATED] + ["plan_consistency"]
+GATE_CHECKS = [f"gx_{t}" for t in GATED] + ["plan_consistency", "consistency_suite"]
 
 
 def _gate_check_name(check_name: str) -> str:
     if check_name.startswith("suite:"):
         return "gx_" + check_name.split(":", 1)[1]
+    if check_name.startswith("consistency:"):
+        return "consistency_suite"
     return "plan_consistency"
 
 
@@ -81,7 +83,9 @@ def candidate_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
     month = context.partition_key
     with warehouse.get_connection() as con:
         tables = read_candidate(con, month)
-    result = run_gate(tables, month, settings.horizon_months)
+    result = run_gate(
+        tables, month, settings.horizon_months, overtime_share=settings.overtime_share
+    )
     records = pd.DataFrame(
         [
             {

@@ -134,6 +134,7 @@ def supply_plan(
         ss,
         strategy=settings.strategy,
         overtime_share=settings.overtime_share,
+        unmet_demand=settings.unmet_demand,
     )
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "plan_supply", result.plan_supply, month)
@@ -168,6 +169,8 @@ def supply_plan(
             "dagster/row_count": dg.MetadataValue.int(len(inv)),
             "fill_rate": dg.MetadataValue.float(served / demand_total if demand_total else 1.0),
             "shortage_qty": dg.MetadataValue.float(float(inv["shortage_qty"].sum())),
+            "unmet_demand": dg.MetadataValue.text(settings.unmet_demand),
+            "unmet_demand_qty": dg.MetadataValue.float(demand_total - served),
             "preview": preview(inv),
         },
     )
@@ -291,6 +294,7 @@ def plan_exceptions(
         routings,
         cover_limit_days=settings.cover_limit_days,
         overtime_share=settings.overtime_share,
+        stockout_risk_threshold=settings.stockout_risk_threshold,
     )
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "plan_exceptions", out, month)

@@ -28,6 +28,12 @@ PLAN_CAPACITY_COLUMNS = [
 ]
 
 
+_HOUR_COLUMNS = ("planned_hours", "overtime_hours", "open_order_hours")
+#: firm hours (open production orders), the hours the plan adds, and firm hours above
+#: available + overtime (see ``check_capacity``)
+_FIRM_COLUMNS = ("firm_hours", "lp_hours", "firm_excess_hours")
+
+
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     # A work center with no hours has no meaningful utilization: null, and the exception
     # report flags any load on it instead.
@@ -51,8 +57,10 @@ def rough_cut_capacity(
 
     Returns:
         plan_capacity: work_center_id, month, available_hours, required_hours,
-        planned_hours, utilization (planned / available), then required_utilization
-        (required / available), overtime_hours, open_order_hours, location_id. Months are
+        planned_hours, utilization (planned / available: calendar load, up to 1 +
+        overtime share), then required_utilization (required / available),
+        overtime_hours, open_order_hours, location_id, firm_hours (= open_order_hours),
+        lp_hours (planned − firm), firm_excess_hours (firm above available + overtime). Months are
         the plan horizon; work centers are those of the capacity table and the routings.
     """
     require_columns(plan_demand, "plan_demand", ["item_id", "month", "consensus_qty"])
@@ -84,17 +92,11 @@ def rough_cut_capacity(
         planned = planned_hours.copy()
         planned["work_center_id"] = planned["work_center_id"].astype(str)
         planned["month"] = as_month_start(planned["month"])
-        keep = [c for c in ("planned_hours", "overtime_hours", "open_order_hours") if c in planned]
+        keep = [c for c in (*_HOUR_COLUMNS, *_FIRM_COLUMNS) if c in planned]
         out = out.merge(
             planned[["work_center_id", "month", *keep]], on=["work_center_id", "month"], how="left"
         )
-    for col in (
-        "available_hours",
-        "required_hours",
-        "planned_hours",
-        "overtime_hours",
-        "open_order_hours",
-    ):
+    for col in ("available_hours", "required_hours", *_HOUR_COLUMNS, *_FIRM_COLUMNS):
         if col not in out:
             out[col] = 0.0
         out[col] = pd.to_numeric(out[col], errors="coerce").fillna(0.0).astype(float)
@@ -117,6 +119,7 @@ def rough_cut_capacity(
             "overtime_hours",
             "open_order_hours",
             "location_id",
+            *_FIRM_COLUMNS,
         ]
     ]
 
@@ -124,9 +127,9 @@ def rough_cut_capacity(
 def check_capacity(plan_capacity: pd.DataFrame, overtime_share: float) -> list[str]:
     """Planned hours stay within available hours plus the allowed overtime.
 
-    Open production orders already due in a month are committed work: when they alone
-    exceed the calendar, the limit is their hours (the plan adds nothing on top but
-    overtime).
+    Open production orders due in a month are firm, committed work: they use the calendar
+    and the overtime first; when they alone exceed available + overtime the limit is their
+    hours (the plan adds nothing on top; ``find_exceptions`` flags the month).
 
     Args:
         plan_capacity: work_center_id, month, available_hours, planned_hours (and
@@ -148,17 +151,19 @@ def check_capacity(plan_capacity: pd.DataFrame, overtime_share: float) -> list[s
         if "open_order_hours" in cap
         else np.zeros_like(avail)
     )
-    limit = np.maximum(avail, committed) + overtime_share * avail
+    limit = np.maximum((1.0 + overtime_share) * avail, committed)
     planned = cap["planned_hours"].to_numpy(dtype=float)
     bad = (planned > limit) & ~close(planned, limit)
     rows = cap.loc[bad]
     messages = [
-        f"work center {wc} in {m:%Y-%m} is planned for {p:,.1f} h but only {lim:,.1f} h "
-        f"({a:,.1f} h available + {overtime_share:.0%} overtime) are allowed."
-        for wc, m, p, lim, a in zip(
+        f"work center {wc} in {m:%Y-%m} is planned for {p:,.1f} h ({f:,.1f} h firm) but only "
+        f"{lim:,.1f} h ({a:,.1f} h available + {overtime_share:.0%} overtime, or the firm hours "
+        "when they alone exceed that) are allowed."
+        for wc, m, p, f, lim, a in zip(
             rows["work_center_id"],
             pd.to_datetime(rows["month"]),
             planned[bad],
+            committed[bad],
             limit[bad],
             avail[bad],
             strict=True,

@@ -75,6 +75,69 @@ def _capacity(plan_capacity: pd.DataFrame, overtime_share: float) -> list[tuple]
     return records
 
 
+def _firm_overload(plan_capacity: pd.DataFrame, overtime_share: float) -> list[tuple]:
+    """Work center months whose firm (open production order) hours exceed available + overtime."""
+    if "firm_excess_hours" not in plan_capacity:
+        return []
+    cap = plan_capacity[plan_capacity["firm_excess_hours"] > 1e-6]
+    records = []
+    for row in cap.itertuples(index=False):
+        month = f"{row.month:%Y-%m}"
+        limit = row.available_hours * (1 + overtime_share)
+        records.append(
+            (
+                "firm_overload",
+                "high",
+                "work center",
+                str(row.work_center_id),
+                row.month,
+                float(row.firm_hours),
+                float(limit),
+                f"Work center {row.work_center_id} has {row.firm_hours:,.0f} h of firm (released) "
+                f"production orders due in {month} against {row.available_hours:,.0f} h available + "
+                f"{overtime_share:.0%} overtime ({limit:,.0f} h): {row.firm_excess_hours:,.0f} h cannot "
+                "be made as due. The plan adds nothing there; reschedule or split the orders, or add "
+                "capacity.",
+                f"firm orders on {row.work_center_id} in {month}",
+            )
+        )
+    return records
+
+
+def _stockout_risk(inv: pd.DataFrame, threshold: float | None) -> list[tuple]:
+    """One exception per item × location whose stock-out probability exceeds the threshold.
+
+    Months the plan is already short are stock_out exceptions; this flags the months that
+    are not short on plan but whose buffer is too thin for the forecast error. The first such
+    month is reported, with the number of months at risk.
+    """
+    if threshold is None or "stockout_probability" not in inv:
+        return []
+    risky = inv[(inv["stockout_probability"] > threshold) & (inv["shortage_qty"] <= 1e-6)]
+    risky = risky[risky["demand_qty"] > 0]
+    records = []
+    for (item, loc), rows in risky.groupby(["item_id", "location_id"], sort=True):
+        first = rows.sort_values("month").iloc[0]
+        worst = float(rows["stockout_probability"].max())
+        records.append(
+            (
+                "stockout_risk",
+                "high" if worst >= 0.5 else "medium",
+                "item/location",
+                f"{item}@{loc}",
+                first["month"],
+                worst,
+                float(threshold),
+                f"Item {item} at {loc} has a {first['stockout_probability']:.0%} chance of a stock-out in "
+                f"{first['month']:%Y-%m} ({len(rows)} month(s) above {threshold:.0%}, worst {worst:.0%}): "
+                f"the projected stock ({first['closing_qty']:,.0f}) is below the safety stock "
+                f"({first['safety_stock_qty']:,.0f}); pull receipts forward or raise the plan.",
+                "buffer below safety stock",
+            )
+        )
+    return records
+
+
 def _stockouts(inv: pd.DataFrame) -> list[tuple]:
     short = inv[inv["shortage_qty"] > 1e-6]
     records = []
@@ -188,6 +251,7 @@ def find_exceptions(
     *,
     cover_limit_days: float = 120.0,
     overtime_share: float = 0.10,
+    stockout_risk_threshold: float | None = None,
 ) -> pd.DataFrame:
     """Collect the plan's exceptions, most severe first.
 
@@ -204,6 +268,10 @@ def find_exceptions(
         routings: fct_routings (item_id).
         cover_limit_days: settings ``cover_limit_days``.
         overtime_share: settings ``overtime_share``.
+        stockout_risk_threshold: settings ``stockout_risk_threshold``; item × locations
+            whose ``stockout_probability`` exceeds it in a month without a planned shortage
+            get a ``stockout_risk`` exception (None: not checked). Work centers whose firm
+            hours exceed available + overtime get a ``firm_overload`` exception.
 
     Returns:
         The exceptions frame (columns ``EXCEPTION_COLUMNS``).
@@ -234,7 +302,9 @@ def find_exceptions(
     planned = set(inv["item_id"].astype(str)) if not inv.empty else None
     records = (
         _capacity(cap, overtime_share)
+        + _firm_overload(cap, overtime_share)
         + _stockouts(inv)
+        + _stockout_risk(inv, stockout_risk_threshold)
         + _excess(inv, cover_limit_days)
         + _master_data(items, routings, planned)
     )

@@ -4,11 +4,17 @@ Safety stock: ``SS = z × σ × sqrt(L + R)`` with ``z = norm.ppf(service_level)
 one-month forecast error of the series, ``L`` the replenishment lead time in months
 (``lead_time_days / 30``) and ``R`` the review period (1 month: the plan is re-run monthly).
 
-Projection: the supply review runs on *lost sales*, so every month closes its books:
-``opening + receipts − served = closing``, ``demand = served + shortage`` with ``demand``
-equal to the consensus quantity of that month (unserved demand is reported as shortage in
-the month it occurs and not carried into the next month's demand). See
-``docs/supply_and_finance.md``.
+Projection: every month closes its books, ``opening + receipts − served = closing``, with
+``demand`` equal to the consensus quantity of that month. What happens to demand the plan
+cannot serve is one setting (``SOP_UNMET_DEMAND``):
+
+- ``backlog`` (default): it waits, ``backlog_t = backlog_{t−1} + demand_t − served_t``, and
+  is served first from the next receipts; ``shortage_qty`` is the backlog open at month end;
+- ``lost_sales``: it is lost in its month, ``demand = served + shortage``.
+
+Either way the plan's unmet demand over the horizon is ``Σ demand − Σ served``
+(:func:`unmet_demand_total`). Stock-out risk (:func:`stockout_risk`) reads the same demand
+distribution as safety stock. See ``docs/supply_and_finance.md``.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ COVER_WINDOW_MONTHS = 3
 DAYS_PER_LEAD_TIME_MONTH = 30.0
 REL_TOL = 1e-6
 MAX_MESSAGES = 20
+UNMET_DEMAND_POLICIES = ("backlog", "lost_sales")
 
 PLAN_INVENTORY_COLUMNS = [
     "item_id",
@@ -40,7 +47,17 @@ PLAN_INVENTORY_COLUMNS = [
     "safety_stock_qty",
     "days_of_cover",
     "shortage_qty",
+    "stockout_probability",
+    "expected_fill_rate",
 ]
+
+
+def _policy(unmet_demand: str) -> str:
+    if unmet_demand not in UNMET_DEMAND_POLICIES:
+        raise ValueError(
+            f"unmet_demand={unmet_demand!r} is unknown; use one of {', '.join(UNMET_DEMAND_POLICIES)}."
+        )
+    return unmet_demand
 
 
 # Shared helpers (used by the other planning modules) -----------------------------------
@@ -200,12 +217,15 @@ def project_inventory(
     plan_supply: pd.DataFrame,
     inventory_position: pd.DataFrame,
     safety_stock: pd.DataFrame | None = None,
+    *,
+    unmet_demand: str = "lost_sales",
 ) -> pd.DataFrame:
-    """Project inventory month by month, serving demand from stock (lost sales).
+    """Project inventory month by month, serving demand from stock.
 
-    ``available = opening + receipts``; ``served = min(demand, available)``;
-    ``closing = available − served``; ``shortage = demand − served``; the next month opens
-    with this month's closing. ``days_of_cover = closing / average daily demand of the next
+    ``available = opening + receipts``; ``due = demand`` (lost sales) or ``demand +
+    previous backlog`` (backlog); ``served = min(due, available)``; ``closing = available −
+    served``; ``shortage = due − served`` (lost in the month, or the backlog open at month
+    end); the next month opens with this month's closing. ``days_of_cover = closing / average daily demand of the next
     3 months`` (the current month's when it is the last of the horizon); 0 when closing is 0,
     null when there is stock but no demand ahead.
 
@@ -216,13 +236,16 @@ def project_inventory(
         inventory_position: fct_inventory_position (item_id, location_id, on_hand_qty),
             the stock at the plan month's close.
         safety_stock: optional item_id, location_id, month, safety_stock_qty.
+        unmet_demand: ``backlog`` or ``lost_sales`` (settings ``unmet_demand``).
 
     Returns:
-        plan_inventory: the published columns (item_id, location_id, month, opening_qty,
-        receipts_qty, demand_qty, closing_qty, safety_stock_qty, days_of_cover,
-        shortage_qty) then served_qty, open_order_receipts_qty, planned_receipts_qty,
-        below_safety_stock_qty.
+        plan_inventory: item_id, location_id, month, opening_qty, receipts_qty, demand_qty,
+        closing_qty, safety_stock_qty, days_of_cover, shortage_qty, then served_qty,
+        open_order_receipts_qty, planned_receipts_qty, below_safety_stock_qty, backlog_qty
+        (0 under lost sales), unmet_demand (the policy). ``stockout_probability`` and
+        ``expected_fill_rate`` are added by :func:`stockout_risk`.
     """
+    backlog_mode = _policy(unmet_demand) == "backlog"
     require_columns(plan_demand, "plan_demand", [*KEY, "consensus_qty"])
     require_columns(
         plan_supply,
@@ -258,14 +281,18 @@ def project_inventory(
     receipts = planned + open_rx
     served = np.zeros((n, horizon))
     closing = np.zeros((n, horizon))
+    shortage = np.zeros((n, horizon))
     stock = np.clip(on_hand.to_numpy(dtype=float), 0.0, None)
+    owed = np.zeros(n)
     for t in range(horizon):
         opening[:, t] = stock
         available = stock + receipts[:, t]
-        served[:, t] = np.clip(np.minimum(d[:, t], available), 0.0, None)
+        due = d[:, t] + owed
+        served[:, t] = np.clip(np.minimum(due, available), 0.0, None)
         closing[:, t] = available - served[:, t]
+        shortage[:, t] = due - served[:, t]
         stock = closing[:, t]
-    shortage = d - served
+        owed = shortage[:, t] if backlog_mode else np.zeros(n)
 
     days = np.asarray(months.days_in_month, dtype=float)
     cover = np.full((n, horizon), np.nan)
@@ -297,10 +324,105 @@ def project_inventory(
             "open_order_receipts_qty": flat(open_rx),
             "planned_receipts_qty": flat(planned),
             "below_safety_stock_qty": flat(np.clip(ss - closing, 0.0, None)),
+            "backlog_qty": flat(shortage if backlog_mode else np.zeros_like(shortage)),
         }
     )
+    out["unmet_demand"] = unmet_demand
     out["month"] = out["month"].astype("datetime64[ns]")
     return out
+
+
+def unmet_demand_total(frame: pd.DataFrame) -> float:
+    """The plan's unmet demand over the horizon: ``Σ demand − Σ served``.
+
+    One figure under both policies: the units lost (lost sales) or still open at the
+    horizon end (backlog). Reads ``demand_qty`` and ``served_qty`` (plan_inventory) or
+    ``supply_qty`` (plan_gaps, whose supply is the served quantity).
+    """
+    served = "served_qty" if "served_qty" in frame else "supply_qty"
+    require_columns(frame, "plan", ["demand_qty", served])
+    return float(frame["demand_qty"].astype(float).sum() - frame[served].astype(float).sum())
+
+
+# Stock-out risk -------------------------------------------------------------------------
+def _normal_loss(z: np.ndarray) -> np.ndarray:
+    """Standard normal loss function ``L(z) = φ(z) − z (1 − Φ(z))`` = E[(X − z)+], X ~ N(0, 1)."""
+    return norm.pdf(z) - z * norm.sf(z)
+
+
+def stockout_risk(
+    plan_inventory: pd.DataFrame,
+    plan_demand: pd.DataFrame,
+    items: pd.DataFrame,
+    *,
+    review_period_months: float = 1.0,
+    sigma: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Stock-out probability and expected fill rate per item × location × month.
+
+    The demand distribution is the one safety stock is sized on (:func:`safety_stock`):
+    the forecast error over the protection interval is normal with ``σ_P = σ × sqrt(L +
+    R)``, σ the one-month error of :func:`forecast_sigma`. The plan's buffer against it is
+    ``b = closing − shortage`` (stock left after the planned demand, negative when the plan
+    is already short). Then
+
+    - ``stockout_probability = P(error > b) = 1 − Φ(b / σ_P)`` — at ``closing = safety
+      stock`` this is exactly ``1 − service_level``;
+    - ``expected_fill_rate = 1 − σ_P L(b / σ_P) / demand`` (the cycle fill rate with the
+      standard normal loss function ``L``, R = one month of demand), clipped to [0, 1];
+      null in a month without demand.
+
+    With σ = 0 (no interval) the risk is 1 when the plan is short and 0 otherwise.
+
+    Args:
+        plan_inventory: the projection (item_id, location_id, month, demand_qty,
+            closing_qty, shortage_qty).
+        plan_demand: the consensus plan with its stat forecast interval columns.
+        items: dim_items (item_id, lead_time_days).
+        review_period_months: review period R (1: monthly S&OP), as in safety stock.
+        sigma: optional per-series σ (item_id, location_id, sigma_qty), as in safety stock.
+
+    Returns:
+        ``plan_inventory`` with stockout_probability, expected_fill_rate and sigma_qty.
+    """
+    require_columns(plan_inventory, "plan_inventory", [*KEY, "demand_qty", "closing_qty"])
+    require_columns(items, "items", ["item_id", "lead_time_days"])
+    out = plan_inventory.drop(
+        columns=["stockout_probability", "expected_fill_rate", "sigma_qty"], errors="ignore"
+    )
+    if sigma is not None:
+        sig = sigma[[*SERIES, "sigma_qty"]]
+    elif "stat_forecast_qty" in plan_demand:
+        sig = forecast_sigma(plan_demand)
+    else:  # no forecast interval: no known error (risk only where the plan is short)
+        sig = plan_demand[SERIES].drop_duplicates().assign(sigma_qty=0.0)
+    sig = sig.assign(
+        item_id=sig["item_id"].astype(str), location_id=sig["location_id"].astype(str)
+    ).drop_duplicates(SERIES)
+    keys = pd.MultiIndex.from_arrays(
+        [out["item_id"].astype(str), out["location_id"].astype(str)], names=SERIES
+    )
+    sigma_qty = (
+        sig.set_index(SERIES)["sigma_qty"].reindex(keys).fillna(0.0).clip(lower=0.0).to_numpy()
+    )
+    lead = _month_lead_time(
+        items.assign(item_id=items["item_id"].astype(str)), keys.get_level_values(0)
+    )
+    protection = np.sqrt(lead + review_period_months)
+    sigma_p = sigma_qty * protection
+    shortage = out["shortage_qty"].to_numpy(dtype=float) if "shortage_qty" in out else 0.0
+    buffer = out["closing_qty"].to_numpy(dtype=float) - shortage
+    demand = out["demand_qty"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sigma_p > 0, buffer / np.where(sigma_p > 0, sigma_p, 1.0), 0.0)
+        prob = np.where(sigma_p > 0, norm.sf(z), (buffer < -REL_TOL).astype(float))
+        expected_short = np.where(sigma_p > 0, sigma_p * _normal_loss(z), np.clip(-buffer, 0, None))
+        fill = np.where(demand > 0, np.clip(1.0 - expected_short / demand, 0.0, 1.0), np.nan)
+    out["stockout_probability"] = prob
+    out["expected_fill_rate"] = fill
+    out["sigma_qty"] = sigma_qty
+    stable = [c for c in PLAN_INVENTORY_COLUMNS if c in out]
+    return out[[*stable, *(c for c in out.columns if c not in stable)]]
 
 
 # Invariant checks (blocking asset checks) ---------------------------------------------
@@ -390,7 +512,7 @@ def check_non_negative(
 def check_demand_served(
     plan_inventory: pd.DataFrame, plan_demand: pd.DataFrame | None = None
 ) -> list[str]:
-    """Demand equals served + shortage on every row, and equals consensus when given.
+    """Demand (plus last month's backlog under backlog) = served + shortage; demand = consensus.
 
     Args:
         plan_inventory: projected inventory (demand_qty, served_qty, shortage_qty).
@@ -402,11 +524,20 @@ def check_demand_served(
     require_columns(
         plan_inventory, "plan_inventory", [*KEY, "demand_qty", "served_qty", "shortage_qty"]
     )
-    inv = plan_inventory.reset_index(drop=True)
+    inv = plan_inventory.sort_values(KEY).reset_index(drop=True)
+    due = inv["demand_qty"].to_numpy(dtype=float)
+    backlog = "unmet_demand" in inv and (inv["unmet_demand"] == "backlog").any()
+    if backlog:
+        # backlog: what is due is this month's demand plus last month's open backlog
+        same = inv["item_id"].eq(inv["item_id"].shift()) & inv["location_id"].eq(
+            inv["location_id"].shift()
+        )
+        due = due + np.where(same, inv["shortage_qty"].shift().fillna(0.0), 0.0)
     total = (inv["served_qty"] + inv["shortage_qty"]).to_numpy(dtype=float)
-    bad = ~close(total, inv["demand_qty"].to_numpy(dtype=float))
+    bad = ~close(total, due)
+    what = "demand_qty + last month's backlog" if backlog else "demand_qty"
     messages = [
-        f"demand_qty of item {i} at {loc} in {m} is not served_qty + shortage_qty."
+        f"{what} of item {i} at {loc} in {m} is not served_qty + shortage_qty."
         for i, loc, m in _where(inv, bad)
     ]
     if plan_demand is not None:

@@ -60,6 +60,32 @@ DEFAULT_TARGETS: dict[str, KpiTarget] = {
     "gross_margin_pct": KpiTarget(0.35, 0.02, "higher", "ratio"),
     "revenue_vs_aop": KpiTarget(1.0, 0.05, "higher", "ratio"),
     "working_capital_vs_plan": KpiTarget(1.0, 0.10, "lower", "ratio"),
+    # forward, from the plan's inventory projection (docs/supply_and_finance.md); the
+    # pipeline sets the service-level target to SOP_SERVICE_LEVEL
+    "projected_service_level": KpiTarget(0.95, 0.03, "higher", "ratio"),
+    "unmet_demand_rate": KpiTarget(0.02, 0.03, "lower", "ratio"),
+}
+
+INF = float("inf")
+#: The range every KPI value lies in by definition (docs/kpis.md); the gate's consistency
+#: suite fails a scorecard with a value outside it.
+KPI_RANGES: dict[str, tuple[float, float]] = {
+    "forecast_accuracy": (0.0, 1.0),
+    "forecast_bias": (-1.0, INF),
+    "revenue_forecast_accuracy": (0.0, 1.0),
+    "total_sales_vs_forecast": (0.0, INF),
+    "inventory_turns": (0.0, INF),
+    "inventory_aging": (0.0, 1.0),
+    "capacity_utilization": (0.0, INF),
+    "production_schedule_attainment": (0.0, 1.0),
+    "on_time_delivery": (0.0, 1.0),
+    "order_fill_rate": (0.0, 1.0),
+    "backorder_rate": (0.0, 1.0),
+    "gross_margin_pct": (-INF, 1.0),
+    "revenue_vs_aop": (0.0, INF),
+    "working_capital_vs_plan": (0.0, INF),
+    "projected_service_level": (0.0, 1.0),
+    "unmet_demand_rate": (0.0, 1.0),
 }
 
 
@@ -84,6 +110,8 @@ class KpiInputs:
         items: ``dim_items`` (family, unit_cost, unit_price).
         snapshots: earlier plans' forecasts (input of ``forecast_accuracy``), for the
             revenue KPIs.
+        plan_inventory: candidate ``plan_inventory`` (served, shortage, stock-out risk).
+        routings: ``fct_routings``, for the family scopes of capacity utilization.
     """
 
     order_lines: pd.DataFrame | None = None
@@ -98,6 +126,8 @@ class KpiInputs:
     accuracy: pd.DataFrame | None = None
     items: pd.DataFrame | None = None
     snapshots: pd.DataFrame | None = None
+    plan_inventory: pd.DataFrame | None = None
+    routings: pd.DataFrame | None = None
 
 
 class MissingKpi(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -184,8 +214,8 @@ def _lag1_consensus(inputs: KpiInputs, w: _Window) -> pd.Series:
 
 
 def forecast_accuracy_kpi(inputs: KpiInputs, w: _Window) -> _Rows:
-    """1 − WAPE of the lag-1 consensus forecast over item × location series in the plan month."""
-    return [("total", w.start, 1.0 - float(_lag1_consensus(inputs, w)["wape"]))]
+    """max(0, 1 − WAPE) of the lag-1 consensus forecast over item × location series in the plan month."""
+    return [("total", w.start, max(0.0, 1.0 - float(_lag1_consensus(inputs, w)["wape"])))]
 
 
 def forecast_bias(inputs: KpiInputs, w: _Window) -> _Rows:
@@ -225,15 +255,17 @@ def _revenue_pairs(inputs: KpiInputs, w: _Window) -> pd.DataFrame:
     )
     both = both.fillna({"forecast_revenue": 0.0, "demand_revenue": 0.0})
     both["abs_error"] = (both["forecast_revenue"] - both["demand_revenue"]).abs()
+    # |F − R| ≤ max(F, R) for F, R ≥ 0: the denominator that keeps the accuracy in [0, 1]
+    # even for intermittent series whose forecast lands in months without demand
+    both["max_revenue"] = np.maximum(both["forecast_revenue"], both["demand_revenue"])
     return _with_family(both.drop(columns=["family"], errors="ignore"), items)
 
 
 def revenue_forecast_accuracy(inputs: KpiInputs, w: _Window) -> _Rows:
-    """1 − Σ|F·price − R| / ΣR over item × location in the plan month (lag-1 consensus F, actual demand revenue R)."""
+    """1 − Σ|F·price − R| / Σmax(F·price, R) over item × location in the plan month (lag-1 consensus F, actual demand revenue R), in [0, 1]."""
     pairs = _revenue_pairs(inputs, w)
     return [
-        (scope, w.start, 1.0 - v)
-        for scope, v in _ratio_by_scope(pairs, "abs_error", "demand_revenue")
+        (scope, w.start, 1.0 - v) for scope, v in _ratio_by_scope(pairs, "abs_error", "max_revenue")
     ]
 
 
@@ -292,20 +324,42 @@ def inventory_aging(inputs: KpiInputs, w: _Window) -> _Rows:
 
 
 def capacity_utilization(inputs: KpiInputs, w: _Window) -> _Rows:
-    """Σ required hours ÷ Σ available hours over all work centers, for each of the next 3 months (rough-cut load)."""
+    """Σ planned hours ÷ Σ available hours of the next 3 months (plan_capacity.utilization pooled; a family: its work centers weighted by its hours there; month = first month)."""
     cap = _need(
         inputs.plan_capacity,
         "capacity plan",
-        ["work_center_id", "month", "available_hours", "required_hours"],
+        ["work_center_id", "month", "available_hours", "planned_hours"],
     )
     first, last = w.forward(3)
     cap = cap.assign(month=_month(cap["month"]))
     cap = cap[(cap["month"] >= first) & (cap["month"] <= last)]
     rows: _Rows = []
-    for month, g in cap.groupby("month", sort=True):
-        avail = g["available_hours"].astype(float).sum()
-        if avail > 0:
-            rows.append(("total", month, float(g["required_hours"].astype(float).sum() / avail)))
+    avail = cap["available_hours"].astype(float).sum()
+    if avail > 0:
+        rows.append(("total", first, float(cap["planned_hours"].astype(float).sum() / avail)))
+    if inputs.routings is not None and inputs.plan_demand is not None and inputs.items is not None:
+        # the same family weighting as scenario_comparison's capacity_utilization
+        from sop_pipeline.planning.scenarios import family_capacity_utilization
+
+        fam = family_capacity_utilization(
+            cap.assign(
+                utilization=cap["planned_hours"]
+                / cap["available_hours"].where(cap["available_hours"] > 0)
+            ),
+            inputs.plan_demand,
+            inputs.routings,
+            inputs.items,
+        )
+        fam = fam.assign(weighted=fam["capacity_utilization"] * fam["required_hours"])
+        for family, g in fam.groupby("family", sort=True):
+            if g["required_hours"].sum() > 0:
+                rows.append(
+                    (
+                        f"family:{family}",
+                        first,
+                        float(g["weighted"].sum() / g["required_hours"].sum()),
+                    )
+                )
     return rows
 
 
@@ -422,6 +476,28 @@ def working_capital_vs_plan(inputs: KpiInputs, w: _Window) -> _Rows:
     return [(s, w.start, v) for s, v in _ratio_by_scope(both, "value", "target")]
 
 
+def _horizon_inventory(inputs: KpiInputs, columns: list[str]) -> pd.DataFrame:
+    inv = _need(inputs.plan_inventory, "inventory plan", ["item_id", "month", *columns])
+    inv = _with_family(inv.drop(columns=["family"], errors="ignore"), inputs.items).copy()
+    for c in columns:
+        inv[c] = inv[c].astype(float)
+    return inv
+
+
+def projected_service_level(inputs: KpiInputs, w: _Window) -> _Rows:
+    """Σ demand × (1 − stockout_probability) ÷ Σ demand over the horizon: the cycle service level the plan is expected to reach (target: SOP_SERVICE_LEVEL; month = first horizon month)."""
+    inv = _horizon_inventory(inputs, ["demand_qty", "stockout_probability"])
+    inv["served_cycles"] = inv["demand_qty"] * (1.0 - inv["stockout_probability"].fillna(0.0))
+    return [(s, w.end, v) for s, v in _ratio_by_scope(inv, "served_cycles", "demand_qty")]
+
+
+def unmet_demand_rate(inputs: KpiInputs, w: _Window) -> _Rows:
+    """(Σ demand − Σ served) ÷ Σ demand over the horizon: the plan's unmet demand (lost, or backlog still open at the horizon end, per SOP_UNMET_DEMAND) as a share of demand (month = first horizon month)."""
+    inv = _horizon_inventory(inputs, ["demand_qty", "served_qty"])
+    inv["unmet"] = inv["demand_qty"] - inv["served_qty"]
+    return [(s, w.end, max(0.0, v)) for s, v in _ratio_by_scope(inv, "unmet", "demand_qty")]
+
+
 KPIS: dict[str, Callable[[KpiInputs, _Window], _Rows]] = {
     "forecast_accuracy": forecast_accuracy_kpi,
     "forecast_bias": forecast_bias,
@@ -437,6 +513,8 @@ KPIS: dict[str, Callable[[KpiInputs, _Window], _Rows]] = {
     "gross_margin_pct": gross_margin_pct,
     "revenue_vs_aop": revenue_vs_aop,
     "working_capital_vs_plan": working_capital_vs_plan,
+    "projected_service_level": projected_service_level,
+    "unmet_demand_rate": unmet_demand_rate,
 }
 
 

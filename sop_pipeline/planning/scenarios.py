@@ -14,7 +14,10 @@ Levers (months are ``[first, last]`` inclusive, ``pct`` a fraction: 0.15 = +15%)
 - ``supplier_delay`` (supplier_id, days): + days on the lead time of the supplier's items
   (``dim_items.supplier_id``) and its open purchase orders due ``ceil(days / 30)`` months
   later (orders pushed past the horizon drop out);
-- ``price_change`` (family or item_id, pct): unit price and consensus revenue × (1 + pct);
+- ``price_change`` (family or item_id, pct, optional elasticity): unit price and consensus
+  revenue × (1 + pct); with ``elasticity`` ε (e.g. −1.2) the volume responds, consensus qty ×
+  (1 + pct)^ε; without it the volume is unchanged and the scenario notes that price
+  elasticity is not modelled;
 - ``strategy`` (value): plan with ``chase``, ``level`` or ``mixed``.
 
 See ``docs/scenarios.md``.
@@ -69,7 +72,7 @@ LEVER_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "capacity_loss": (("work_center_id", "months", "pct"), ()),
     "demand_change": (("pct",), ("family", "item_id", "months")),
     "supplier_delay": (("supplier_id", "days"), ()),
-    "price_change": (("pct",), ("family", "item_id")),
+    "price_change": (("pct",), ("family", "item_id", "elasticity")),
     "strategy": (("value",), ()),
 }
 # A pct above this is almost surely written in percent (15 for 15%), not as a fraction.
@@ -109,6 +112,7 @@ class Lever:
     pct: float | None = None
     days: int | None = None
     value: str | None = None
+    elasticity: float | None = None
     scenario: str = ""
     position: int = 0
 
@@ -144,6 +148,7 @@ class ScenarioInputs:
         service_level: safety-stock service level, in (0, 1).
         overtime_share: overtime allowed per work center and month, share of available.
         notes: what the levers applied did not change (e.g. months outside the horizon).
+        unmet_demand: ``backlog`` or ``lost_sales`` (settings ``unmet_demand``).
     """
 
     plan_demand: pd.DataFrame
@@ -157,6 +162,7 @@ class ScenarioInputs:
     service_level: float = 0.95
     overtime_share: float = 0.10
     notes: tuple[str, ...] = ()
+    unmet_demand: str = "lost_sales"
 
     def copy(self) -> ScenarioInputs:
         """A deep copy (frames included), so a lever can change it freely."""
@@ -177,6 +183,7 @@ class ScenarioInputs:
         strategy: str = "mixed",
         service_level: float = 0.95,
         overtime_share: float = 0.10,
+        unmet_demand: str = "lost_sales",
     ) -> ScenarioInputs:
         """Read the base plan's inputs from the working database.
 
@@ -187,6 +194,7 @@ class ScenarioInputs:
             strategy: settings ``strategy`` of the base plan.
             service_level: settings ``service_level``.
             overtime_share: settings ``overtime_share``.
+            unmet_demand: settings ``unmet_demand``.
 
         Returns:
             The inputs the supply and finance assets planned the base from.
@@ -203,6 +211,7 @@ class ScenarioInputs:
             strategy=strategy,
             service_level=service_level,
             overtime_share=overtime_share,
+            unmet_demand=unmet_demand,
         )
 
 
@@ -331,6 +340,14 @@ def _parse_lever(raw: Any, scenario: str, position: int) -> Lever:
         if isinstance(days, bool) or not isinstance(days, int) or days < 0:
             raise ScenarioError(f"{where}: days must be a whole number ≥ 0; got {days!r}.")
         args["days"] = int(days)
+    if kind == "price_change" and raw.get("elasticity") is not None:
+        elasticity = _number(raw["elasticity"], "elasticity", where)
+        if not -10.0 <= elasticity <= 10.0:
+            raise ScenarioError(
+                f"{where}: elasticity {elasticity:g} is not plausible; price elasticities of "
+                "demand are typically between -5 and 0 (e.g. -1.2)."
+            )
+        args["elasticity"] = elasticity
     if kind == "strategy":
         if raw["value"] not in STRATEGIES:
             raise ScenarioError(
@@ -534,6 +551,19 @@ def _price_change(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
     demand = inputs.plan_demand
     in_scope = _scope(demand, lever, items)
     demand.loc[in_scope, "consensus_revenue"] = demand.loc[in_scope, "consensus_revenue"] * factor
+    if lever.elasticity is None:
+        note = (
+            f"{lever.where}: price elasticity is not modelled, demand volume is unchanged (the "
+            "revenue change is price only); add elasticity (e.g. -1.2) to the lever for a "
+            "volume response."
+        )
+        return dataclasses.replace(inputs, notes=(*inputs.notes, note))
+    volume = factor**lever.elasticity
+    added = demand.loc[in_scope, "consensus_qty"] * (volume - 1.0)
+    demand.loc[in_scope, "consensus_qty"] = demand.loc[in_scope, "consensus_qty"] * volume
+    demand.loc[in_scope, "consensus_revenue"] = demand.loc[in_scope, "consensus_revenue"] * volume
+    if "override_qty" in demand:
+        demand.loc[in_scope, "override_qty"] = demand.loc[in_scope, "override_qty"] + added
     return inputs
 
 
@@ -655,6 +685,7 @@ def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
         ss,
         strategy=inputs.strategy,
         overtime_share=inputs.overtime_share,
+        unmet_demand=inputs.unmet_demand,
     )
     inv = supply.plan_inventory
     return ScenarioOutputs(
@@ -759,6 +790,24 @@ def compare(base: ScenarioOutputs, scen: ScenarioOutputs, scenario: str) -> pd.D
     return out[SCENARIO_COMPARISON_COLUMNS]
 
 
+def lever_kinds(levers: Sequence[Lever]) -> str:
+    """What a scenario's levers do, for the gate's monotonicity check (``lever_kinds``).
+
+    capacity_loss, supplier_delay, demand_up / demand_down, price_up / price_down,
+    strategy; comma-separated, sorted.
+    """
+    kinds = set()
+    for lever in levers:
+        if lever.type in ("demand_change", "price_change"):
+            word = "demand" if lever.type == "demand_change" else "price"
+            kinds.add(f"{word}_{'up' if (lever.pct or 0.0) >= 0 else 'down'}")
+        elif lever.type == "capacity_loss" and not lever.pct:
+            continue  # a 0% loss changes nothing
+        else:
+            kinds.add(lever.type)
+    return ",".join(sorted(kinds))
+
+
 def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[Lever]]:
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip():
@@ -787,8 +836,9 @@ def run_scenarios(
         base: the base plan, if already made from ``inputs`` by :func:`plan_from_inputs`.
 
     Returns:
-        ``scenario_comparison`` rows of all scenarios, in the given order;
-        ``attrs["notes"]`` maps scenario names to levers that changed nothing.
+        ``scenario_comparison`` rows of all scenarios, in the given order, then lever_kinds
+        (:func:`lever_kinds`) and note (what the levers did not change or model, e.g.
+        price elasticity); ``attrs["notes"]`` maps scenario names to those notes.
 
     Raises:
         ScenarioError: a malformed scenario or lever, a duplicate name, or an unknown
@@ -814,7 +864,11 @@ def run_scenarios(
         scen = run_scenario(inputs, levers)
         if scen.notes:
             notes[name] = list(scen.notes)
-        frames.append(compare(base, scen, name))
+        frames.append(
+            compare(base, scen, name).assign(
+                lever_kinds=lever_kinds(levers), note=" ".join(scen.notes) or None
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out.attrs["notes"] = notes
     return out

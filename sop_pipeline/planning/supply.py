@@ -4,11 +4,14 @@ Model (see ``docs/supply_and_finance.md`` for the full statement and the costs):
 
 - variables per series × month: replenishment ``r`` (production for items with a routing,
   purchase otherwise), ending inventory ``I``, shortage ``b`` (lost sales: unserved demand
-  of the month), safety-stock shortfall ``f``; per manufactured series × month the
+  of the month; backlog: the backlog open at month end), safety-stock shortfall ``f``; per manufactured series × month the
   production change ``c ≥ |r_t − r_{t−1}|``; in *chase* the stock above safety stock ``e``;
   per work center × month overtime hours ``o ≤ overtime_share × available``;
-- balance ``I_t = I_{t−1} + open receipts_t + r_t − (demand_t − b_t)``, ``I_{−1}`` = on hand;
-- capacity ``Σ hours_per_unit × r − o ≤ available − open production order hours``;
+- balance ``I_t = I_{t−1} + open receipts_t + r_t − (demand_t − b_t)`` (lost sales) or
+  ``− (demand_t + b_{t−1} − b_t)`` (backlog), ``I_{−1}`` = on hand;
+- capacity ``Σ hours_per_unit × r − o ≤ available − firm hours`` (firm hours: open production
+  orders; they use the calendar and then the overtime first, so the LP's own hours plus the
+  firm hours stay within available + overtime unless the firm hours alone exceed it);
 - lead time: ``r = 0`` in the first ``ceil(lead_time_days / 30)`` months (purchased items,
   and manufactured items whose lead time exceeds a month); items with no routing and no
   lead time (no supplier) cannot be replenished;
@@ -41,6 +44,7 @@ from sop_pipeline.planning.inventory import (
     lead_time_blocked_months,
     project_inventory,
     require_columns,
+    stockout_risk,
 )
 from sop_pipeline.settings import STRATEGIES
 
@@ -556,6 +560,7 @@ def _solve_block(
     costs: SupplyCosts,
     overtime_share: float,
     overtime_cost: np.ndarray,
+    backlog: bool = False,
 ) -> _BlockSolution:
     n, horizon, w = len(rows), len(p.months), len(centers)
     big_n = n * horizon
@@ -606,7 +611,8 @@ def _solve_block(
     upper = np.full(nxt, np.inf)
     can_supply = p.has_source[rows][:, None] & (t_index >= p.blocked[rows][:, None])
     upper[i_r.reshape(-1)] = np.where(can_supply, np.inf, 0.0).reshape(-1)
-    upper[i_short.reshape(-1)] = demand.reshape(-1)
+    # lost sales: at most the month's demand; backlog: at most the demand due so far
+    upper[i_short.reshape(-1)] = (np.cumsum(demand, axis=1) if backlog else demand).reshape(-1)
     available = p.available[centers]
     upper[i_o.reshape(-1)] = (overtime_share * available).reshape(-1)
     bounds = np.column_stack([np.zeros(nxt), upper])
@@ -617,6 +623,11 @@ def _solve_block(
     eq_rows = [bal, bal, bal, prev]
     eq_cols = [i_inv.reshape(-1), i_r.reshape(-1), i_short.reshape(-1), i_inv[:, :-1].reshape(-1)]
     eq_vals = [np.ones(big_n), -np.ones(big_n), -np.ones(big_n), -np.ones(len(prev))]
+    if backlog:
+        # last month's backlog is due again this month: + b[t−1] in the balance of t
+        eq_rows.append(prev)
+        eq_cols.append(i_short[:, :-1].reshape(-1))
+        eq_vals.append(np.ones(len(prev)))
     b_eq = (p.open_receipts[rows] - demand).astype(float)
     b_eq[:, 0] += p.on_hand[rows]
     b_eq = b_eq.reshape(-1)
@@ -657,7 +668,10 @@ def _solve_block(
         ub_rows += [cap_row.reshape(-1), cap_start + np.arange(w * horizon)]
         ub_cols += [i_r[sub.row].reshape(-1), i_o.reshape(-1)]
         ub_vals += [np.repeat(sub.data, horizon), -np.ones(w * horizon)]
-        b_ub.append(np.clip(available - p.open_hours[centers], 0.0, None).reshape(-1))
+        # firm hours use the calendar first, then the overtime (never below −overtime)
+        b_ub.append(
+            np.maximum(available - p.open_hours[centers], -overtime_share * available).reshape(-1)
+        )
         n_ub += w * horizon
     a_ub = b_vec = None
     if n_ub:
@@ -718,7 +732,9 @@ def _round_to_lots(qty: np.ndarray, lot: np.ndarray) -> np.ndarray:
 
 
 def _capacity_limit(p: _Problem, overtime_share: float) -> np.ndarray:
-    return np.maximum(p.available, p.open_hours) + overtime_share * p.available
+    # firm (open production order) hours above available + overtime are committed work:
+    # then the limit is the firm hours and the plan adds nothing
+    return np.maximum((1.0 + overtime_share) * p.available, p.open_hours)
 
 
 def _repair_capacity(
@@ -838,6 +854,7 @@ def plan_supply(
     costs: SupplyCosts | None = None,
     max_series_per_lp: int = 500,
     item_level_max_series: int = 150,
+    unmet_demand: str = "lost_sales",
 ) -> SupplyResult:
     """Plan production and purchases against capacity, lead times and min lots.
 
@@ -860,6 +877,8 @@ def plan_supply(
         item_level_max_series: a capacity-linked component with more series than this is
             planned in aggregate (family × location × lead-time groups, then split over
             its items by urgency of their net requirements).
+        unmet_demand: ``backlog`` (unserved demand waits for the next receipts) or
+            ``lost_sales`` (settings ``unmet_demand``; see ``inventory.project_inventory``).
 
     Returns:
         The plan, its inventory projection and capacity load, the explained shortages,
@@ -875,6 +894,9 @@ def plan_supply(
     if not 0.0 <= overtime_share <= 1.0:
         raise ValueError(f"overtime_share={overtime_share} must be between 0 and 1 (e.g. 0.10).")
     costs = costs or SupplyCosts()
+    if unmet_demand not in ("backlog", "lost_sales"):
+        raise ValueError(f"unmet_demand={unmet_demand!r} is unknown; use backlog or lost_sales.")
+    backlog = unmet_demand == "backlog"
     require_columns(plan_demand, "plan_demand", [*KEY, "consensus_qty"])
     require_columns(
         items, "items", ["item_id", "unit_cost", "unit_price", "lead_time_days", "min_lot_qty"]
@@ -933,11 +955,14 @@ def plan_supply(
                 costs,
                 overtime_share,
                 overtime_cost,
+                backlog,
             )
             lp_qty[rows] = _disaggregate(sol.replenish, group, need, ss_gap, p.demand[rows])
             aggregated += len(rows)
         else:
-            sol = _solve_block(p, rows, centers, strategy, costs, overtime_share, overtime_cost)
+            sol = _solve_block(
+                p, rows, centers, strategy, costs, overtime_share, overtime_cost, backlog
+            )
             lp_qty[rows] = sol.replenish
         overtime[centers] = sol.overtime
         shadow[centers] = sol.shadow
@@ -992,7 +1017,9 @@ def plan_supply(
             "on_hand_qty": p.on_hand,
         }
     )
-    inventory = project_inventory(demand_frame, plan, position, safety_frame)
+    inventory = project_inventory(
+        demand_frame, plan, position, safety_frame, unmet_demand=unmet_demand
+    )
     if not np.array_equal(
         inventory["item_id"].to_numpy()[::horizon], p.series.get_level_values(0).to_numpy()
     ):
@@ -1003,6 +1030,8 @@ def plan_supply(
     shortage = inventory["shortage_qty"].to_numpy(dtype=float).reshape(n, horizon)
     shortages = _explain(p, shortage, shadow, strategy, rounded_down)
     inventory = inventory.merge(shortages[[*KEY, "binding_constraint"]], on=KEY, how="left")
+    # stock-out risk from the demand distribution safety stock is sized on (same σ, same L + R)
+    inventory = stockout_risk(inventory, plan_demand, items)
 
     planned = p.route.T @ np.where(made, qty, 0.0) + p.open_hours if w else np.zeros((0, horizon))
     hours = pd.DataFrame(
@@ -1010,10 +1039,17 @@ def plan_supply(
             "work_center_id": np.repeat(np.array(p.centers, dtype=object), horizon),
             "month": np.tile(p.months.to_numpy(), w),
             "planned_hours": planned.reshape(-1),
-            "overtime_hours": np.clip(
-                planned - np.maximum(p.available, p.open_hours), 0.0, None
+            "overtime_hours": np.minimum(
+                np.clip(planned - p.available, 0.0, None), overtime_share * p.available
             ).reshape(-1),
             "open_order_hours": p.open_hours.reshape(-1),
+            # firm: open production orders; lp: what this plan adds; excess: firm hours
+            # above available + overtime (an exception, never added to by the plan)
+            "firm_hours": p.open_hours.reshape(-1),
+            "lp_hours": (planned - p.open_hours).reshape(-1),
+            "firm_excess_hours": np.clip(
+                p.open_hours - (1.0 + overtime_share) * p.available, 0.0, None
+            ).reshape(-1),
         }
     )
     plan_capacity = rough_cut_capacity(plan_demand, routings, capacity, hours)

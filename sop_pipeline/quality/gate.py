@@ -12,6 +12,10 @@ Two kinds of checks, one ``GateCheck`` each:
   (plan_financials revenue = Σ served × price per family × month, served = demand −
   shortage from plan_inventory, price = consensus revenue ÷ consensus qty).
 
+- ``consistency:<check>`` (``quality.consistency``): hours within capacity + overtime unless
+  firm and flagged, one unmet-demand figure, scenario monotonicity, one KPI row per kpi ×
+  scope × month, every KPI in its documented range.
+
 The gate fails if any check fails, a table is missing or empty, or a suite evaluates no
 expectation (GX reports those two as successes; see TOOLCHAIN.md).
 """
@@ -310,16 +314,19 @@ def _revenue_consistency(tables: dict[str, pd.DataFrame], rel_tol: float) -> lis
         or not {*keys, "demand_qty", "shortage_qty"} <= set(inv.columns)
     ):
         return []
+    if "served_qty" not in inv:
+        # lost sales: served = demand − shortage (under backlog the table carries served_qty)
+        inv = inv.assign(served_qty=inv["demand_qty"] - inv["shortage_qty"])
     d = demand.assign(month=pd.to_datetime(demand["month"]))[
         [*keys, "family", "consensus_qty", "consensus_revenue"]
     ]
-    i = inv.assign(month=pd.to_datetime(inv["month"]))[[*keys, "demand_qty", "shortage_qty"]]
+    i = inv.assign(month=pd.to_datetime(inv["month"]))[[*keys, "served_qty"]]
     m = d.merge(i, on=keys, how="left")
     qty = m["consensus_qty"].astype(float)
     price = np.divide(
         m["consensus_revenue"].astype(float), qty, out=np.zeros(len(m)), where=qty.to_numpy() > 0
     )
-    served = (m["demand_qty"].astype(float) - m["shortage_qty"].astype(float)).fillna(qty)
+    served = m["served_qty"].astype(float).fillna(qty)
     m["value"] = served * price
     rhs = m.groupby(["family", "month"], as_index=False)["value"].sum()
     lhs = (
@@ -334,7 +341,7 @@ def _revenue_consistency(tables: dict[str, pd.DataFrame], rel_tol: float) -> lis
             lhs.rename(columns={"revenue": "value"}),
             rhs,
             ["family", "month"],
-            "revenue ≠ Σ served qty × price (served = demand − shortage from plan_inventory)",
+            "revenue ≠ Σ served qty × price (served_qty of plan_inventory)",
             rel_tol,
             0.01,
         )
@@ -348,6 +355,7 @@ def run_gate(
     *,
     suites_dir: Path | None = None,
     rel_tol: float = 1e-6,
+    overtime_share: float = 0.10,
 ) -> GateResult:
     """Run every gate check on a candidate plan.
 
@@ -358,6 +366,7 @@ def run_gate(
         horizon: months planned after the plan month.
         suites_dir: folder of the suite JSON files (default ``data_quality/plan``).
         rel_tol: relative tolerance of the consistency checks.
+        overtime_share: settings ``overtime_share`` (the capacity check's limit).
 
     Returns:
         One ``GateCheck`` per suite and Python check; ``passed`` is False if any failed.
@@ -383,4 +392,7 @@ def run_gate(
     checks += _horizon_complete(tables, plan_month, horizon)
     checks += _family_consistency(tables, rel_tol)
     checks += _revenue_consistency(tables, max(rel_tol, 1e-6))
+    from sop_pipeline.quality.consistency import consistency_checks
+
+    checks += consistency_checks(tables, overtime_share=overtime_share, rel_tol=rel_tol)
     return GateResult(plan_month=plan_month, checks=checks)
