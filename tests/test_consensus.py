@@ -210,6 +210,41 @@ def test_reason_codes_are_kept_per_touched_row(stat, items, history):
     assert len(price) == 1 and price["qty_effect"].iloc[0] == pytest.approx(10.0)
 
 
+def test_plan_demand_carries_the_override_reason_and_author(stat, items, history):
+    # finding: plan_demand had override quantities but not who changed them and why
+    ov = _overrides(
+        [
+            {
+                "scope_type": "item",
+                "scope_id": "A",
+                "month": NOV,
+                "adjustment_type": "qty",
+                "adjustment_value": 40.0,
+                "reason_code": "TENDER",
+                "author": "bo",
+                "comment": "",
+            },
+            {
+                "scope_type": "item",
+                "scope_id": "A",
+                "month": NOV,
+                "adjustment_type": "pct",
+                "adjustment_value": 0.1,
+                "reason_code": "PROMO",
+                "author": "al",
+                "comment": "",
+            },
+        ]
+    )
+    plan = build_consensus(stat, items, _no_pipeline(), ov, history, PLAN).plan_demand
+    touched = plan[(plan["item_id"] == "A") & (plan["month"] == NOV)]
+    assert len(touched) == 2  # both locations of A
+    assert set(touched["override_reason_code"]) == {"TENDER; PROMO"}
+    assert set(touched["override_author"]) == {"bo; al"}
+    untouched = plan[(plan["item_id"] != "A") | (plan["month"] != NOV)]
+    assert untouched["override_reason_code"].isna().all() and (untouched["override_qty"] == 0).all()
+
+
 def test_negative_override_is_clipped_and_recorded(stat, items, history):
     ov = _overrides(
         [

@@ -49,6 +49,8 @@ def good_candidate() -> dict[str, pd.DataFrame]:
         safety_stock_qty=0.0,
         days_of_cover=0.0,
         shortage_qty=shortage,
+        stockout_probability=(shortage > 0).astype(float),
+        expected_fill_rate=served / qty,
         served_qty=served,
     )
     capacity = pd.DataFrame(

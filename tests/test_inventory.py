@@ -14,6 +14,8 @@ from sop_pipeline.planning.inventory import (
     forecast_sigma,
     project_inventory,
     safety_stock,
+    stockout_risk,
+    unmet_demand_total,
 )
 
 MONTHS = pd.date_range("2027-01-01", periods=6, freq="MS")
@@ -93,6 +95,74 @@ def test_projection_serves_from_stock_and_reports_shortage_as_lost_sales():
     assert check_inventory_balance(inv) == []
     assert check_demand_served(inv, demand) == []
     assert check_non_negative(inv) == []
+
+
+def test_backlog_carries_unserved_demand_to_the_next_receipts():
+    # same plan as above under SOP_UNMET_DEMAND=backlog: the 10 short in February are
+    # served from March's receipt instead of being lost
+    demand = _demand([30, 30, 30, 30, 30, 30])
+    position = pd.DataFrame({"item_id": ["A"], "location_id": ["DC"], "on_hand_qty": [40.0]})
+    supply = _supply([0, 0, 90, 0, 0, 0], [0, 10, 0, 0, 0, 0])
+    inv = project_inventory(demand, supply, position, unmet_demand="backlog")
+    assert inv["served_qty"].tolist() == pytest.approx([30, 20, 40, 30, 20, 0])
+    assert inv["shortage_qty"].tolist() == pytest.approx([0, 10, 0, 0, 10, 40])
+    assert inv["backlog_qty"].tolist() == pytest.approx(inv["shortage_qty"].tolist())
+    assert inv["closing_qty"].tolist() == pytest.approx([10, 0, 50, 20, 0, 0])
+    assert check_inventory_balance(inv) == []
+    assert check_demand_served(inv, demand) == []
+    # one figure under both policies: demand not served by the horizon end
+    lost = project_inventory(demand, supply, position, unmet_demand="lost_sales")
+    assert unmet_demand_total(inv) == pytest.approx(40.0)  # backlog still open at the end
+    assert unmet_demand_total(lost) == pytest.approx(lost["shortage_qty"].sum()) == 40.0
+    with pytest.raises(ValueError, match="backlog or|backlog, lost_sales"):
+        project_inventory(demand, supply, position, unmet_demand="drop")
+
+
+def test_stockout_probability_at_safety_stock_is_one_minus_the_service_level():
+    # safety stock and the stock-out risk read the same demand distribution, so a month
+    # that closes exactly at safety stock has a stock-out probability of 1 − service level
+    demand = _demand([100] * 4)
+    items = _items(60.0)
+    ss = safety_stock(demand, items, service_level=0.95)["safety_stock_qty"].to_numpy()
+    inv = demand[["item_id", "location_id", "month"]].assign(
+        demand_qty=100.0,
+        closing_qty=[ss[0], 0.0, 2 * ss[2], 0.0],
+        shortage_qty=[0.0, 0.0, 0.0, 25.0],
+    )
+    risk = stockout_risk(inv, demand, items)
+    p = risk["stockout_probability"].to_numpy()
+    assert p[0] == pytest.approx(0.05, abs=1e-9)
+    assert p[1] == pytest.approx(0.5)  # no buffer: a coin toss
+    assert p[2] == pytest.approx(norm.sf(2 * norm.ppf(0.95)))
+    assert p[3] > 0.5  # the plan is short already
+    # expected fill rate = 1 − σ_P L(b / σ_P) / demand with the standard normal loss function
+    assert risk["sigma_qty"].iloc[0] == pytest.approx(10.0, rel=1e-4)  # safety stock's σ
+    sigma_p = risk["sigma_qty"].iloc[0] * np.sqrt(60 / 30 + 1)
+    k = ss[0] / sigma_p
+    loss = norm.pdf(k) - k * norm.sf(k)
+    fill = risk["expected_fill_rate"].to_numpy()
+    assert fill[0] == pytest.approx(1 - sigma_p * loss / 100.0)
+    assert fill[1] == pytest.approx(1 - sigma_p * norm.pdf(0) / 100.0)
+    assert fill[0] > fill[1] and 0.0 <= fill.min() and fill.max() <= 1.0
+    assert fill[3] < 0.75 + 1e-9 + sigma_p / 100  # 25 of 100 short on plan, plus the error
+
+
+def test_stockout_risk_without_an_interval_is_certain_only_where_short():
+    inv = pd.DataFrame(
+        {
+            "item_id": "A",
+            "location_id": "DC",
+            "month": MONTHS[:2],
+            "demand_qty": [10.0, 0.0],
+            "closing_qty": [0.0, 5.0],
+            "shortage_qty": [4.0, 0.0],
+        }
+    )
+    plan = inv[["item_id", "location_id", "month"]].assign(consensus_qty=[10.0, 0.0])
+    risk = stockout_risk(inv, plan, _items(0.0))
+    assert risk["stockout_probability"].tolist() == [1.0, 0.0]
+    assert risk["expected_fill_rate"].iloc[0] == pytest.approx(0.6)
+    assert np.isnan(risk["expected_fill_rate"].iloc[1])  # no demand: no fill rate
 
 
 def test_days_of_cover_uses_the_next_three_months_of_demand():

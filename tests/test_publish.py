@@ -52,6 +52,8 @@ def sample_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
         override_qty=0.0,
         consensus_qty=qty,
         consensus_revenue=qty * 5,
+        override_reason_code=None,
+        override_author=None,
     )
     supply = base.assign(
         planned_production_qty=qty, planned_purchase_qty=0.0, open_order_receipts_qty=1.0
@@ -64,6 +66,8 @@ def sample_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
         safety_stock_qty=2.0,
         days_of_cover=10.0,
         shortage_qty=0.0,
+        stockout_probability=0.05,
+        expected_fill_rate=0.99,
     )
     capacity = pd.DataFrame(
         {

@@ -62,6 +62,8 @@ def plan_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
         override_qty=0.0,
         consensus_qty=qty,
         consensus_revenue=qty * keys["item_id"].map(PRICE),
+        override_reason_code=None,
+        override_author=None,
     )
     supply = keys.assign(
         planned_production_qty=qty * 0.9, planned_purchase_qty=0.0, open_order_receipts_qty=5.0
@@ -74,6 +76,8 @@ def plan_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
         safety_stock_qty=25.0,
         days_of_cover=12.0,
         shortage_qty=(step >= 4) * 3.0,
+        stockout_probability=0.05,
+        expected_fill_rate=0.99,
     )
     capacity = pd.MultiIndex.from_product(
         [["WC-A", "WC-B"], HORIZON], names=["work_center_id", "month"]

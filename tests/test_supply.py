@@ -337,3 +337,58 @@ def test_check_capacity_names_the_overloaded_work_center():
     problems = check_capacity(cap, overtime_share=0.10)
     assert len(problems) == 1 and "WC1" in problems[0] and "2027-01" in problems[0]
     assert check_capacity(cap.assign(planned_hours=110.0), overtime_share=0.10) == []
+
+
+def test_firm_orders_above_capacity_are_flagged_and_the_plan_adds_no_hours():
+    # finding (demo WC-E-WIND 2026-12): 1,002.7 h planned against 747.8 h + 10% overtime,
+    # because firm orders of 931.9 h were topped up with the LP's own overtime
+    data = _company(
+        {("A", "P1"): [150, 100, 100]},
+        [{"item_id": "A"}],
+        [("A", "WC1", 1.0)],
+        {"WC1": [100, 100, 100]},
+        open_supply=[("production", "A", "P1", "2027-01-01", 130.0)],
+    )
+    result = _plan(data, overtime_share=0.10)
+    cap = result.plan_capacity.sort_values("month").reset_index(drop=True)
+    first = cap.iloc[0]
+    assert first["firm_hours"] == pytest.approx(130.0)
+    assert first["lp_hours"] == pytest.approx(0.0, abs=1e-6)
+    assert first["planned_hours"] == pytest.approx(130.0)
+    assert first["firm_excess_hours"] == pytest.approx(20.0)
+    # the LP's own hours plus firm hours stay within available + overtime everywhere else
+    rest = cap.iloc[1:]
+    assert (rest["planned_hours"] <= 110.0 + 1e-6).all()
+    assert (rest["overtime_hours"] <= 10.0 + 1e-6).all()
+    _all_checks_pass(result, 0.10)
+    # the old limit (firm + overtime on top) is refused by the check
+    assert check_capacity(cap.assign(planned_hours=[140.0, 100.0, 100.0]), 0.10)
+    exc = find_exceptions(
+        result.plan_capacity, result.plan_inventory, data["items"], data["routings"]
+    )
+    firm = exc[exc["exception_type"] == "firm_overload"]
+    assert len(firm) == 1 and firm["scope_id"].iloc[0] == "WC1"
+    assert "130 h of firm" in firm["reason"].iloc[0]
+
+
+def test_backlog_policy_catches_up_instead_of_losing_demand():
+    # a 60-day purchased item with too little stock: lost sales drop the first months'
+    # unmet demand, backlog serves it from the first receipt
+    data = _company(
+        {("B", "DC"): [10, 10, 10, 10, 10, 10]},
+        [{"item_id": "B", "lead_time_days": 60.0}],
+        on_hand={("B", "DC"): 5.0},
+    )
+    lost = _plan(data, unmet_demand="lost_sales")
+    backlog = _plan(data, unmet_demand="backlog")
+    lost_short = _series(lost.plan_inventory, "shortage_qty", "B")
+    back_short = _series(backlog.plan_inventory, "shortage_qty", "B")
+    assert lost_short[:2] == pytest.approx([5, 10]) and lost_short[2:].sum() == 0
+    assert back_short[:2] == pytest.approx([5, 15]) and back_short[2:].sum() == pytest.approx(0)
+    served = _series(backlog.plan_inventory, "served_qty", "B")
+    assert served.sum() == pytest.approx(60.0)  # everything is served by the horizon end
+    assert served[2] == pytest.approx(25.0)  # month 3 ships its 10 and the 15 owed
+    assert check_inventory_balance(backlog.plan_inventory) == []
+    assert check_demand_served(backlog.plan_inventory) == []
+    with pytest.raises(ValueError, match="unmet_demand"):
+        _plan(data, unmet_demand="drop")

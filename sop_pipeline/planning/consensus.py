@@ -46,7 +46,7 @@ PLAN_DEMAND_COLUMNS = [
     "consensus_qty",
     "consensus_revenue",
 ]
-EXTRA_COLUMNS = ["clipped_qty"]
+EXTRA_COLUMNS = ["clipped_qty", "override_reason_code", "override_author"]
 OVERRIDE_LOG_COLUMNS = [
     "override_id",
     "scope_type",
@@ -399,6 +399,31 @@ def _overrides(
     return effect, log, ignored
 
 
+def _override_attribution(plan: pd.DataFrame, log: pd.DataFrame) -> pd.DataFrame:
+    """override_reason_code and override_author of each row: its overrides' values, "; "-joined.
+
+    Null where no override touched the row; several overrides on one row list their distinct
+    values in override order, so BI can filter and group the published plan_demand by them.
+    """
+    keys = ["item_id", "location_id", "month"]
+    out = plan.drop(columns=["override_reason_code", "override_author"], errors="ignore")
+    text = {"override_reason_code": "string", "override_author": "string"}
+    if log is None or log.empty:
+        return out.assign(override_reason_code=None, override_author=None).astype(text)
+    touched = log.sort_values("override_id", kind="stable")
+
+    def _join(values: pd.Series) -> str | None:
+        seen = [str(v) for v in dict.fromkeys(values.dropna()) if str(v)]
+        return "; ".join(seen) or None
+
+    who = touched.groupby(keys, sort=False).agg(
+        override_reason_code=("reason_code", _join), override_author=("author", _join)
+    )
+    who = who.reset_index()
+    who["month"] = _month(who["month"])
+    return out.merge(who, on=keys, how="left", validate="one_to_one").astype(text)
+
+
 def build_consensus(
     stat: pd.DataFrame,
     items: pd.DataFrame,
@@ -468,6 +493,7 @@ def build_consensus(
     plan["crm_adjustment_qty"] = crm.to_numpy()
     override, log, ignored = _overrides(plan, overrides, months)
     plan["override_qty"] = override.to_numpy()
+    plan = _override_attribution(plan, log)
     raw = plan["stat_forecast_qty"] + plan["crm_adjustment_qty"] + plan["override_qty"]
     plan["consensus_qty"] = raw.clip(lower=0.0)
     plan["clipped_qty"] = plan["consensus_qty"] - raw

@@ -85,6 +85,10 @@ TABLES: dict[str, TableSpec] = {
                 ("override_qty", _Q),
                 ("consensus_qty", _Q),
                 ("consensus_revenue", _Q),
+                # added after DESIGN §5's columns: who changed the number and why (the
+                # override log's reason codes and authors of the row, "; "-joined)
+                ("override_reason_code", _T),
+                ("override_author", _T),
             ],
         ),
         _spec(
@@ -115,6 +119,8 @@ TABLES: dict[str, TableSpec] = {
                 ("safety_stock_qty", _Q),
                 ("days_of_cover", _Q),
                 ("shortage_qty", _Q),
+                ("stockout_probability", _Q),
+                ("expected_fill_rate", _Q),
             ],
         ),
         _spec(
