@@ -143,8 +143,9 @@ def test_stockout_probability_at_safety_stock_is_one_minus_the_service_level():
     fill = risk["expected_fill_rate"].to_numpy()
     assert fill[0] == pytest.approx(1 - sigma_p * loss / 100.0)
     assert fill[1] == pytest.approx(1 - sigma_p * norm.pdf(0) / 100.0)
-    assert fill[0] > fill[1] and 0.0 <= fill.min() and fill.max() <= 1.0
-    assert fill[3] < 0.75 + 1e-9 + sigma_p / 100  # 25 of 100 short on plan, plus the error
+    assert fill[0] > fill[1] and fill.min() >= 0.0 and fill.max() <= 1.0
+    # 25 of 100 short on plan: the expected fill rate is at most 75% (the error adds to it)
+    assert fill[3] <= 0.75 + 1e-12
 
 
 def test_stockout_risk_without_an_interval_is_certain_only_where_short():
