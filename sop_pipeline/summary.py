@@ -33,15 +33,7 @@ def run_summary(settings: Settings, month: str) -> str:
                     [month, version],
                 ).fetchone()
                 lines.append(f"  {fam} families, {months_} months of horizon")
-                gaps = con.execute(
-                    "select count(*), coalesce(sum(gap_qty), 0), coalesce(sum(gap_value), 0) "
-                    "from plan_gaps where plan_month = ? and plan_version = ? and gap_qty > 0",
-                    [month, version],
-                ).fetchone()
-                lines.append(
-                    f"  demand-supply gaps: {gaps[0]} family-months short, "
-                    f"{gaps[1]:,.0f} units, {gaps[2]:,.0f} {settings.base_currency}"
-                )
+                lines.append(_unmet_demand_line(con, month, version, settings.base_currency))
                 off = con.execute(
                     "select kpi, scope, value, target from kpi_scorecard "
                     "where plan_month = ? and plan_version = ? and status = 'off_track' "
@@ -78,6 +70,54 @@ def run_summary(settings: Settings, month: str) -> str:
             finally:
                 con.close()
     return "\n".join(lines)
+
+
+def _unmet_demand_line(
+    con: duckdb.DuckDBPyConnection, month: str, version: int, currency: str
+) -> str:
+    """The plan's one unmet-demand figure (Σ demand − Σ served of plan_gaps), per its policy.
+
+    The same figure as plan_inventory and the ``unmet_demand_rate`` KPI (the gate's
+    consistency suite checks that they agree); under backlog the peak open backlog is shown
+    too, since summing month-end backlogs would count a waiting order once per month.
+    """
+    short, demand, served, peak, peak_value = con.execute(
+        "with m as (select month, sum(gap_qty) as gap, sum(gap_value) as value from plan_gaps "
+        "where plan_month = ? and plan_version = ? group by month) "
+        "select (select count(*) from plan_gaps where plan_month = ? and plan_version = ? "
+        "and gap_qty > 0), (select coalesce(sum(demand_qty), 0) from plan_gaps "
+        "where plan_month = ? and plan_version = ?), (select coalesce(sum(supply_qty), 0) "
+        "from plan_gaps where plan_month = ? and plan_version = ?), "
+        "coalesce(max(gap), 0), coalesce(arg_max(value, gap), 0) from m",
+        [month, version] * 4,
+    ).fetchone()
+    policy = "lost_sales"
+    has_policy = con.execute(
+        "select count(*) from information_schema.columns "
+        "where table_name = 'plan_inventory' and column_name = 'unmet_demand'"
+    ).fetchone()[0]
+    if has_policy:
+        row = con.execute(
+            "select any_value(unmet_demand) from plan_inventory "
+            "where plan_month = ? and plan_version = ?",
+            [month, version],
+        ).fetchone()
+        policy = row[0] or policy
+    unmet = float(demand) - float(served)
+    if policy == "backlog":
+        return (
+            f"  unmet demand (backlog): {unmet:,.0f} units still open at the horizon end; "
+            f"peak backlog {peak:,.0f} units ({peak_value:,.0f} {currency}); "
+            f"{short} family-months with a backlog"
+        )
+    value = con.execute(
+        "select coalesce(sum(gap_value), 0) from plan_gaps where plan_month = ? and plan_version = ?",
+        [month, version],
+    ).fetchone()[0]
+    return (
+        f"  unmet demand (lost sales): {unmet:,.0f} units, {value:,.0f} {currency}; "
+        f"{short} family-months short"
+    )
 
 
 _SUMMARY_MARTS = ("dim_items", "fct_demand_history", "fct_capacity", "fct_open_supply")

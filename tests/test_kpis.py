@@ -191,7 +191,9 @@ EXPECTED = [
     ("inventory_aging", "total", JAN, 0.7, "off_track"),
     # planned hours of Feb-Apr pooled: (85 + 110 + 50) / 300, one row for the window
     ("capacity_utilization", "total", FEB, 245 / 300, "on_track"),
-    ("production_schedule_attainment", "total", JAN, 1 / 3, "off_track"),
+    # due in Jan and made in Jan: P1 100 + P2 100 (5 days late, same month) + P4 90 of 300
+    ("production_schedule_attainment", "total", JAN, 290 / 300, "on_track"),
+    ("production_schedule_attainment", "family:F2", JAN, 0.9, "on_track"),
     ("on_time_delivery", "total", JAN, 0.5, "off_track"),
     ("order_fill_rate", "total", JAN, 25 / 40, "off_track"),
     ("order_fill_rate", "family:F1", JAN, 1.0, "on_track"),
