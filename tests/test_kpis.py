@@ -290,3 +290,56 @@ def test_target_overrides_change_status_and_are_validated(inputs) -> None:
 )
 def test_status_bands(value, target, expected) -> None:
     assert status(value, target) == expected
+
+
+def test_revenue_forecast_accuracy_stays_in_range_for_intermittent_demand(inputs) -> None:
+    # finding: spare parts scored −38.8% (1 − WAPE) when forecasts landed in months
+    # without demand; the accuracy must stay in [0, 1] and still rank the forecasts
+    from sop_pipeline.planning.kpis import KPI_RANGES
+
+    items = pd.concat(
+        [
+            inputs.items,
+            pd.DataFrame(
+                {"item_id": ["S1", "S2"], "family": "spare", "unit_cost": 1.0, "unit_price": 2.0}
+            ),
+        ]
+    )
+    snaps = pd.concat(
+        [
+            inputs.snapshots,
+            pd.DataFrame(
+                {
+                    "plan_month": "2025-12",
+                    "item_id": ["S1", "S2"],
+                    "location_id": "L",
+                    "month": JAN,
+                    "lag": 1,
+                    "consensus_qty": [30.0, 10.0],  # S1 forecast, no demand came
+                }
+            ),
+        ]
+    )
+    hist = pd.concat(
+        [
+            inputs.demand_history,
+            pd.DataFrame(
+                {
+                    "item_id": ["S1", "S2"],
+                    "location_id": "L",
+                    "month": JAN,
+                    "shipped_qty": 0.0,
+                    "demand_revenue": [0.0, 20.0],
+                }
+            ),
+        ]
+    )
+    card = kpi_scorecard(
+        replace(inputs, items=items, snapshots=snaps, demand_history=hist), "2026-01"
+    )
+    spare = _value(card, "revenue_forecast_accuracy", "family:spare")
+    # old definition: 1 − (60 + 0) / 20 = −2.0; now 1 − 60 / (60 + 20)
+    assert spare.value == pytest.approx(1 - 60 / 80)
+    lo, hi = KPI_RANGES["revenue_forecast_accuracy"]
+    values = card.loc[card.kpi == "revenue_forecast_accuracy", "value"]
+    assert values.between(lo, hi).all()

@@ -87,7 +87,9 @@ def financials(
     Returns:
         plan_financials: family, month, revenue, cogs, gross_margin, inventory_value,
         aop_revenue, revenue_vs_aop, then gross_margin_pct, volume_qty, aop_volume,
-        volume_vs_aop, aop_inventory_value, inventory_vs_aop, unconstrained_revenue.
+        volume_vs_aop, aop_inventory_value, inventory_vs_aop, unconstrained_revenue,
+        safety_stock_value (Σ min(closing, safety stock) × unit_cost) and
+        above_safety_stock_value (the rest: min-lot cycle stock, pre-build, run-down).
         AOP columns are null where the AOP has no target; AOP family × months of the
         horizon that have no plan rows appear with zero plan values.
     """
@@ -95,11 +97,16 @@ def financials(
     inv["revenue"] = inv["served_qty"] * inv["unit_price"]
     inv["cogs"] = inv["served_qty"] * inv["unit_cost"]
     inv["inventory_value"] = inv["closing_qty"] * inv["unit_cost"]
+    # where the inventory value goes: the part that is safety stock, and the rest (cycle
+    # stock of min lots, pre-build ahead of capacity shortfalls and seasons, run-down)
+    safety = inv.get("safety_stock_qty", 0.0)
+    inv["safety_stock_value"] = np.minimum(inv["closing_qty"], safety) * inv["unit_cost"]
     out = inv.groupby(["family", "month"], as_index=False).agg(
         revenue=("revenue", "sum"),
         cogs=("cogs", "sum"),
         inventory_value=("inventory_value", "sum"),
         volume_qty=("served_qty", "sum"),
+        safety_stock_value=("safety_stock_value", "sum"),
     )
     months = inv["month"].unique()
     if "consensus_revenue" in plan_demand:
@@ -139,7 +146,7 @@ def financials(
             )
         )
         out = out.merge(targets, on=["family", "month"], how="outer")
-        for col in ("revenue", "cogs", "inventory_value", "volume_qty"):
+        for col in ("revenue", "cogs", "inventory_value", "volume_qty", "safety_stock_value"):
             out[col] = out[col].fillna(0.0)
     else:
         out["aop_revenue"] = np.nan
@@ -150,6 +157,7 @@ def financials(
     out["revenue_vs_aop"] = out["revenue"] - out["aop_revenue"]
     out["volume_vs_aop"] = out["volume_qty"] - out["aop_volume"]
     out["inventory_vs_aop"] = out["inventory_value"] - out["aop_inventory_value"]
+    out["above_safety_stock_value"] = out["inventory_value"] - out["safety_stock_value"]
     out["month"] = out["month"].astype("datetime64[ns]")
     out = out.sort_values(["family", "month"]).reset_index(drop=True)
     return out[
@@ -162,6 +170,8 @@ def financials(
             "aop_inventory_value",
             "inventory_vs_aop",
             "unconstrained_revenue",
+            "safety_stock_value",
+            "above_safety_stock_value",
         ]
     ]
 

@@ -897,7 +897,40 @@ def _inventory_section(data: PackData) -> str:
         f"<p>{_num(n_below, str(n_below), 'series_below_safety_stock')} of "
         f"{_num(n_series, str(n_series), 'inventory_series')} item × location series fall below "
         "safety stock in at least one month of the horizon. Units are summed across items; "
-        "pick a family in the menu.</p>" + _figure_html(fig, "fig-inventory", 380)
+        "pick a family in the menu.</p>"
+        + _figure_html(fig, "fig-inventory", 380)
+        + _inventory_vs_aop_note(data)
+    )
+
+
+def _inventory_vs_aop_note(data: PackData) -> str:
+    """Where the projected inventory value goes, against the AOP inventory target.
+
+    Reads plan_financials' safety_stock_value (Σ min(closing, safety stock) × unit cost),
+    inventory_value and aop_inventory_value over the horizon months with a target.
+    """
+    fin = data.table("plan_financials")
+    need = {"inventory_value", "aop_inventory_value", "safety_stock_value"}
+    if fin.empty or not need <= set(fin.columns):
+        return ""
+    fin = fin[fin["aop_inventory_value"].fillna(0) > 0]
+    if fin.empty:
+        return ""
+    inv, aop = float(fin["inventory_value"].sum()), float(fin["aop_inventory_value"].sum())
+    ss = float(fin["safety_stock_value"].sum())
+    by = fin.groupby("family")[["inventory_value", "aop_inventory_value"]].sum()
+    ratio = (by["inventory_value"] / by["aop_inventory_value"]).sort_values(ascending=False)
+    over = ", ".join(f"{_esc(f)} {r:.1f}×" for f, r in ratio.head(3).items())
+    return (
+        f"<p>Projected inventory value is {_num(inv / aop, f'{inv / aop:.2f}×', 'inventory_vs_aop_ratio')} "
+        f"the AOP inventory target over the horizon months with a target (highest: {over}). "
+        f"Safety stock is {_num(ss / inv if inv else 0.0, fmt_pct(ss / inv if inv else 0.0), 'safety_stock_share')} "
+        f"of it, and safety stock alone is {fmt_pct(ss / aop)} of the target: the AOP does not "
+        "fund the service level the plan protects (safety stock = z × σ × √(lead time + 1 "
+        "month), SOP_SERVICE_LEVEL). The rest is cycle stock of min lots and pre-build ahead "
+        "of capacity shortfalls and seasons. Shortages persist next to this stock because "
+        "they sit in other items and months (capacity and lead-time limits, see the gaps "
+        "above): stock of one item does not serve another's demand.</p>"
     )
 
 
