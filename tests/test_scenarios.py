@@ -224,6 +224,27 @@ def test_price_change_raises_revenue_not_units(inputs, base):
     assert values(out, "pumps", "revenue")["delta"].abs().max() < 1e-6
 
 
+def test_price_change_with_an_elasticity_moves_volume(inputs, base):
+    # finding: a price rise with no volume response must say elasticity is not modelled,
+    # or model it: elasticity −1.5 on +10% → volume × 1.1^−1.5
+    lever = {"type": "price_change", "family": "valves", "pct": 0.10, "elasticity": -1.5}
+    changed = apply_levers(inputs, parse_levers([lever]))
+    valves = changed.plan_demand["family"] == "valves"
+    np.testing.assert_allclose(
+        changed.plan_demand.loc[valves, "consensus_qty"],
+        inputs.plan_demand.loc[valves, "consensus_qty"] * 1.1**-1.5,
+    )
+    assert not changed.notes
+    out = scenario_rows(inputs, base, [lever])
+    assert values(out, "valves", "demand_qty")["delta"].sum() < 0
+    plain = apply_levers(
+        inputs, parse_levers([{"type": "price_change", "family": "valves", "pct": 0.1}])
+    )
+    assert any("elasticity is not modelled" in n for n in plain.notes)
+    with pytest.raises(ScenarioError, match="elasticity"):
+        parse_levers([{**lever, "elasticity": 40}])
+
+
 def test_supplier_delay_pushes_open_orders_and_lead_time_later(inputs, base):
     levers = parse_levers([{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 45}])
     changed = apply_levers(inputs, levers)
