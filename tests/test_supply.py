@@ -392,3 +392,37 @@ def test_backlog_policy_catches_up_instead_of_losing_demand():
     assert check_demand_served(backlog.plan_inventory) == []
     with pytest.raises(ValueError, match="unmet_demand"):
         _plan(data, unmet_demand="drop")
+
+
+def test_a_lot_that_does_not_fit_moves_to_a_month_with_room_instead_of_being_dropped():
+    # finding (demo 2026-11): the capacity repair after min-lot rounding dropped whole lots,
+    # 1,680 of the 1,983 units short, and a capacity loss could then lower the gap. Here the
+    # LP makes 100 in March; rounding to lots of 40 asks 120 h of March's 100 h: the third
+    # lot now moves to February (room: 70 h) instead of being dropped (70 units short before)
+    data = _company(
+        {("A", "P1"): [0, 0, 150]},
+        [{"item_id": "A", "min_lot_qty": 40.0}],
+        [("A", "WC1", 1.0)],
+        {"WC1": [50, 70, 100]},
+    )
+    result = _plan(data, overtime_share=0.0, strategy="chase")
+    assert _series(result.plan_supply, "lp_qty") == pytest.approx([0, 0, 100])
+    assert _series(result.plan_supply, "planned_production_qty") == pytest.approx([0, 40, 80])
+    assert result.plan_inventory["shortage_qty"].sum() == pytest.approx(30.0)
+    _all_checks_pass(result, 0.0)
+
+
+def test_losing_capacity_never_lowers_the_gap_with_min_lots():
+    data = _company(
+        {("A", "P1"): [80, 120, 150, 90, 130, 160], ("B", "P1"): [40, 60, 50, 70, 30, 80]},
+        [{"item_id": "A", "min_lot_qty": 50.0}, {"item_id": "B", "min_lot_qty": 30.0}],
+        [("A", "WC1", 1.0), ("B", "WC1", 1.5)],
+        {"WC1": [200, 200, 200, 200, 200, 200]},
+    )
+    base = _plan(data).plan_inventory
+    gaps = [base["shortage_qty"].sum()]
+    for loss in (0.3, 0.6):
+        cut = data["capacity"].copy()
+        cut.loc[cut["month"] == MONTHS[3], "available_hours"] *= 1 - loss
+        gaps.append(_plan({**data, "capacity": cut}).plan_inventory["shortage_qty"].sum())
+    assert gaps == sorted(gaps), gaps
