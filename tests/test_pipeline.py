@@ -11,6 +11,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,15 +103,24 @@ def test_plan_covers_the_horizon_and_adds_up(planned: Settings) -> None:
 
 def test_inventory_balance_and_capacity_in_published_plan(planned: Settings) -> None:
     inv = _published(planned, "select * from plan_inventory_current")
-    lhs = inv["opening_qty"] + inv["receipts_qty"] - (inv["demand_qty"] - inv["shortage_qty"])
+    lhs = inv["opening_qty"] + inv["receipts_qty"] - inv["served_qty"]
     assert (lhs - inv["closing_qty"]).abs().max() < 1e-6
     assert (inv["closing_qty"] >= -1e-9).all()
+    # one unmet-demand figure (backlog by default): Σ demand − Σ served in both tables
+    assert (inv["unmet_demand"] == planned.unmet_demand).all()
+    gaps = _published(planned, "select * from plan_gaps_current")
+    unmet = inv["demand_qty"].sum() - inv["served_qty"].sum()
+    assert unmet == pytest.approx(gaps["demand_qty"].sum() - gaps["supply_qty"].sum(), abs=1e-3)
+    assert inv["stockout_probability"].between(0, 1).all()
     cap = _published(planned, "select * from plan_capacity_current")
-    # open production orders already due are committed work: they may exceed the calendar,
-    # the plan adds nothing on top of them but overtime
-    committed = cap[["available_hours", "open_order_hours"]].max(axis=1)
-    allowed = committed + cap["available_hours"] * planned.overtime_share + 1e-6
+    # firm (open production order) hours use the calendar and the overtime first: the plan's
+    # own hours never exceed available + overtime; firm hours above it are flagged
+    ceiling = cap["available_hours"] * (1 + planned.overtime_share)
+    allowed = np.maximum(ceiling, cap["firm_hours"]) + 1e-6
     assert (cap["planned_hours"] <= allowed).all()
+    over = cap["firm_hours"] > ceiling + 1e-6
+    assert (cap.loc[over, "lp_hours"].abs() < 1e-6).all()
+    assert (cap.loc[over, "firm_excess_hours"] > 0).all()
 
 
 def test_forecast_accuracy_scores_the_previous_plan(planned: Settings) -> None:

@@ -20,6 +20,9 @@ def test_defaults_put_everything_under_sop_home(tmp_path: Path) -> None:
     assert s.warehouse_path == tmp_path / "warehouse" / "sop.duckdb"
     assert s.landing_dir == tmp_path / "landing"
     assert s.published_dir == tmp_path / "published"
+    # unserved customer orders wait (backlog); stock-out risk flagged above 20%
+    assert s.unmet_demand == "backlog" and s.stockout_risk_threshold == 0.20
+    assert Settings.from_env({"SOP_UNMET_DEMAND": "Lost_Sales"}).unmet_demand == "lost_sales"
 
 
 @pytest.mark.parametrize(
@@ -34,6 +37,8 @@ def test_defaults_put_everything_under_sop_home(tmp_path: Path) -> None:
         ("SOP_WAREHOUSE", "oracle", "duckdb, postgres"),
         ("SOP_DBT_TARGET", "snowflake", "duckdb, postgres"),
         ("SOP_PG_PORT", "70000", "between 1 and 65535"),
+        ("SOP_UNMET_DEMAND", "drop", "backlog"),
+        ("SOP_STOCKOUT_RISK_THRESHOLD", "2", "between"),
     ],
 )
 def test_bad_settings_say_which_variable_and_how_to_fix(
