@@ -519,3 +519,29 @@ def test_decision_options_follow_the_binding_constraint(constraint, expected, ab
     assert expected in options
     if absent:
         assert absent not in options
+
+
+def test_backlog_plan_shows_peak_backlog_and_the_one_unmet_figure(tmp_path):
+    # under SOP_UNMET_DEMAND=backlog the month-end backlogs do not add up over months: the
+    # headline shows the peak and what is still open at the horizon end (Σ demand − Σ served)
+    tables = plan_tables()
+    tables["plan_inventory"] = tables["plan_inventory"].assign(unmet_demand="backlog")
+    fin = tables["plan_financials"]
+    tables["plan_financials"] = fin.assign(
+        aop_inventory_value=fin["inventory_value"] / 2,
+        safety_stock_value=fin["inventory_value"] / 4,
+    )
+    published = tmp_path / "published"
+    publish(published, tables)
+    data = load_pack_data(published, MONTH, None, history())
+    figures = parse(build_pack(data))
+    gaps = tables["plan_gaps"]
+    by_month = gaps.groupby("month")["gap_qty"].sum()
+    assert figures.values["backlog_peak_qty"] == pytest.approx(by_month.max())
+    assert figures.values["unmet_qty_total"] == pytest.approx(
+        gaps["demand_qty"].sum() - gaps["supply_qty"].sum()
+    )
+    assert "gap_qty_total" not in figures.values
+    # inventory value vs AOP: 2× the target, a quarter of it safety stock
+    assert figures.values["inventory_vs_aop_ratio"] == pytest.approx(2.0)
+    assert figures.values["safety_stock_share"] == pytest.approx(0.25)

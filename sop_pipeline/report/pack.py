@@ -456,13 +456,29 @@ def _headline(data: PackData) -> str:
     gap_value = float(gaps["gap_value"].sum()) if len(gaps) else float("nan")
     gap_qty = float(gaps["gap_qty"].sum()) if len(gaps) else float("nan")
     short = int((gaps["gap_qty"] > 0).sum()) if len(gaps) else 0
-    card(
-        "Supply gap (demand not met)",
-        _num(gap_value, fmt_money(gap_value, cur), "gap_value_total"),
-        _num(gap_qty, fmt_qty(gap_qty), "gap_qty_total")
-        + f" units in {_num(short, str(short), 'gap_family_months')} family-months",
-        "bad" if _isnum(gap_value) and gap_value > 0 else "good",
-    )
+    inv = data.table("plan_inventory")
+    if len(gaps) and "unmet_demand" in inv and (inv["unmet_demand"] == "backlog").any():
+        # a backlog waits: month-end backlogs do not add up over months, so the card shows
+        # the peak and what is still open at the horizon end (docs/supply_and_finance.md)
+        unmet = float(gaps["demand_qty"].sum() - gaps["supply_qty"].sum())
+        by_month = gaps.groupby("month")[["gap_qty", "gap_value"]].sum()
+        peak_qty, peak_value = by_month.loc[by_month["gap_qty"].idxmax()]
+        card(
+            "Backlog (demand served late)",
+            _num(peak_qty, fmt_qty(peak_qty), "backlog_peak_qty") + " units at peak",
+            _num(peak_value, fmt_money(peak_value, cur), "backlog_peak_value")
+            + f" · {_num(unmet, fmt_qty(unmet), 'unmet_qty_total')} units still open at the "
+            "horizon end",
+            "bad" if unmet > 1e-6 else "",
+        )
+    else:
+        card(
+            "Supply gap (demand not met)",
+            _num(gap_value, fmt_money(gap_value, cur), "gap_value_total"),
+            _num(gap_qty, fmt_qty(gap_qty), "gap_qty_total")
+            + f" units in {_num(short, str(short), 'gap_family_months')} family-months",
+            "bad" if _isnum(gap_value) and gap_value > 0 else "good",
+        )
     if len(fin):
         by_month = fin.groupby("month")["inventory_value"].sum().sort_index()
         first, last = float(by_month.iloc[0]), float(by_month.iloc[-1])
