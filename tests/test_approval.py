@@ -377,3 +377,26 @@ def test_the_sop_approve_job_records_the_decision(two_versions) -> None:
         raise_on_error=False,
     )
     assert not bad.success
+
+
+def test_the_pack_shows_the_status_and_what_a_candidate_changes(two_versions) -> None:
+    from sop_pipeline.report.approval_section import change_vs_approved
+    from sop_pipeline.report.pack import build_pack, load_pack_data
+
+    s = two_versions
+    html = build_pack(load_pack_data(s.published_dir, "2026-01", 1))
+    assert "Candidate: awaiting the executives' decision" in html
+    assert "No approved plan to compare with yet" in html
+    approve_plan(s, "2026-01", version=1, by="COO", scenario=SCENARIOS[1], note="base case")
+    html = build_pack(load_pack_data(s.published_dir, "2026-01", 1))
+    assert "Approved by <b>COO</b>" in html and SCENARIOS[1] in html and "base case" in html
+    # v2 (demand × 1.5) is the candidate: it shows its change against the approved v1
+    data = load_pack_data(s.published_dir, "2026-01", 2)
+    assert (data.approved.plan_month, data.approved.plan_version) == ("2026-01", 1)
+    change = change_vs_approved(data.table("plan_demand"), data.approved)
+    v1 = read_published(s.published_dir, "plan_demand", "2026-01", 1)
+    expected = v1.groupby("family")["consensus_qty"].sum() * 0.5
+    assert change.set_index("family")["delta_qty"].to_dict() == pytest.approx(expected.to_dict())
+    assert change["delta_revenue"].sum() == pytest.approx(v1["consensus_revenue"].sum() * 0.5)
+    html = build_pack(data)
+    assert "Change against the last approved plan: 2026-01 v1 (approved by COO)" in html
