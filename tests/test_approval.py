@@ -400,3 +400,40 @@ def test_the_pack_shows_the_status_and_what_a_candidate_changes(two_versions) ->
     assert change["delta_revenue"].sum() == pytest.approx(v1["consensus_revenue"].sum() * 0.5)
     html = build_pack(data)
     assert "Change against the last approved plan: 2026-01 v1 (approved by COO)" in html
+
+
+def test_accuracy_scores_the_approved_plan_of_a_month_when_there_is_one(two_versions) -> None:
+    from sop_pipeline.planning.approved import prefer_approved
+    from sop_pipeline.publish.approval import approved_plan_demand
+
+    s = two_versions
+    publish_sample(s, "2026-02", run_id="feb")
+    # the working database's snapshot of 2026-01 is its latest run (v2, demand × 1.5)
+    v2 = read_published(s.published_dir, "plan_demand", "2026-01", 2)
+    feb = read_published(s.published_dir, "plan_demand", "2026-02", 1)
+    snaps = pd.concat([v2, feb]).rename(columns={"stat_forecast_qty": "stat_qty"})
+    snaps = snaps[
+        ["plan_month", "item_id", "location_id", "family", "month", "stat_qty", "consensus_qty"]
+    ]
+    snaps["naive_qty"] = 1.0
+    assert approved_plan_demand(s.published_dir, "2026-03").empty  # nothing approved yet
+    approve_plan(s, "2026-01", version=1, by="COO")
+    approved = approved_plan_demand(s.published_dir, "2026-03")
+    assert set(zip(approved["plan_month"], approved["plan_version"], strict=True)) == {
+        ("2026-01", 1)
+    }
+    out = prefer_approved(snaps.reset_index(drop=True), approved)
+    assert out.attrs["approved_months"] == ["2026-01"]
+    v1 = read_published(s.published_dir, "plan_demand", "2026-01", 1)
+    jan = out[out["plan_month"] == "2026-01"]
+    assert jan["consensus_qty"].sum() == pytest.approx(v1["consensus_qty"].sum())  # approved v1
+    assert jan["stat_qty"].sum() == pytest.approx(v1["stat_forecast_qty"].sum())
+    assert (jan["naive_qty"] == 1.0).all()  # the naive benchmark does not depend on a version
+    # a month without an approved plan keeps its latest run; rows and columns are unchanged
+    pd.testing.assert_frame_equal(
+        out[out["plan_month"] == "2026-02"].reset_index(drop=True),
+        snaps[snaps["plan_month"] == "2026-02"].reset_index(drop=True),
+    )
+    assert list(out.columns) == list(snaps.columns) and len(out) == len(snaps)
+    # only earlier plan months count for the plan being made
+    assert approved_plan_demand(s.published_dir, "2026-01").empty

@@ -600,3 +600,29 @@ def plan_status(published_dir: Path, plan_month: str, plan_version: int) -> dict
         else None
     )
     return out
+
+
+def approved_plan_demand(published_dir: Path, before_month: str) -> pd.DataFrame | None:
+    """``plan_demand`` of the approved version of every plan month before ``before_month``.
+
+    Returns None when nothing is published or the file predates approvals.
+    """
+    try:
+        out = writer.read_published(published_dir, "plan_demand_approved")
+    except writer.PublishError:
+        return None
+    return out[out["plan_month"] < before_month].reset_index(drop=True)
+
+
+def earlier_plan_snapshots(con, sop_home: str | Path | None, month: str) -> pd.DataFrame:
+    """Earlier plans' forecast snapshots, as approved where a month has an approved plan.
+
+    What ``forecast_accuracy`` and the KPI scorecard score (see planning/approved.py).
+    """
+    from sop_pipeline.planning.approved import prefer_approved
+    from sop_pipeline.warehouse import read_plan_history
+
+    snapshots = read_plan_history(con, "forecast_snapshots", month)
+    if not sop_home:
+        return snapshots
+    return prefer_approved(snapshots, approved_plan_demand(Path(sop_home) / "published", month))
