@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("status", help="what is loaded, planned and published")
     p.set_defaults(func=cmd_status)
+    from sop_pipeline.cli_cycle import add_cycle_commands  # approve/reject/export (#14)
+
+    add_cycle_commands(sub)
     return parser
 
 

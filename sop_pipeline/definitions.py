@@ -3,6 +3,7 @@
 import dagster as dg
 
 from sop_pipeline.assets import demand, executive, finance, ingest, publish, supply, transform
+from sop_pipeline.assets.approve import sop_approve
 from sop_pipeline.logging_ import step_logger
 from sop_pipeline.orchestration import landing_sensor, monthly_schedule, sop_monthly_job
 from sop_pipeline.resources import build_resources
@@ -33,7 +34,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=ALL_ASSETS,
         asset_checks=ALL_CHECKS,
-        jobs=[sop_monthly_job],
+        jobs=[sop_monthly_job, sop_approve],
         schedules=[monthly_schedule],
         sensors=[landing_sensor],
         resources=build_resources(settings),

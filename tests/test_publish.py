@@ -20,7 +20,13 @@ import pandas as pd
 import pytest
 
 from sop_pipeline.publish import writer
-from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, ConformError, conform
+from sop_pipeline.publish.tables import (
+    PLAN_TABLES,
+    RECORD_TABLES,
+    TABLES,
+    ConformError,
+    conform,
+)
 from sop_pipeline.publish.writer import (
     AuditError,
     PublishError,
@@ -180,7 +186,11 @@ def test_versions_are_kept_and_current_view_shows_latest(tmp_path: Path) -> None
         ["2026-01", 2, "run-2"],
     ]
     assert versions["is_backfill"].tolist() == [False, False]
-    assert list(versions.columns[:8]) == TABLES["plan_versions"].column_names
+    assert (
+        list(versions.columns[: len(TABLES["plan_versions"].columns)])
+        == TABLES["plan_versions"].column_names
+    )
+    assert versions["status"].tolist() == ["candidate", "candidate"]
 
     all_rows = read_published(pub, "plan_demand")
     assert sorted(all_rows["plan_version"].unique()) == [1, 2]
@@ -377,7 +387,7 @@ def test_every_published_table_has_its_stable_columns_and_types(tmp_path: Path) 
             assert got[: len(spec.columns)] == list(spec.columns), name
             view = (
                 con.execute(f'DESCRIBE "{name}_current"').fetchall()
-                if name != "plan_versions"
+                if name not in RECORD_TABLES
                 else described
             )
             assert [row[0] for row in view] == [row[0] for row in described]

@@ -26,6 +26,7 @@ HORIZON = pd.date_range("2026-04-01", periods=6, freq="MS")
 ITEMS = {"P-1": "pumps", "P-2": "pumps", "V-1": "valves", "S-1": "sensors"}
 PRICE = {"P-1": 120.0, "P-2": 80.0, "V-1": 45.5, "S-1": 9.75}
 SECTIONS = (
+    "status",
     "kpis",
     "decisions",
     "demand",

@@ -5,8 +5,9 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.assets._meta import preview
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
+from sop_pipeline.publish.approval import earlier_plan_snapshots
 from sop_pipeline.resources import MartsResource, SopResource
-from sop_pipeline.warehouse import read_plan, read_plan_history, replace_plan_rows
+from sop_pipeline.warehouse import read_plan, replace_plan_rows
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
 OWNERS = ["team:finance"]
@@ -93,7 +94,8 @@ def forecast_accuracy(
 
     month = context.partition_key
     with warehouse.get_connection() as con, marts.reader() as mart:
-        snapshots = read_plan_history(con, "forecast_snapshots", month)
+        # earlier plans as approved, where a month has an approved plan (docs/kpis.md)
+        snapshots = earlier_plan_snapshots(con, getattr(warehouse, "sop_home", ""), month)
         history = mart.read_mart("fct_demand_history")
         items = mart.read_mart("dim_items")
     out = score(snapshots, history[["item_id", "location_id", "month", "demand_qty"]], items)
@@ -155,7 +157,7 @@ def kpi_scorecard(
             aop=mart.read_mart("fct_aop_targets"),
             accuracy=read_plan(con, "forecast_accuracy", month),
             items=mart.read_mart("dim_items"),
-            snapshots=read_plan_history(con, "forecast_snapshots", month),
+            snapshots=earlier_plan_snapshots(con, getattr(warehouse, "sop_home", ""), month),
             plan_inventory=read_plan(con, "plan_inventory", month),
             routings=mart.read_mart("fct_routings"),
         )

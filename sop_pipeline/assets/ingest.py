@@ -61,6 +61,8 @@ def raw_extracts(context: dg.AssetExecutionContext, sop: SopResource, warehouse:
         f"{plan_month}: {len(summary.files_loaded)} files loaded, {len(summary.files_skipped)} unchanged, "
         f"{summary.rows_rejected} rows rejected, {len(summary.restated_files)} restated files"
     )
+    for note in summary.notes:
+        context.log.info(note)
     for name in EXTRACTS:
         yield dg.MaterializeResult(
             asset_key=dg.AssetKey(["raw", name]),

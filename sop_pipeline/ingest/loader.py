@@ -161,6 +161,8 @@ class LoadSummary:
     files_rejected: list[str] = field(default_factory=list)
     rows_in_rejected_files: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: what was skipped on purpose (e.g. the other sheets of demand_overrides.xlsx)
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------------------
@@ -220,6 +222,14 @@ def _month_files(landing_dir: Path, month: str) -> tuple[dict[str, Path], Path |
             scenarios = path
             continue
         suffix = path.suffix.lower()
+        if suffix == ".xlsx" and path.name.startswith("~$"):
+            raise IngestError(
+                f"{landing_dir.name}/{month}/{path.name}: Excel's lock file, so "
+                f"{path.name[2:]} is open in Excel and may not be saved yet; save and close it "
+                "(or delete the lock file if Excel is not running), then run again."
+            )
+        if suffix == ".xlsx" and path.stem == "demand_overrides":
+            suffix = ".csv"  # the planner's workbook (sop export): read like the CSV
         if suffix not in (".csv", ".parquet"):
             continue  # notes, READMEs: not ours to judge
         if path.stem not in EXTRACTS:
@@ -687,6 +697,8 @@ def _format_error(
     total = 0
     for source_file, (row_count, problems) in rejected.items():
         total += len(problems)
+        if source_file.lower().endswith(".xlsx"):
+            source_file += ", sheet Overrides"  # noqa: PLW2901 (row numbers are the sheet's)
         bad_rows = len({p.row for p in problems})
         if row_count:
             lines.append(f"- {landing_name}/{source_file}: {bad_rows} of {row_count} rows rejected")
@@ -807,6 +819,7 @@ def load_extracts(
                 run.reject_file(item, name, 0, [problem])
                 continue
             run.seconds("read", read_started)
+            summary.notes.extend(parsed.notes)
             batch.append((item, parsed))
             rows += parsed.row_count
             if rows >= GX_BATCH_ROWS:
@@ -929,7 +942,9 @@ class _Run:
             )
             problems.sort(key=lambda p: (p.row is None, p.row or 0))
             bad_rows = {p.row for p in problems}
-            if result.row_count and len(bad_rows) / result.row_count > self.max_reject_rate:
+            # a workbook is one planner's decision: any bad row rejects all of it
+            limit = 0.0 if item.path.suffix.lower() == ".xlsx" else self.max_reject_rate
+            if result.row_count and len(bad_rows) / result.row_count > limit:
                 rejects.append((item, result, problems))
             else:
                 loads.append((item, result, problems, bad_rows))
@@ -1009,9 +1024,16 @@ class _Run:
 
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise IngestError(
+            f"{display_path(path)}: the file cannot be read ({exc.strerror or exc}; locked by "
+            "another program, or not readable for this user); close it where it is open (Excel "
+            "locks a workbook it has open), make it readable and run again."
+        ) from None
     return digest.hexdigest()
 
 

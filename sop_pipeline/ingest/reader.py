@@ -781,6 +781,8 @@ class ParsedExtract:
     sha256: str
     texts: dict[str, _Text] = field(repr=False, default_factory=dict)
     problems: _Problems = field(repr=False, default_factory=_Problems)
+    #: what the reader skipped on purpose (a workbook's other sheets), for the run's log
+    notes: list[str] = field(default_factory=list)
 
 
 def parse_extract(
@@ -807,11 +809,33 @@ def parse_extract(
         ExtractError: the file as a whole cannot be read as this extract.
     """
     path = Path(path)
-    raw = path.read_bytes() if data is None else data
+    try:
+        raw = path.read_bytes() if data is None else data
+    except OSError as exc:
+        raise ExtractError(
+            display_path(path),
+            f"the file cannot be read ({exc.strerror or exc}; locked by another program, "
+            "or not readable for this user)",
+            "close it where it is open (Excel locks a workbook it has open), make it readable "
+            "and run again",
+        ) from None
     sha = hashlib.sha256(raw).hexdigest()
+    notes: list[str] = []
     if path.suffix.lower() == ".parquet":
         cols, rows = _read_parquet(path, extract)
         dialect = _PARQUET_DIALECT
+    elif path.suffix.lower() == ".xlsx":
+        # the planner's workbook (sop export): its Overrides sheet, as text like a CSV
+        from sop_pipeline.ingest.workbook import read_overrides_sheet
+
+        if extract.name != "demand_overrides":
+            raise ExtractError(
+                display_path(path),
+                f"{extract.name} cannot be an .xlsx workbook (only demand_overrides can)",
+                f"export {extract.name} as .csv or .parquet",
+            )
+        cols, rows, notes = read_overrides_sheet(path, extract, display_path(path))
+        dialect = _PARQUET_DIALECT  # cell values come back as ISO dates / dot decimals
     else:
         cols, rows = _read_csv(path, raw, extract, dialect)
     del raw
@@ -833,7 +857,7 @@ def parse_extract(
     gx_frame = pd.DataFrame(gx_cols)
     gx_frame.index = rows
     return ParsedExtract(
-        path, extract, extract_month, typed_frame, gx_frame, n, sha, texts, problems
+        path, extract, extract_month, typed_frame, gx_frame, n, sha, texts, problems, notes
     )
 
 

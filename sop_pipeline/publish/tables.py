@@ -246,13 +246,36 @@ TABLES: dict[str, TableSpec] = {
                 ("code_version", _T),
                 ("checks_passed", "INTEGER"),
                 ("checks_failed", "INTEGER"),
+                # executive approval (issue #14): derived from plan_decisions, see
+                # sop_pipeline/publish/approval.py
+                ("status", _T),
+                ("approved_by", _T),
+                ("approved_at", "TIMESTAMP"),
+                ("decision_note", _T),
+                ("chosen_scenario", _T),
+            ],
+        ),
+        _spec(
+            "plan_decisions",
+            "One row per approval or rejection of a published plan version (append only).",
+            ("decision_id",),
+            [
+                ("decision", _T),
+                ("decided_by", _T),
+                ("decided_at", "TIMESTAMP"),
+                ("note", _T),
+                ("chosen_scenario", _T),
+                ("decision_id", "INTEGER"),
             ],
         ),
     )
 }
 
+#: Tables the publication machinery itself writes (not plan content, no ``_current`` views).
+RECORD_TABLES: tuple[str, ...] = ("plan_versions", "plan_decisions")
+
 #: Tables a publication receives from the pipeline (``plan_versions`` is the writer's).
-PLAN_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name != "plan_versions")
+PLAN_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name not in RECORD_TABLES)
 
 #: Extra (non-stable) columns the writer adds to ``plan_versions``.
 PLAN_VERSIONS_EXTRA: tuple[tuple[str, str], ...] = (("is_backfill", "BOOLEAN"),)

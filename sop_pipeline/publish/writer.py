@@ -286,6 +286,12 @@ def _plan_versions_row(
             "checks_passed": [int(checks_passed)],
             "checks_failed": [int(checks_failed)],
             "is_backfill": pd.Series([bool(is_backfill)], dtype="boolean"),
+            # a new version awaits the executives' decision (publish/approval.py)
+            "status": ["candidate"],
+            "approved_by": [None],
+            "approved_at": pd.Series([pd.NaT], dtype="datetime64[ns]"),
+            "decision_note": [None],
+            "chosen_scenario": [None],
         }
     )
     return conform("plan_versions", row, plan_month, plan_version)
@@ -328,6 +334,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, table: str) -> None:
         f"COMMENT ON VIEW {_q(table + '_current')} IS "
         f"{_lit(f'{table} of the latest plan: latest plan_month, its latest plan_version.')}"
     )
+    from sop_pipeline.publish.approval import create_approved_view
+
+    create_approved_view(con, table)
 
 
 def _build(
@@ -504,6 +513,14 @@ def _publish_locked(
             if df is None:
                 df = pd.DataFrame({c: pd.Series(dtype="object") for c in spec.column_names[2:]})
             frames[name] = conform(name, df, plan_month, plan_version)
+        frames["plan_decisions"] = conform(
+            "plan_decisions",
+            pd.DataFrame(
+                {c: pd.Series(dtype="object") for c in TABLES["plan_decisions"].column_names[2:]}
+            ),
+            plan_month,
+            plan_version,
+        )  # decisions of earlier versions are carried over from the old file by _build
         frames["plan_versions"] = _plan_versions_row(
             plan_month,
             plan_version,
@@ -691,7 +708,7 @@ def read_published(
         raise PublishError(
             f"{db_path} does not exist; nothing has been published yet (run `sop run`)."
         )
-    base = table.removesuffix("_current").removesuffix("_latest_versions")
+    base = table.removesuffix("_current").removesuffix("_latest_versions").removesuffix("_approved")
     spec = TABLES.get(base)
     con = duckdb.connect()
     try:

@@ -38,6 +38,11 @@ from sop_pipeline.months import month_key, month_start, parse_month
 from sop_pipeline.planning.charts import family_forecast_figure
 from sop_pipeline.publish.tables import TABLES
 from sop_pipeline.publish.writer import DB_NAME, PublishError, read_published
+from sop_pipeline.report.approval_section import (
+    ApprovedReference,
+    load_approved_reference,
+    status_section,
+)
 from sop_pipeline.settings import Settings
 
 #: Published tables the pack reads (``plan_versions`` gives version and lineage).
@@ -132,6 +137,8 @@ class PackData:
     waterfall: pd.DataFrame | None = None
     base_currency: str = "USD"
     notes: list[str] = field(default_factory=list)
+    #: the last approved plan, to show what a candidate changes (report/approval_section.py)
+    approved: ApprovedReference | None = None
 
     def table(self, name: str) -> pd.DataFrame:
         """A published table of this version (empty frame with the stable columns if absent)."""
@@ -265,6 +272,7 @@ def load_pack_data(
         exceptions=None if exceptions is None else _months_to_datetime(exceptions),
         waterfall=waterfall,
         base_currency=base_currency,
+        approved=load_approved_reference(pub, month, version),
     )
 
 
@@ -1512,6 +1520,7 @@ def build_pack(data: PackData) -> str:
     if len(demand):
         horizon = f" · horizon {_mkey(demand['month'].min())} – {_mkey(demand['month'].max())}"
     sections = [
+        ("status", "Plan status", status_section),
         ("kpis", "KPI scorecard", _kpi_section),
         ("decisions", "Decisions needed", _decisions_section),
         ("demand", "Demand plan by family", _demand_section),
