@@ -6,7 +6,13 @@ import time
 
 import dagster as dg
 
+from sop_pipeline import progress
+
 _SHOWN = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED", "ASSET_MATERIALIZATION"}
+
+
+#: the tail of Dagster's notice for each step skipped after an upstream failure
+_NOT_EXECUTING = "Not executing."
 
 
 class _StepFilter(logging.Filter):
@@ -18,11 +24,16 @@ class _StepFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         event = getattr(record, "dagster_event", None)
         if record.levelno >= logging.WARNING and event is None:
-            return True
+            # "Dependencies for step X failed: [...]. Not executing." once per downstream step:
+            # the failed step says why, the runner counts the steps that did not run
+            return _NOT_EXECUTING not in str(record.msg)
         if event is None or event.event_type_value not in _SHOWN:
             return False
         step = event.step_key or ""
         kind = event.event_type_value
+        live = progress.active()
+        if live is not None:
+            return self._to_progress(live, event, step, kind)
         if kind == "ASSET_MATERIALIZATION":
             # say so when a stage reused an earlier result because nothing it reads changed
             materialization = event.event_specific_data.materialization
@@ -48,6 +59,28 @@ class _StepFilter(logging.Filter):
             record.msg = f"  ✗ {step} failed"
         record.args = ()
         return True
+
+    def _to_progress(self, live: progress.RunProgress, event, step: str, kind: str) -> bool:
+        """Hand the event to ``sop run``'s live display instead of printing a line."""
+        if kind == "STEP_START":
+            live.start(step)
+        elif kind == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            reused = materialization.metadata.get("reused_from_run")
+            if reused is not None and getattr(reused, "value", "") and step not in self.reused:
+                self.reused.add(step)
+                timing = live.timings.get(step)
+                if timing is not None:
+                    timing.note = f"inputs and code unchanged, reused run {reused.value[:8]}"
+            live.part(step, materialization.asset_key.path[-1])
+        elif kind == "STEP_SUCCESS":
+            timing = live.timings.get(step)
+            live.finish(step, "done", timing.note if timing else "")
+        elif kind == "STEP_SKIPPED":
+            live.skipped(step)
+        elif kind == "STEP_FAILURE":
+            live.finish(step, "failed")
+        return False
 
 
 @dg.logger(description="One line per step for the sop command line.")
