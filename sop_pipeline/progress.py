@@ -3,9 +3,9 @@
 The quiet step logger (``logging_.step_logger``) hands each step event to the active
 :class:`RunProgress` (one per ``sop run``); without one (under ``dagster dev``) it prints its
 one line per step as before. On a terminal the current step shows a rich progress bar: the
-models built for the dbt step (one materialization each), a spinner with the elapsed time
-for steps that report no parts (the forecast tournament, the scenario re-plans). Piped or in
-CI there is no live display, only the lines.
+models and tests of the dbt step (one event each), the scenarios re-planned (the step logs
+``progress 2/5: <name>``), a spinner with the elapsed time for steps that report no parts
+(the forecast tournament). Piped or in CI there is no live display, only the lines.
 """
 
 from __future__ import annotations
@@ -98,15 +98,24 @@ class RunProgress:
             total = self.parts.get(step) or None
             self._tasks[step] = self._progress.add_task(f"{step}", total=total)
 
-    def part(self, step: str, what: str = "") -> None:
-        """One part of ``step`` is done (a dbt model, an asset of a multi-asset step)."""
+    def part(self, step: str, what: str = "", *, total: int | None = None) -> None:
+        """One part of ``step`` is done (a dbt model or test, a scenario re-planned).
+
+        Args:
+            step: the step key.
+            what: the part's name, shown next to the bar.
+            total: the step's number of parts, when the step says it (else the plan's).
+        """
         timing = self.timings.get(step)
         if timing is None:
             return
         timing.parts += 1
         if self._progress is not None and step in self._tasks:
             desc = f"{step}: {what}" if what else step
-            self._progress.update(self._tasks[step], advance=1, description=desc[:70])
+            task = self._tasks[step]
+            if total is not None:
+                self._progress.update(task, total=total)
+            self._progress.update(task, advance=1, description=desc[:70])
 
     def finish(self, step: str, status: str, note: str = "") -> None:
         timing = self.timings.setdefault(step, StepTiming(step))

@@ -353,3 +353,91 @@ def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(tmp_pa
 def test_no_dotenv_is_fine(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert load_env_file() is None
+
+
+# --------------------------------------------------------------------------------------
+# a failed run's lines and the progress of a run
+# --------------------------------------------------------------------------------------
+
+
+def test_a_failed_steps_message_is_the_sentence_without_the_class_name():
+    from types import SimpleNamespace
+
+    from sop_pipeline.runner import _error_chain_message
+
+    deepest = SimpleNamespace(
+        message="sop_pipeline.ingest.loader.IngestError: landing/2026-10: required extract(s) "
+        "items missing\n\nStack Trace:\n  File ...",
+        cause=None,
+    )
+    wrapper = SimpleNamespace(
+        message="dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while "
+        "executing op raw_extracts",
+        cause=deepest,
+    )
+    assert _error_chain_message(wrapper) == "landing/2026-10: required extract(s) items missing"
+
+
+def test_run_progress_prints_step_n_of_n_and_a_timing_table():
+    import io
+
+    from rich.console import Console
+
+    from sop_pipeline.progress import RunProgress
+
+    out = io.StringIO()
+    console = Console(file=out, width=NO_WRAP_WIDTH, soft_wrap=True)
+    with RunProgress(console, total_steps=3, parts={"dbt": 2}) as live:
+        live.start("raw_extracts")
+        live.finish("raw_extracts", "done")
+        live.start("dbt")
+        live.part("dbt", "stg_items")
+        live.part("dbt", "fct_demand_history")
+        live.finish("dbt", "failed")
+        live.skipped("forecast")
+    lines = out.getvalue().splitlines()
+    assert lines[0].strip() == "step 1/3 ▶ raw_extracts"
+    assert re.fullmatch(r"\s*✓ raw_extracts \(\d+\.\ds\)", lines[1])
+    assert lines[2].strip() == "step 2/3 ▶ dbt" and lines[3].strip().startswith("✗ dbt (")
+    assert "– forecast" in lines[4] and "upstream" in lines[4]
+    assert live.timings["dbt"].parts == 2 and live.timings["dbt"].status == "failed"
+    table = io.StringIO()
+    Console(file=table, width=200).print(live.table())
+    text = table.getvalue()
+    assert "all steps" in text and "skipped" in text and "failed" in text
+
+
+def test_dagsters_not_executing_notices_are_not_printed():
+    import logging
+
+    from sop_pipeline.logging_ import _StepFilter
+
+    record = logging.LogRecord(
+        "sop.steps",
+        logging.ERROR,
+        __file__,
+        1,
+        "Dependencies for step plan__stat_forecast failed: ['raw_extracts']. Not executing.",
+        (),
+        None,
+    )
+    assert _StepFilter().filter(record) is False
+    record.msg = "a warning from a step"
+    assert _StepFilter().filter(record) is True
+
+
+def test_a_steps_progress_log_line_advances_its_bar():
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from sop_pipeline.logging_ import _StepFilter
+    from sop_pipeline.progress import RunProgress
+
+    record = logging.LogRecord("sop.steps", logging.INFO, __file__, 1, "", (), None)
+    record.dagster_meta = {"orig_message": "progress 2/5: demand_plus_10", "step_key": "scen"}
+    with RunProgress(Console(file=io.StringIO()), total_steps=1) as live:
+        live.start("scen")
+        assert _StepFilter().filter(record) is False  # drawn in the bar, not printed
+    assert live.timings["scen"].parts == 1
