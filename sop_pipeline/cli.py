@@ -16,6 +16,7 @@ import textwrap
 import time
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from rich.markup import escape
 
@@ -202,6 +203,14 @@ exit codes: 0 done (run: the plan was published), 1 the run failed (the message 
 where), 2 wrong usage or settings. SOP_DEBUG=1 prints the traceback of an unexpected error."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error: what is wrong and where the help is (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(err, f"{self.prog}: {message} (see `{self.prog} --help`)")
+        raise SystemExit(EXIT_USAGE)
+
+
 def _verb(
     sub: argparse._SubParsersAction, name: str, summary: str, description: str
 ) -> argparse.ArgumentParser:
@@ -226,10 +235,13 @@ def _init_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sop",
-        description="Sales & Operations Planning pipeline: plan a month from the landing folder's "
-        "extracts through publication and the executive pack. First hour: `sop demo`.",
+        description=textwrap.fill(
+            "Sales & Operations Planning pipeline: plan a month from the landing folder's "
+            "extracts through publication and the executive pack. First hour: `sop demo`.",
+            92,
+        ),
         epilog=HELP_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -226,9 +226,20 @@ def test_report_of_a_month_that_is_not_published_lists_the_published_ones(
     assert "published months: 2026-09, 2026-10" in line
 
 
-def test_report_without_month_is_an_argparse_usage_error(home, capsys):
-    code, _out, err = run(["report"], capsys)
-    assert code == 2 and "--month" in err and "Traceback" not in err
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["report"], "sop report: the following arguments are required: --month"),
+        (["run", "--month", "2026-13"], "'2026-13' is not a month; use YYYY-MM"),
+        (["plan"], "invalid choice: 'plan'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
+def test_argparse_usage_errors_are_one_line_too(home, capsys, argv, expected):
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    line = one_clear_line(out, err)
+    assert expected in line and "--help" in line
 
 
 # --------------------------------------------------------------------------------------
