@@ -1,12 +1,22 @@
 """A quiet Dagster logger for the CLI: one line per step started/finished, warnings and errors."""
 
 import logging
+import re
 import sys
 import time
 
 import dagster as dg
 
+from sop_pipeline import progress
+
 _SHOWN = {"STEP_START", "STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED", "ASSET_MATERIALIZATION"}
+
+
+#: a step's log line for its progress bar: ``progress <done>/<total>: <what>``
+_PROGRESS_RE = re.compile(r"^progress (\d+)/(\d+): (.*)$")
+
+#: the tail of Dagster's notice for each step skipped after an upstream failure
+_NOT_EXECUTING = "Not executing."
 
 
 class _StepFilter(logging.Filter):
@@ -18,7 +28,19 @@ class _StepFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         event = getattr(record, "dagster_event", None)
         if record.levelno >= logging.WARNING and event is None:
-            return True
+            # "Dependencies for step X failed: [...]. Not executing." once per downstream step:
+            # the failed step says why, the runner counts the steps that did not run
+            return _NOT_EXECUTING not in str(record.msg)
+        live = progress.active()
+        if event is None and live is not None:
+            # "progress 2/5: <what>" logged by a step (scenario re-plans): its progress bar
+            meta = getattr(record, "dagster_meta", None) or {}
+            match = _PROGRESS_RE.match(str(meta.get("orig_message", "")))
+            if match and meta.get("step_key"):
+                live.part(meta["step_key"], match.group(3), total=int(match.group(2)))
+            return False
+        if event is not None and live is not None:
+            return self._to_progress(live, event, event.step_key or "", event.event_type_value)
         if event is None or event.event_type_value not in _SHOWN:
             return False
         step = event.step_key or ""
@@ -48,6 +70,31 @@ class _StepFilter(logging.Filter):
             record.msg = f"  ✗ {step} failed"
         record.args = ()
         return True
+
+    def _to_progress(self, live: progress.RunProgress, event, step: str, kind: str) -> bool:
+        """Hand the event to ``sop run``'s live display instead of printing a line."""
+        if kind == "STEP_START":
+            live.start(step)
+        elif kind == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            reused = materialization.metadata.get("reused_from_run")
+            if reused is not None and getattr(reused, "value", "") and step not in self.reused:
+                self.reused.add(step)
+                timing = live.timings.get(step)
+                if timing is not None:
+                    timing.note = f"inputs and code unchanged, reused run {reused.value[:8]}"
+            live.part(step, materialization.asset_key.path[-1])
+        elif kind == "ASSET_CHECK_EVALUATION":
+            # a step's outputs include its checks (dbt's tests): each one is a part done
+            live.part(step, event.event_specific_data.check_name)
+        elif kind == "STEP_SUCCESS":
+            timing = live.timings.get(step)
+            live.finish(step, "done", timing.note if timing else "")
+        elif kind == "STEP_SKIPPED":
+            live.skipped(step)
+        elif kind == "STEP_FAILURE":
+            live.finish(step, "failed")
+        return False
 
 
 @dg.logger(description="One line per step for the sop command line.")

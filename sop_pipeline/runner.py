@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,10 @@ class RunOutcome:
     run_id: str
     summary: str = ""
     errors: list[str] = field(default_factory=list)
+    #: the run's full log: what the tools printed (dbt's output) and Dagster's own log lines
+    log_path: Path | None = None
+    #: step → seconds, in the order the steps ran
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def write_dagster_yaml(home: Path) -> None:
@@ -56,8 +62,18 @@ def _error_chain_message(error) -> str:
         and not text.startswith("Error occurred while executing")
     ]
     if candidates:
-        return candidates[-1].split("\n\nStack Trace")[0]
-    return messages[-1] if messages else "unknown error"
+        return _strip_class_name(candidates[-1].split("\n\nStack Trace")[0])
+    return _strip_class_name(messages[-1]) if messages else "unknown error"
+
+
+_CLASS_PREFIX = re.compile(
+    r"^(?:[A-Za-z_][\w]*\.)*[A-Z]\w*(?:Error|Exception|Timeout|Failure)\w*: "
+)
+
+
+def _strip_class_name(message: str) -> str:
+    """``sop_pipeline.ingest.loader.IngestError: landing/…`` → ``landing/…`` (the sentence)."""
+    return _CLASS_PREFIX.sub("", message.strip(), count=1)
 
 
 def collect_errors(events) -> list[str]:
@@ -143,17 +159,24 @@ def run_plan_month(
             "sop/backfill": "true" if is_backfill else "false",
             PROCESS_TAG: process_tag(),
         }
-        if console:
-            console.print(
-                f"[dim]running sop_monthly for {month} (Dagster run history in {instance.root_directory})[/]"
-            )
-        # The CLI prints one line per step; the full log stays in the Dagster run history and
-        # what tools print (dbt) goes to a log file next to it.
+        # The CLI shows one line per step (live progress on a terminal); the full log is a
+        # file: what tools print (dbt) and Dagster's own log lines.
         log_path = settings.dagster_home / "logs" / f"sop_run_{month}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        total_steps, parts = _plan_shape(job)
+        if console:
+            console.print(
+                f"[dim]running sop_monthly for {month}: {total_steps or 'all'} steps; full log "
+                f"{log_path}; Dagster run history in {instance.root_directory}[/]"
+            )
+        from sop_pipeline.progress import RunProgress, terminal_console
+
+        live = RunProgress(terminal_console(), total_steps=total_steps, parts=parts)
         with (
             open(log_path, "w", encoding="utf-8") as log_file,
             contextlib.redirect_stdout(log_file),
+            contextlib.redirect_stderr(log_file),
+            live,
         ):
             result = job.execute_in_process(
                 partition_key=month,
@@ -161,12 +184,19 @@ def run_plan_month(
                 tags=tags,
                 raise_on_error=False,
                 run_config={
-                    "loggers": {"console": {"config": {"log_level": "CRITICAL"}}, "sop_steps": {}}
+                    "loggers": {"console": {"config": {"log_level": "INFO"}}, "sop_steps": {}}
                 },
             )
         errors = collect_errors(result.all_events)
         reused = _reused_steps(result.all_events)
         success = result.success and not errors
+        if console and live.timings:
+            console.print(live.table())
+            not_run = total_steps - len(live.timings)
+            if not success and not_run > 0:
+                console.print(
+                    f"  {not_run} of {total_steps} steps did not run (an upstream step failed)"
+                )
         summary = ""
         if success:
             from sop_pipeline.summary import run_summary
@@ -177,7 +207,32 @@ def run_plan_month(
                     f"{step} ({n} asset{'s' if n > 1 else ''} from run {run})"
                     for step, (n, run) in reused.items()
                 )
-    return RunOutcome(success=success, run_id=result.run_id, summary=summary, errors=errors)
+    return RunOutcome(
+        success=success,
+        run_id=result.run_id,
+        summary=summary,
+        errors=errors,
+        log_path=log_path,
+        timings={k: t.seconds for k, t in live.timings.items()},
+    )
+
+
+def _plan_shape(job) -> tuple[int, dict[str, int]]:
+    """Steps of the job's execution plan, and the outputs (assets) of each step.
+
+    For "step n/N" and the dbt step's progress bar (one materialization per model). Any
+    problem reading the plan only loses the numbers, never the run.
+    """
+    try:
+        from dagster._core.execution.api import create_execution_plan
+
+        plan = create_execution_plan(job)
+        keys = list(plan.step_keys_to_execute)
+        parts = {k: len(plan.get_step_by_key(k).step_outputs) for k in keys}
+        return len(keys), {k: n for k, n in parts.items() if n > 1}
+    except Exception as exc:  # noqa: BLE001 (a Dagster internal; the numbers are a nicety)
+        logging.getLogger(__name__).debug("no execution plan shape: %s", exc)
+        return 0, {}
 
 
 def _reused_steps(events) -> dict[str, tuple[int, str]]:

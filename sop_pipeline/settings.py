@@ -2,6 +2,11 @@
 
 Nothing else in the project reads ``os.environ`` for a setting (``planning/engines.py`` only sets
 the two variables the Spark launcher reads while it starts). See ``.env.example`` for the list.
+
+A ``.env`` file in the working directory (``cp .env.example .env``) is read first, the way
+``dagster dev`` reads it: its variables are added to the process environment unless the
+environment already sets them (a real environment variable always wins), so dbt and the other
+tools the pipeline starts see the same values.
 """
 
 from __future__ import annotations
@@ -33,6 +38,34 @@ PG_PASSWORD_VAR = "SOP_PG_PASSWORD"  # pragma: allowlist secret: the variable's 
 
 class SettingsError(ValueError):
     """A setting has a value the pipeline cannot use; the message says which and how to fix it."""
+
+
+#: the file of variables read from the working directory (python-dotenv syntax)
+ENV_FILE = ".env"
+
+
+def load_env_file(path: Path | None = None) -> Path | None:
+    """Add the variables of ``.env`` (working directory) to ``os.environ``; set ones win.
+
+    Args:
+        path: the file to read instead of ``./.env``.
+
+    Returns:
+        The file read, or None when there is none.
+    """
+    from dotenv import load_dotenv
+
+    path = Path(path) if path is not None else Path.cwd() / ENV_FILE
+    if not path.is_file():
+        return None
+    load_dotenv(path, override=False, encoding="utf-8")
+    return path
+
+
+def debug_requested(env: dict[str, str] | None = None) -> bool:
+    """``SOP_DEBUG=1``: the CLI prints the full traceback of an unexpected error."""
+    env = os.environ if env is None else env
+    return env.get("SOP_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def _get(env: dict[str, str], name: str, default: str) -> str:
@@ -148,7 +181,8 @@ class Settings:
         """Read and validate every ``SOP_*`` variable.
 
         Args:
-            env: mapping to read instead of ``os.environ`` (tests pass their own).
+            env: mapping to read instead of ``os.environ`` (tests pass their own). Without
+                one, ``./.env`` is read first (:func:`load_env_file`).
 
         Returns:
             The validated settings.
@@ -156,6 +190,8 @@ class Settings:
         Raises:
             SettingsError: a variable has an unusable value; the message names it.
         """
+        if env is None:
+            load_env_file()
         env = dict(os.environ if env is None else env)
         home = Path(_get(env, "SOP_HOME", str(Path.cwd() / ".sop"))).expanduser().resolve()
         base = _get(env, "SOP_BASE_CURRENCY", "USD").upper()

@@ -40,7 +40,8 @@ def test_run_without_extracts_fails_with_a_clear_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("SOP_HOME", str(tmp_path))
-    assert main(["run", "--month", "2026-06"]) == 1
+    # refused before a Dagster run starts: SOP_HOME holds no landing folder (exit 2)
+    assert main(["run", "--month", "2026-06"]) == 2
     captured = capsys.readouterr()
     text = captured.out + captured.err
     assert "2026-06" in text

@@ -261,8 +261,33 @@ class Browser:
             shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def render(pack: Path, width: int = 1400) -> tuple[bytes, list[str], list[str], dict]:
-    """Load a pack; return (full-page PNG, errors, requested URLs, page facts)."""
+#: What the presentation test asks the drawn page: the waterfall's value axis and the height
+#: on screen of its change bars, and the exceptions section's summary and tables.
+PRESENTATION_FACTS = """(() => {
+  const wf = document.getElementById('fig-waterfall');
+  const bars = [...wf.querySelectorAll('.trace.bars .point path, .waterfalllayer .point path')];
+  const heights = bars.map((p) => p.getBoundingClientRect().height);
+  const ex = document.getElementById('exceptions');
+  return {
+    waterfall_range: wf._fullLayout.yaxis.range,
+    waterfall_plot_height: wf._fullLayout.yaxis._length,
+    waterfall_bar_heights: heights,
+    exceptions_summary: ex.querySelector('p').textContent,
+    exceptions_action_rows: ex.querySelectorAll('table.ex-action tbody tr').length,
+    exceptions_low_rows: ex.querySelectorAll('table.ex-low tbody tr').length,
+    exceptions_first_action: (ex.querySelector('table.ex-action tbody tr') || {}).textContent,
+  };
+})()"""
+
+
+def render(
+    pack: Path, width: int = 1400, probe: str | None = None
+) -> tuple[bytes, list[str], list[str], dict]:
+    """Load a pack; return (full-page PNG, errors, requested URLs, page facts).
+
+    ``probe``: a JavaScript expression evaluated once the charts are drawn; its value is
+    ``facts["probe"]``.
+    """
     browser = Browser(width=width)
     try:
         browser.load(pack.resolve().as_uri())
@@ -274,6 +299,8 @@ def render(pack: Path, width: int = 1400) -> tuple[bytes, list[str], list[str], 
             if facts["divs"] and facts["drawn"] == facts["divs"]:
                 break
             time.sleep(0.2)
+        if probe is not None:
+            facts["probe"] = browser.evaluate(probe)
         png = browser.screenshot(width=width)
         return png, browser.errors(), browser.requests(), facts
     finally:
@@ -306,6 +333,30 @@ def test_pack_renders_in_headless_chromium_offline_without_errors(tmp_path):
     assert image.width == 1400 and image.height > 3000, image.size
     colours = image.resize((350, image.height // 4)).getcolors(maxcolors=1 << 20)
     assert colours is not None and len(colours) > 200, "the screenshot looks blank"
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_pack_waterfall_axis_and_exceptions_summary_in_the_browser(tmp_path):
+    from test_report import build_full_pack  # tests/ is on sys.path under pytest
+
+    pack = build_full_pack(tmp_path)  # waterfall 1,000 -> +150 -> -50 -> 1,100 units
+    _png, errors, _requests, facts = render(pack, probe=PRESENTATION_FACTS)
+    assert errors == [], errors
+    got = facts["probe"]
+    low, high = got["waterfall_range"]
+    # the units axis starts near the plan's level, not at 0: the changes get their own scale
+    assert 900 < low < 1000 and 1150 < high < 1300, got
+    # every bar, the -50 change included, is drawn tall enough to read (plotly draws the
+    # bars of both panels; the smallest is the -50 units change)
+    heights = got["waterfall_bar_heights"]
+    assert len(heights) >= 8, got
+    assert min(heights) > 0.1 * got["waterfall_plot_height"], got
+    # the exceptions summary: what needs action first, the low-priority rows grouped after
+    assert "2 need action" in got["exceptions_summary"], got
+    assert "1 is low priority" in got["exceptions_summary"], got
+    assert got["exceptions_action_rows"] == 2 and got["exceptions_low_rows"] == 1, got
+    assert "capacity overload" in got["exceptions_first_action"], got
 
 
 if __name__ == "__main__":

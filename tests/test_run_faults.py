@@ -84,7 +84,15 @@ class SopRun:
         return "\n".join(line for _, line in self.lines)
 
     def started_at(self, step: str) -> float | None:
-        return next((t for t, line in self.lines if line.strip() == f"▶ {step}"), None)
+        # "step 3/16 ▶ raw_extracts" (the counter is left out when the plan is unknown)
+        return next(
+            (
+                t
+                for t, line in self.lines
+                if re.fullmatch(rf"(step \d+/\d+ )?▶ {re.escape(step)}", line.strip())
+            ),
+            None,
+        )
 
     def finished(self, step: str) -> bool:
         return any(line.strip().startswith(f"✓ {step} (") for _, line in self.lines)

@@ -50,7 +50,11 @@ def scenario_comparison(
             unmet_demand=settings.unmet_demand,
         )
         scenarios = read_scenarios(con, month) if table_exists(con, "raw", "scenarios") else []
-    out = run_scenarios(inputs, scenarios)
+    out = run_scenarios(
+        inputs,
+        scenarios,
+        progress=lambda done, total, name: context.log.info(f"progress {done}/{total}: {name}"),
+    )
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "scenario_comparison", out, month)
     summary = (

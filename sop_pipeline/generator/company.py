@@ -1183,6 +1183,10 @@ def _overrides(
     tables: dict[int, pa.Table] = {}
     for t in tl.hist:
         rows: dict[tuple[str, int, str], tuple[str, str, str]] = {}
+        # a family override names a family of the month's items extract: a small company
+        # (`--items 20`) may have no item of some family listed yet
+        listed = items.launch_t <= t + ITEM_LISTED_MONTHS_AHEAD
+        fams = sorted({int(f) for f in items.fam[listed]}) or list(range(len(fam_names)))
         for j in range(12):
             month = t + 1 + int(rng.integers(0, 6))
             reason, sign, comment = OVERRIDE_REASONS[int(rng.integers(0, len(OVERRIDE_REASONS)))]
@@ -1197,7 +1201,7 @@ def _overrides(
                 adjustment = f"{sign * size}"
                 scope = items.ids[it]
             else:
-                scope = fam_names[int(rng.integers(0, len(fam_names)))]
+                scope = fam_names[fams[int(rng.integers(0, len(fams)))]]
                 adjustment = f"{'+' if sign > 0 else '-'}{5 * int(rng.integers(1, 5))}%"
             rows.setdefault((scope, month, reason), (adjustment, author, comment))
         keys = sorted(rows, key=lambda k: (k[1], k[0], k[2]))

@@ -206,6 +206,21 @@ def _month_folders(landing_dir: Path, plan_month: str) -> list[str]:
     return months
 
 
+def check_landing(landing_dir: Path, plan_month: str) -> None:
+    """Check the landing folder's structure for ``plan_month`` without reading a file.
+
+    The checks the load makes first (month folder names, no gap up to the plan month, each
+    month's required extracts present once): ``sop run`` calls this before a Dagster run
+    starts, so a missing file does not leave a failed run behind.
+
+    Raises:
+        IngestError: what is missing or misnamed, and how to fix it.
+    """
+    landing_dir = Path(landing_dir)
+    for month in _month_folders(landing_dir, plan_month):
+        _month_files(landing_dir, month)
+
+
 def _month_files(landing_dir: Path, month: str) -> tuple[dict[str, Path], Path | None]:
     """Extract → file of one month folder (+ scenarios.yaml); missing/doubled files raise."""
     folder = landing_dir / month

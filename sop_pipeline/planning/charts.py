@@ -122,3 +122,46 @@ def figure_html(fig: go.Figure, *, inline_js: bool = False) -> str:
         An HTML ``<div>`` (not a full page) to put in a report or Dagster metadata.
     """
     return fig.to_html(full_html=False, include_plotlyjs=bool(inline_js))
+
+
+def waterfall_axis_range(values: list[float], measures: list[str]) -> list[float] | None:
+    """A value-axis range that shows a waterfall's changes on their own scale.
+
+    A waterfall from 690k units to 682k drawn from 0 makes the −7.7k change a sliver of a
+    pixel. The range spans the levels the bars reach (the totals and every running level)
+    with a margin of a third of the changes' span, so the largest change takes a good part
+    of the chart; the totals' bars are cut at the bottom (the pack says the axis does not
+    start at 0).
+
+    Args:
+        values: the bars' values (totals for ``absolute``/``total``, changes for ``relative``).
+        measures: plotly waterfall measures of the bars.
+
+    Returns:
+        ``[low, high]``, or None when starting at 0 shows the changes well enough (the
+        changes are at least a fifth of the largest level, or the levels cross 0).
+    """
+    levels: list[float] = []
+    level = 0.0
+    for value, measure in zip(values, measures, strict=True):
+        if measure == "absolute":
+            level = value
+        elif measure == "relative":
+            level += value
+        levels.append(level)  # "total" shows the running level
+    if not levels:
+        return None
+    lo, hi = min(levels), max(levels)
+    top = max(abs(lo), abs(hi))
+    if lo <= 0 <= hi or top == 0:
+        return None
+    span = hi - lo
+    if span >= 0.2 * top:
+        return None
+    pad = span / 3.0 if span > 0 else 0.01 * top
+    low, high = lo - pad, hi + pad
+    if lo > 0:
+        low = max(low, 0.0)
+    else:
+        high = min(high, 0.0)
+    return [low, high]

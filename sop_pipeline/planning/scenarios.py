@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -823,6 +823,7 @@ def run_scenarios(
     scenarios: Sequence[Mapping[str, Any]],
     *,
     base: ScenarioOutputs | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> pd.DataFrame:
     """Plan every scenario and compare it with the base plan.
 
@@ -834,6 +835,8 @@ def run_scenarios(
         scenarios: ``{name, levers}`` (scenarios.yaml) or ``{name, levers_json}``
             (``raw.scenarios`` rows) mappings; names must be unique.
         base: the base plan, if already made from ``inputs`` by :func:`plan_from_inputs`.
+        progress: called ``(done, total, name)`` after each scenario is planned (the CLI's
+            progress bar).
 
     Returns:
         ``scenario_comparison`` rows of all scenarios, in the given order, then lever_kinds
@@ -860,7 +863,7 @@ def run_scenarios(
         ).astype({"month": "datetime64[ns]"})
     base = base if base is not None else plan_from_inputs(inputs)
     frames, notes = [], {}
-    for name, levers in parsed:
+    for done, (name, levers) in enumerate(parsed, start=1):
         scen = run_scenario(inputs, levers)
         if scen.notes:
             notes[name] = list(scen.notes)
@@ -869,6 +872,8 @@ def run_scenarios(
                 lever_kinds=lever_kinds(levers), note=" ".join(scen.notes) or None
             )
         )
+        if progress is not None:
+            progress(done, len(parsed), name)
     out = pd.concat(frames, ignore_index=True)
     out.attrs["notes"] = notes
     return out

@@ -35,7 +35,7 @@ from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
 from sop_pipeline.months import month_key, month_start, parse_month
-from sop_pipeline.planning.charts import family_forecast_figure
+from sop_pipeline.planning.charts import family_forecast_figure, waterfall_axis_range
 from sop_pipeline.publish.tables import TABLES
 from sop_pipeline.publish.writer import DB_NAME, PublishError, read_published
 from sop_pipeline.report.approval_section import (
@@ -580,6 +580,32 @@ def _kpi_section(data: PackData) -> str:
 _CAPACITY_RE = re.compile(r"capacity\s+(\S+)\s+in\s+(\d{4}-\d{2})")
 
 
+def capacity_shortfall_text(row: pd.Series) -> str:
+    """What is short at a work center in a month, in hours, said plainly.
+
+    Args:
+        row: a ``plan_capacity`` row (available_hours, required_hours, planned_hours).
+
+    Returns:
+        ``": short 123 h (demand needs 843 h; the plan uses 706 h of the 720 h available,
+        98%)"``, or, when this month's demand alone fits, that no hours are short then.
+    """
+    avail = float(row["available_hours"] or 0.0)
+    required = float(row["required_hours"] or 0.0)
+    planned = float(row["planned_hours"] or 0.0)
+    if avail <= 0:
+        return f": no hours available, demand needs {fmt_qty(required)} h"
+    short = required - planned
+    used = f"the plan uses {fmt_qty(planned)} h of the {fmt_qty(avail)} h available, {fmt_pct(planned / avail, 0)}"
+    if short > 0.5:
+        return f": short {fmt_qty(short)} h (demand needs {fmt_qty(required)} h; {used})"
+    return (
+        f": no hours short in that month itself ({used}; that month's own demand needs "
+        f"{fmt_qty(required)} h, {fmt_pct(required / avail, 0)}, the other planned hours build "
+        "stock for other months)"
+    )
+
+
 def decision_options(constraint: str | None, capacity: pd.DataFrame | None = None) -> list[str]:
     """Options a planner can put to the executives for a gap with this binding constraint.
 
@@ -602,12 +628,7 @@ def decision_options(constraint: str | None, capacity: pd.DataFrame | None = Non
                 & (capacity["month"].map(_mkey) == month)
             ]
             if len(rows):
-                r = rows.iloc[0]
-                load = (
-                    f" (planned {fmt_pct(r['utilization'], 0)}, required "
-                    f"{fmt_pct(r['required_hours'] / r['available_hours'], 0) if r['available_hours'] else '–'}"
-                    f" of {fmt_qty(r['available_hours'])} h)"
-                )
+                load = capacity_shortfall_text(rows.iloc[0])
         options = [f"Overtime or extra shift on {wc} in {month}{load}"]
         if "no free capacity earlier" not in text:
             options.append(f"Pre-build in the months before {month}")
@@ -877,16 +898,59 @@ def _inventory_section(data: PackData) -> str:
     if "family" in inv.columns:
         family = family.fillna(inv["family"])
     inv = inv.assign(family=family.fillna("(unknown)"))
-    cols = ["closing_qty", "safety_stock_qty", "shortage_qty"]
-    groups = [("All families", inv.groupby("month", as_index=False)[cols].sum())]
+    # a sum over items hides the series below safety stock (one item's surplus covers another's
+    # deficit): count them per month, and list the items at risk
+    inv = inv.assign(
+        below=inv["closing_qty"] < inv["safety_stock_qty"] - 1e-9,
+        deficit=(inv["safety_stock_qty"] - inv["closing_qty"]).clip(lower=0),
+    )
+
+    def per_month(g: pd.DataFrame) -> pd.DataFrame:
+        out = g.groupby("month", as_index=False).agg(
+            closing_qty=("closing_qty", "sum"),
+            safety_stock_qty=("safety_stock_qty", "sum"),
+            shortage_qty=("shortage_qty", "sum"),
+            n_below=("below", "sum"),
+        )
+        n = g[["item_id", "location_id"]].drop_duplicates().shape[0]
+        return out.assign(share_below=out["n_below"] / n if n else 0.0)
+
+    groups = [("All families", per_month(inv))]
     for f in _family_order(data) + sorted(set(inv["family"]) - set(_family_order(data))):
         g = inv[inv["family"] == f]
         if len(g):
-            groups.append((f, g.groupby("month", as_index=False)[cols].sum()))
-    fig = go.Figure()
+            groups.append((f, per_month(g)))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        row_heights=[0.45, 0.55],
+        subplot_titles=(
+            "Item × location series below safety stock (count; share in the label)",
+            "Units summed across items",
+        ),
+    )
     for gi, (_label, g) in enumerate(groups):
         vis = gi == 0
         x = g["month"].map(_mkey)
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=g["n_below"],
+                name="series below safety stock",
+                marker_color=C_SAFETY,
+                text=[
+                    f"{int(n)} ({s:.0%})"
+                    for n, s in zip(g["n_below"], g["share_below"], strict=True)
+                ],
+                textposition="outside",
+                cliponaxis=False,
+                visible=vis,
+            ),
+            row=1,
+            col=1,
+        )
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -897,7 +961,9 @@ def _inventory_section(data: PackData) -> str:
                 fill="tozeroy",
                 fillcolor="rgba(37,99,235,0.10)",
                 visible=vis,
-            )
+            ),
+            row=2,
+            col=1,
         )
         fig.add_trace(
             go.Scatter(
@@ -907,23 +973,85 @@ def _inventory_section(data: PackData) -> str:
                 mode="lines",
                 line={"color": C_SAFETY, "dash": "dash", "width": 2},
                 visible=vis,
-            )
+            ),
+            row=2,
+            col=1,
         )
         fig.add_trace(
-            go.Bar(x=x, y=g["shortage_qty"], name="shortage", marker_color=C_GAP, visible=vis)
+            go.Bar(x=x, y=g["shortage_qty"], name="shortage", marker_color=C_GAP, visible=vis),
+            row=2,
+            col=1,
         )
-    _base_layout(fig, yaxis_title="units")
-    fig.update_layout(updatemenus=_dropdown([(label, 3) for label, _ in groups], len(fig.data)))
-    below = inv[inv["closing_qty"] < inv["safety_stock_qty"] - 1e-9]
+    _base_layout(fig)
+    fig.update_yaxes(title_text="series", row=1, col=1)
+    fig.update_yaxes(title_text="units", row=2, col=1)
+    fig.update_layout(updatemenus=_dropdown([(label, 4) for label, _ in groups], len(fig.data)))
+    below = inv[inv["below"]]
     n_series = inv[["item_id", "location_id"]].drop_duplicates().shape[0]
     n_below = below[["item_id", "location_id"]].drop_duplicates().shape[0]
+    total = groups[0][1]
+    worst = total.loc[total["n_below"].idxmax()] if len(total) else None
+    worst_text = ""
+    if worst is not None and worst["n_below"] > 0:
+        worst_text = (
+            f" The worst month is {_mkey(worst['month'])}: "
+            f"{_num(int(worst['n_below']), str(int(worst['n_below'])), 'series_below_safety_stock_worst_month')}"
+            f" series ({fmt_pct(worst['share_below'], 0)}) below safety stock."
+        )
     return (
         f"<p>{_num(n_below, str(n_below), 'series_below_safety_stock')} of "
-        f"{_num(n_series, str(n_series), 'inventory_series')} item × location series fall below "
-        "safety stock in at least one month of the horizon. Units are summed across items; "
-        "pick a family in the menu.</p>"
-        + _figure_html(fig, "fig-inventory", 380)
+        f"{_num(n_series, str(n_series), 'inventory_series')} item × location series "
+        f"({fmt_pct(n_below / n_series if n_series else 0.0, 0)}) fall below safety stock in at "
+        f"least one month of the horizon.{worst_text} The upper chart counts them per month; the "
+        "lower one sums units across items, where one item's surplus hides another's deficit. "
+        "Pick a family in the menu.</p>"
+        + _figure_html(fig, "fig-inventory", 520)
+        + _items_at_risk(inv)
         + _inventory_vs_aop_note(data)
+    )
+
+
+#: rows of the "items at risk" table of the inventory section
+TOP_ITEMS_AT_RISK = 10
+
+
+def _items_at_risk(inv: pd.DataFrame) -> str:
+    """The series furthest below safety stock over the horizon (largest total deficit first)."""
+    below = inv[inv["below"]]
+    if below.empty:
+        return ""
+    risk = (
+        below.groupby(["item_id", "location_id"], as_index=False)
+        .agg(
+            family=("family", "first"),
+            months_below=("month", "nunique"),
+            first_month=("month", "min"),
+            deficit=("deficit", "sum"),
+            worst_deficit=("deficit", "max"),
+            shortage=("shortage_qty", "sum"),
+        )
+        .sort_values(["shortage", "deficit", "item_id"], ascending=[False, False, True])
+    )
+    top = risk.head(TOP_ITEMS_AT_RISK)
+    rows = "".join(
+        f"<tr><td>{_esc(r.item_id)}</td><td>{_esc(r.location_id)}</td><td>{_esc(r.family)}</td>"
+        f"<td class='r'>{int(r.months_below)}</td><td>{_mkey(r.first_month)}</td>"
+        f"<td class='r'>{_num(r.worst_deficit, fmt_qty(r.worst_deficit), f'risk_deficit:{r.item_id}@{r.location_id}')}</td>"
+        f"<td class='r'>{fmt_qty(r.shortage)}</td></tr>"
+        for r in top.itertuples(index=False)
+    )
+    more = (
+        f" ({len(risk) - len(top)} more in plan_inventory: closing_qty below safety_stock_qty)"
+        if len(risk) > len(top)
+        else ""
+    )
+    return (
+        f"<h3>Items at risk: the {len(top)} series with the largest shortage, then the largest "
+        f"deficit below safety stock{_esc(more)}</h3>"
+        "<table class='risk'><thead><tr><th>item</th><th>location</th><th>family</th>"
+        "<th class='r'>months below</th><th>first month below</th>"
+        "<th class='r'>largest deficit (units)</th><th class='r'>shortage (units)</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
     )
 
 
@@ -1250,13 +1378,20 @@ def _waterfall_section(data: PackData) -> str:
         wf.groupby(group_cols, as_index=False)[["qty", "revenue"]].sum().sort_values("sort_order")
     )
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Units", f"Revenue ({data.base_currency})"))
+    zoomed = []
     for col, name in ((1, "qty"), (2, "revenue")):
         values = [float(v) for v in steps[name]]
+        measures = _waterfall_measures(values)
+        # changes on their own scale: a -7.7k change on 690k is invisible on an axis from 0
+        axis = waterfall_axis_range(values, measures)
+        if axis is not None:
+            fig.update_yaxes(range=axis, row=1, col=col)
+            zoomed.append("units" if name == "qty" else "revenue")
         fig.add_trace(
             go.Waterfall(
                 x=[_component_label(c) for c in steps["component"]],
                 y=values,
-                measure=_waterfall_measures(values),
+                measure=measures,
                 increasing={"marker": {"color": C_MARGIN}},
                 decreasing={"marker": {"color": C_GAP}},
                 totals={"marker": {"color": C_SUPPLY}},
@@ -1274,8 +1409,14 @@ def _waterfall_section(data: PackData) -> str:
         f"<td class='r'>{_num(r.revenue, fmt_money(r.revenue), f'waterfall_revenue:{r.component}')}</td></tr>"
         for r in steps.itertuples(index=False)
     )
+    axis_note = (
+        f" The {' and '.join(zoomed)} axis does not start at 0, so that the changes show on "
+        "their own scale; the totals' bars are cut at the bottom."
+        if zoomed
+        else ""
+    )
     return (
-        "<p>How the plan moved since the previous one, all families.</p>"
+        f"<p>How the plan moved since the previous one, all families.{axis_note}</p>"
         + _figure_html(fig, "fig-waterfall", 380)
         + f"<table class='wf'><thead><tr><th>component</th><th class='r'>units</th><th class='r'>revenue ({_esc(data.base_currency)})</th></tr></thead><tbody>{rows}</tbody></table>"
     )
@@ -1302,28 +1443,120 @@ def _exceptions_section(data: PackData) -> str:
         for t in counts.index
     )
     # most severe first; within a severity, capacity before stock-outs (one overload causes
-    # many stock-outs), then the largest value
+    # many stock-outs), then the largest value. One row per exception type × scope (an item
+    # short in five months is one line), the action list first, the low-priority rows (excess
+    # inventory: often thousands) grouped and capped below it; the full list is plan_exceptions.
     ex["_sev"] = sev.map(lambda s: SEVERITY_ORDER.get(str(s), 9))
     ex["_type"] = kind.map(lambda t: EXCEPTION_ORDER.get(str(t), 9))
     ex["_abs"] = pd.to_numeric(ex["value"], errors="coerce").abs() if "value" in ex.columns else 0
-    top = ex.sort_values(["_sev", "_type", "_abs"], ascending=[True, True, False]).head(
-        TOP_EXCEPTIONS
+    action = ex[ex["_sev"] < SEVERITY_ORDER["low"]]
+    low = ex[ex["_sev"] >= SEVERITY_ORDER["low"]]
+    action_groups = _group_exceptions(action)
+    low_groups = _group_exceptions(low)
+    top = action_groups.head(TOP_EXCEPTIONS)
+    top_low = low_groups.head(TOP_LOW_EXCEPTIONS)
+
+    def rows_of(frame: pd.DataFrame) -> str:
+        return "".join(
+            f"<tr><td class='sev {_esc(r['severity'])}'>{_esc(r['severity'])}</td>"
+            f"<td>{_esc(str(r['exception_type']).replace('_', ' '))}</td>"
+            f"<td>{_esc(r['scope_id'])}</td><td>{_esc(r['months'])}</td>"
+            f"<td>{_esc(r['reason'])}</td></tr>"
+            for r in frame.to_dict("records")
+        )
+
+    head = (
+        "<thead><tr><th>severity</th><th>type</th><th>scope</th><th>months</th>"
+        "<th>reason and action (worst month)</th></tr></thead>"
     )
-    rows = "".join(
-        f"<tr><td class='sev {_esc(r.get('severity', ''))}'>{_esc(r.get('severity', ''))}</td>"
-        f"<td>{_esc(str(r.get('exception_type', '')).replace('_', ' '))}</td>"
-        f"<td>{_esc(r.get('scope_id', ''))}</td><td>{_mkey(r.get('month'))}</td>"
-        f"<td>{_esc(r.get('reason', ''))}</td></tr>"
-        for r in top.to_dict("records")
+    low_kinds = (
+        ", ".join(sorted({str(t).replace("_", " ") for t in low["exception_type"]}))
+        if len(low)
+        else ""
     )
-    return (
+    parts = [
         f"<p>{_num(len(ex), str(len(ex)), 'exceptions_total')} exceptions in this plan "
-        "(from the pipeline's exception check of the same run).</p>"
+        "(from the pipeline's exception check of the same run): "
+        f"{_num(len(action), str(len(action)), 'exceptions_action')} {'needs' if len(action) == 1 else 'need'} action "
+        f"(high or medium severity, {len(action_groups)} items or work centers)"
+        + (
+            f", {_num(len(low), str(len(low)), 'exceptions_low')} {'is' if len(low) == 1 else 'are'} low priority "
+            f"({_esc(low_kinds)}, {len(low_groups)} items) and are grouped at the end"
+            if len(low)
+            else ""
+        )
+        + ". The full list is the plan_exceptions table.</p>",
         f"<table class='exs'><thead><tr><th>type</th>{''.join(f'<th class=r>{_esc(s)}</th>' for s in sev_cols)}"
-        f"</tr></thead><tbody>{summary}</tbody></table>"
-        f"<h3>Most severe</h3><table class='ex'><thead><tr><th>severity</th><th>type</th><th>scope</th>"
-        f"<th>month</th><th>reason and action</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"</tr></thead><tbody>{summary}</tbody></table>",
+    ]
+    if len(top):
+        shown = (
+            f"the {len(top)} of {len(action_groups)}" if len(action_groups) > len(top) else "all"
+        )
+        parts.append(
+            f"<h3>Needs action: {shown} most severe</h3>"
+            f"<table class='ex ex-action'>{head}<tbody>{rows_of(top)}</tbody></table>"
+        )
+    else:
+        parts.append("<div class='ok'>No high or medium exception: nothing urgent.</div>")
+    if len(top_low):
+        parts.append(
+            f"<h3>Low priority: the {len(top_low)} largest of {len(low_groups)} items "
+            f"({len(low)} rows)</h3>"
+            f"<table class='ex ex-low'>{head}<tbody>{rows_of(top_low)}</tbody></table>"
+        )
+    return "".join(parts)
+
+
+#: rows of the low-priority (grouped) exceptions table
+TOP_LOW_EXCEPTIONS = 5
+
+
+def _group_exceptions(ex: pd.DataFrame) -> pd.DataFrame:
+    """One row per exception type × scope, ranked: severity, type order, largest value.
+
+    Columns: severity, exception_type, scope_id, months (``2026-06`` or
+    ``2026-06..2026-09 (4 months)``), reason (of the worst row), rows.
+    """
+    cols = ["severity", "exception_type", "scope_id", "months", "reason", "rows"]
+    if ex.empty:
+        return pd.DataFrame(columns=cols)
+    ex = ex.assign(
+        scope_id=ex["scope_id"].astype(str) if "scope_id" in ex.columns else "",
+        exception_type=ex["exception_type"].astype(str),
+        _m=ex["month"].map(lambda m: _mkey(m) if _isnum_date(m) else "")
+        if "month" in ex.columns
+        else "",
+        _absf=pd.to_numeric(ex["_abs"], errors="coerce").fillna(0.0),
     )
+    worst = ex.sort_values(["_sev", "_type", "_absf"], ascending=[True, True, False], kind="stable")
+    groups = []
+    for (_t, _s), g in worst.groupby(["exception_type", "scope_id"], sort=False):
+        first = g.iloc[0]
+        months = sorted(m for m in g["_m"].unique() if m)
+        if not months:
+            span = "–"
+        elif len(months) == 1:
+            span = months[0]
+        else:
+            span = f"{months[0]}..{months[-1]} ({len(months)} months)"
+        groups.append(
+            {
+                "severity": str(first.get("severity", "")),
+                "exception_type": first["exception_type"],
+                "scope_id": first["scope_id"],
+                "months": span,
+                "reason": str(first.get("reason", "")),
+                "rows": len(g),
+                "_sev": first["_sev"],
+                "_type": first["_type"],
+                "_absf": first["_absf"],
+            }
+        )
+    out = pd.DataFrame(groups).sort_values(
+        ["_sev", "_type", "_absf", "rows"], ascending=[True, True, False, False], kind="stable"
+    )
+    return out[cols].reset_index(drop=True)
 
 
 def _accuracy_section(data: PackData) -> str:
