@@ -242,3 +242,73 @@ def test_no_supplier_capacity_means_nothing_made_and_every_month_explained():
     mats = result.plan_materials
     assert _series(mats, "dependent_demand_qty", "R") == pytest.approx([200.0] * 3)
     assert _series(mats, "shortage_qty", "R") == pytest.approx([200.0] * 3)
+
+
+# Exceptions, the pack, the blocking check, the supplier-delay scenario -------------------
+def test_material_shortage_is_an_exception_and_a_pack_row_and_the_plan_checks_out():
+    from sop_pipeline.planning.materials import check_materials, with_material_exceptions
+    from sop_pipeline.report.pack import material_constraints_html
+
+    result = plan_supply_with_materials(**_company([250.0, 50.0, 200.0]))
+    mats = result.plan_materials
+    assert check_materials(mats) == []
+    tampered = mats.assign(planned_purchase_qty=mats["planned_purchase_qty"] * 2)
+    problems = check_materials(tampered)
+    assert any("does not balance" in p for p in problems)
+    assert any("exceed its supplier capacity" in p for p in problems)
+
+    exceptions = with_material_exceptions(pd.DataFrame(), mats)
+    row = exceptions.iloc[0]
+    assert len(exceptions) == 1
+    assert (row["exception_type"], row["severity"], row["scope_id"], row["month"]) == (
+        "material_short",
+        "high",
+        "R@P1",
+        MONTHS[1],
+    )
+    assert row["reason"].startswith(
+        "Material short: R at P1 misses 100 units (50% of the 200 production needs) for 2027-02"
+    )
+    assert "supplier S1 capacity 50 in 2027-02 is fully booked" in row["binding_constraint"]
+
+    html = material_constraints_html(mats)
+    assert "Top material constraints" in html
+    assert "<td>R</td><td>P1</td>" in html and "supplier S1 capacity 50 in 2027-02" in html
+    assert material_constraints_html(mats.iloc[0:0]) == ""
+
+
+def test_supplier_delay_scenario_loses_the_suppliers_first_months():
+    from sop_pipeline.planning.scenarios import ScenarioInputs, parse_levers, run_scenario
+
+    data = _company([250.0, 50.0, 200.0])
+    inputs = ScenarioInputs(
+        plan_demand=data["plan_demand"].assign(
+            consensus_revenue=10_000.0, stat_forecast_qty=100.0, stat_hi80_qty=100.0
+        ),
+        items=data["items"].assign(supplier_id=None),
+        routings=data["routings"],
+        capacity=data["capacity"],
+        inventory_position=data["inventory_position"],
+        open_supply=data["open_supply"].assign(supplier_id=None),
+        aop=pd.DataFrame(columns=["family", "month", "revenue_target"]),
+        strategy="chase",
+        overtime_share=0.0,
+        bom_exploded=data["bom_exploded"],
+        supplier_capacity=data["supplier_capacity"],
+    )
+    base = run_scenario(inputs)
+    assert _series(base.supply.plan_supply, "planned_production_qty") == pytest.approx(
+        [100.0, 50.0, 100.0], abs=1e-6
+    )
+    late = run_scenario(
+        inputs, parse_levers([{"type": "supplier_delay", "supplier_id": "S1", "days": 30}])
+    )
+    # 30 days late: nothing from S1 in January; February's 50 R make 25 A
+    assert _series(late.supply.plan_supply, "planned_production_qty") == pytest.approx(
+        [0.0, 25.0, 100.0], abs=1e-6
+    )
+    january = late.supply.shortages.sort_values("month").iloc[0]
+    assert january["constraint_type"] == "material" and january["supplier_id"] == "S1"
+    assert "supplier S1 lead time 30 days" in january["binding_constraint"]
+    # the base inputs are untouched
+    assert inputs.supplier_capacity["lead_time_days"].tolist() == [0, 0, 0]

@@ -1493,6 +1493,15 @@ def generate_company(
     pf = _price_factor(tl)
     wc_ids = [w[0] for w in WORK_CENTERS]
     supplier = int(np.argmax(open_by_supplier)) if open_by_supplier.sum() > 0 else 0
+    # bills of material, raw materials and their suppliers (a random stream of their own)
+    from sop_pipeline.generator.materials import (
+        bom_snapshot,
+        build_materials,
+        material_inventory,
+        supplier_capacity_snapshot,
+    )
+
+    materials = build_materials(seed, item_data, series, cap, tl)
     report("build", 8, build_steps)
 
     transactions = {
@@ -1526,7 +1535,11 @@ def generate_company(
         listed = item_data.launch_t <= t + ITEM_LISTED_MONTHS_AHEAD
         routed = pa.array(listed[cap.routing_item])
         tables: dict[str, pa.Table] = {
-            "items": _items_snapshot(item_data, t, pf).filter(pa.array(listed)),
+            "items": pa.concat_tables(
+                [_items_snapshot(item_data, t, pf).filter(pa.array(listed)), materials.items]
+            ),
+            "bom": bom_snapshot(materials, listed),
+            "supplier_capacity": supplier_capacity_snapshot(materials, t, CALENDAR_HORIZON, tl),
             "locations": static["locations"],
             "customers": customers.table,
             "work_centers": static["work_centers"],
@@ -1554,6 +1567,9 @@ def generate_company(
         for name, (table, slices) in transactions.items():
             offset, length = slices[t]
             tables[name] = table.slice(offset, length)
+        tables["inventory"] = pa.concat_tables(
+            [tables["inventory"], material_inventory(materials, t, tl)]
+        )
         for name in EXTRACTS:
             total_bytes += _write_csv(folder / f"{name}.csv", tables[name])
             rows[name] += tables[name].num_rows
