@@ -273,6 +273,8 @@ EXTRACTS: dict[str, Extract] = {
                 _c("work_center_id"),
                 _c("month", "month"),
                 _c("available_hours", "num", **_NONNEG),
+                # people: the hours the crew can staff that month (optional; caps the hours)
+                _c("crew_hours", "num", required=False, optional_column=True, **_NONNEG),
             ),
             ("work_center_id", "month"),
             (ForeignKey("work_center_id", "work_centers", "work_center_id"),),

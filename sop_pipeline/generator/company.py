@@ -52,6 +52,8 @@ from sop_pipeline.months import month_key, month_start, parse_month
 CALENDAR_HORIZON = 36
 #: Months before its launch that a new item appears in the item master.
 ITEM_LISTED_MONTHS_AHEAD = 12
+#: Work center (index into WORK_CENTERS) whose summer crew is smaller than its machine hours.
+CREW_LIMITED_WC = 5
 #: Months of the history are at most this many (15 years).
 MAX_MONTHS = 180
 #: Peak utilization of the bottleneck month of each work center on expected demand.
@@ -1520,6 +1522,7 @@ def generate_company(
     cal_wc = np.repeat(np.arange(len(WORK_CENTERS)), tl.n)
     cal_month = np.tile(np.arange(tl.n), len(WORK_CENTERS))
     cal_hours = cap.available.ravel()
+    crew_limited = (cal_wc == CREW_LIMITED_WC) & np.isin(tl.cal_month[cal_month], (7, 8))
     fx_cur = np.repeat(np.arange(len(CURRENCIES)), tl.n)
     fx_month = np.tile(np.arange(tl.n), len(CURRENCIES))
     aop_month = np.tile(np.arange(tl.n), len(FAMILIES))  # row order of _aop
@@ -1549,6 +1552,9 @@ def generate_company(
                     "work_center_id": _take(wc_ids, cal_wc[cal]),
                     "month": _take(tl.keys, cal_month[cal]),
                     "available_hours": _dec(cal_hours[cal], 1),
+                    # people: final assembly is staffed for 85% of its hours in July and
+                    # August (holidays); no crew limit elsewhere
+                    "crew_hours": _dec(cal_hours[cal] * 0.85, 1, ~crew_limited[cal]),
                 },
             ),
             "routings": static["routings"].filter(routed),

@@ -597,8 +597,9 @@ def plan_materials(
     bought = np.zeros((C, T))
     np.add.at(bought, (purchase["c"].to_numpy(), purchase["t"].to_numpy()), q)
 
-    sources_by_item = sources.groupby(["component_item_id", "t"])
-    cap_total = sources_by_item["max_qty"].apply(lambda s: s.sum() if s.notna().all() else np.nan)
+    by_month = sources.groupby(["component_item_id", "t"])["max_qty"]
+    # a month with one unlimited source has no limit (NaN)
+    cap_total = by_month.sum().where(by_month.count() == by_month.size())
     cap_qty = (
         cap_total.reindex(
             pd.MultiIndex.from_product([mat_items, range(T)], names=["component_item_id", "t"])
@@ -615,21 +616,24 @@ def plan_materials(
 
     cut = r - x
     cut_records = []
-    link_p = links["p"].to_numpy()
+    by_parent_month = links.groupby(["p", "tau"]).indices
+    link_c = links["c"].to_numpy()
+    link_t = links["t"].to_numpy()
+    link_qty = links["qty_per"].to_numpy(dtype=float)
     for p, tau in np.argwhere(cut > QTY_EPS * np.maximum(1.0, r)):
-        mine = links[(link_p == p) & (links["tau"].to_numpy() == tau)]
-        if mine.empty:
+        mine = by_parent_month.get((p, tau))
+        if mine is None:
             continue
-        score = bal_value[mine["c"].to_numpy(), mine["t"].to_numpy()] * mine["qty_per"].to_numpy()
-        pick = mine.iloc[int(np.argmax(score))]
-        supplier, text = explain.why(int(pick["c"]), int(pick["t"]))
+        score = bal_value[link_c[mine], link_t[mine]] * link_qty[mine]
+        pick = mine[int(np.argmax(score))]
+        supplier, text = explain.why(int(link_c[pick]), int(link_t[pick]))
         cut_records.append(
             (
                 parents[p][0],
                 parents[p][1],
                 months[tau],
                 float(cut[p, tau]),
-                pick["component_item_id"],
+                mat_items[link_c[pick]],
                 supplier,
                 text,
             )
@@ -704,50 +708,58 @@ class _Explainer:
 
     def __init__(self, months, cap_keys, cap_value, sources, bal_value, mats):
         self.months = months
-        self.cap_keys = cap_keys
-        self.cap_value = cap_value
-        self.sources = sources
-        self.bal_value = bal_value
         self.mats = mats
+        self.cache: dict[tuple[int, int], tuple[str | None, str]] = {}
+        self.cap_supplier = cap_keys["supplier_id"].astype(str).to_numpy()
+        self.cap_t = cap_keys["t"].to_numpy()
+        self.cap_value = cap_value
+        self.cap_by_item = cap_keys.groupby("component_item_id").indices if len(cap_keys) else {}
+        self.limit = {
+            (sup, item, t): q
+            for sup, item, t, q in zip(
+                sources["supplier_id"],
+                sources["component_item_id"],
+                sources["t"],
+                sources["max_qty"],
+                strict=True,
+            )
+        }
+        self.src_by_item = sources.groupby("component_item_id").indices
+        self.src_t = sources["t"].to_numpy()
+        self.src_blocked = sources["blocked"].to_numpy()
+        self.src_lead = sources["lead_time_days"].to_numpy(dtype=float)
+        self.src_supplier = sources["supplier_id"].to_numpy(dtype=object)
 
     def why(self, c: int, t: int) -> tuple[str | None, str]:
+        if (c, t) not in self.cache:
+            self.cache[(c, t)] = self._why(c, t)
+        return self.cache[(c, t)]
+
+    def _why(self, c: int, t: int) -> tuple[str | None, str]:
         item, loc = self.mats[c]
-        label = f"{self.months[t]:%Y-%m}"
-        head = f"material {item} short at {loc} for {label}"
-        keys = self.cap_keys
-        if len(keys):
-            mine = np.flatnonzero(
-                (keys["component_item_id"].to_numpy() == item) & (keys["t"].to_numpy() <= t)
+        head = f"material {item} short at {loc} for {self.months[t]:%Y-%m}"
+        mine = self.cap_by_item.get(item, np.zeros(0, dtype=int))
+        mine = mine[self.cap_t[mine] <= t]
+        hit = mine[self.cap_value[mine] > SHADOW_EPS]
+        if len(hit):
+            k = hit[np.argmax(self.cap_t[hit])]
+            supplier, tt = str(self.cap_supplier[k]), int(self.cap_t[k])
+            limit = float(self.limit.get((supplier, item, tt), math.nan))
+            return supplier, (
+                f"{head}: supplier {supplier} capacity {limit:,.0f} in "
+                f"{self.months[tt]:%Y-%m} is fully booked"
             )
-            hit = mine[self.cap_value[mine] > SHADOW_EPS]
-            if len(hit):
-                k = hit[np.argmax(keys["t"].to_numpy()[hit])]
-                supplier = str(keys["supplier_id"].iloc[k])
-                tt = int(keys["t"].iloc[k])
-                src = self.sources[
-                    (self.sources["supplier_id"] == supplier)
-                    & (self.sources["component_item_id"] == item)
-                    & (self.sources["t"] == tt)
-                ]
-                limit = float(src["max_qty"].iloc[0]) if len(src) else math.nan
-                return supplier, (
-                    f"{head}: supplier {supplier} capacity {limit:,.0f} in "
-                    f"{self.months[tt]:%Y-%m} is fully booked"
-                )
-        src = self.sources[(self.sources["component_item_id"] == item) & (self.sources["t"] <= t)]
-        if len(src) and src["blocked"].all():
-            lead = float(src["lead_time_days"].max())
-            supplier = src["supplier_id"].dropna()
-            who = f"supplier {supplier.iloc[0]}" if len(supplier) else "purchase"
-            return (
-                supplier.iloc[0] if len(supplier) else None,
-                f"{head}: {who} lead time {lead:.0f} days, no new receipt in time",
+        src = self.src_by_item.get(item, np.zeros(0, dtype=int))
+        src = src[self.src_t[src] <= t]
+        named = [v for v in self.src_supplier[src] if v is not None and not pd.isna(v)]
+        supplier = str(named[0]) if named else None
+        if len(src) and self.src_blocked[src].all():
+            who = f"supplier {supplier}" if supplier else "purchase"
+            return supplier, (
+                f"{head}: {who} lead time {np.nanmax(self.src_lead[src]):.0f} days, no new "
+                "receipt in time"
             )
-        supplier = src["supplier_id"].dropna()
-        return (
-            supplier.iloc[0] if len(supplier) else None,
-            f"{head}: the material costs more than the lost sale of the parent",
-        )
+        return supplier, f"{head}: the material costs more than the lost sale of the parent"
 
 
 def _empty_plan() -> MaterialPlan:
@@ -870,26 +882,37 @@ def _explain_material_shortages(result, cuts: pd.DataFrame) -> None:
     shortages["supplier_id"] = pd.Series([None] * len(shortages), dtype=object)
     if cuts.empty or shortages.empty:
         return
-    for i, row in shortages.iterrows():
-        mine = cuts[
-            (cuts["item_id"] == row["item_id"])
-            & (cuts["location_id"] == row["location_id"])
-            & (cuts["month"] <= row["month"])
-        ]
-        if mine.empty or row["constraint_type"] in ("lead_time", "no_source"):
-            continue
-        last = mine.iloc[-1]
-        shortages.at[i, "constraint_type"] = "material"
-        shortages.at[i, "binding_constraint"] = (
-            f"{last['binding_constraint']} ({last['cut_qty']:,.0f} units of {row['item_id']} "
-            f"not made in {last['month']:%Y-%m})"
-        )
-        shortages.at[i, "component_item_id"] = last["component_item_id"]
-        shortages.at[i, "supplier_id"] = last["supplier_id"]
-        shortages.at[i, "work_center_id"] = None
-        shortages.at[i, "shadow_price"] = np.nan
-    inv = result.plan_inventory.drop(columns=["binding_constraint"])
     key = ["item_id", "location_id", "month"]
+    left = shortages[key].reset_index().sort_values("month", kind="stable")
+    right = cuts.rename(
+        columns={"month": "cut_month", "binding_constraint": "cut_binding"}
+    ).sort_values("cut_month", kind="stable")
+    right["month"] = right["cut_month"]
+    hit = pd.merge_asof(
+        left.astype({"month": "datetime64[ns]"}),
+        right.astype({"month": "datetime64[ns]"}),
+        on="month",
+        by=["item_id", "location_id"],
+        direction="backward",
+    ).set_index("index")
+    hit = hit[hit["cut_binding"].notna()]
+    hit = hit[~shortages.loc[hit.index, "constraint_type"].isin(["lead_time", "no_source"])]
+    if hit.empty:
+        return
+    text = [
+        f"{b} ({q:,.0f} units of {i} not made in {m:%Y-%m})"
+        for b, q, i, m in zip(
+            hit["cut_binding"], hit["cut_qty"], hit["item_id"], hit["cut_month"], strict=True
+        )
+    ]
+    rows = hit.index
+    shortages.loc[rows, "constraint_type"] = "material"
+    shortages.loc[rows, "binding_constraint"] = text
+    shortages.loc[rows, "component_item_id"] = hit["component_item_id"].to_numpy()
+    shortages.loc[rows, "supplier_id"] = hit["supplier_id"].to_numpy()
+    shortages.loc[rows, "work_center_id"] = None
+    shortages.loc[rows, "shadow_price"] = np.nan
+    inv = result.plan_inventory.drop(columns=["binding_constraint"])
     result.plan_inventory = inv.merge(shortages[[*key, "binding_constraint"]], on=key, how="left")
 
 
