@@ -273,6 +273,8 @@ EXTRACTS: dict[str, Extract] = {
                 _c("work_center_id"),
                 _c("month", "month"),
                 _c("available_hours", "num", **_NONNEG),
+                # people: the hours the crew can staff that month (optional; caps the hours)
+                _c("crew_hours", "num", required=False, optional_column=True, **_NONNEG),
             ),
             ("work_center_id", "month"),
             (ForeignKey("work_center_id", "work_centers", "work_center_id"),),
@@ -304,6 +306,45 @@ EXTRACTS: dict[str, Extract] = {
                 _c("rate_to_base", "num", min_value=1e-9),
             ),
             ("currency", "month"),
+        ),
+        Extract(
+            "bom",
+            "erp",
+            "master",
+            False,
+            (
+                _c("parent_item_id"),
+                _c("component_item_id"),
+                # qty_per > 0 and 0 <= scrap_pct < 1, cycles and overlapping validity are
+                # checked by the reader (GX bounds are inclusive)
+                _c("qty_per", "num"),
+                _c("scrap_pct", "num", required=False),
+                _c("valid_from", "date", required=False),
+                _c("valid_to", "date", required=False),
+            ),
+            ("parent_item_id", "component_item_id", "valid_from"),
+            (
+                ForeignKey("parent_item_id", "items", "item_id"),
+                ForeignKey("component_item_id", "items", "item_id"),
+            ),
+        ),
+        Extract(
+            "supplier_capacity",
+            "erp",
+            "master",
+            False,
+            (
+                _c("supplier_id"),
+                # one of item_id / family is filled per row (checked by the reader)
+                _c("item_id", required=False, optional_column=True),
+                _c("family", required=False, optional_column=True),
+                _c("month", "month"),
+                _c("max_qty", "num", **_NONNEG),
+                _c("lead_time_days", "int", required=False, **_NONNEG, max_value=730),
+                _c("unit_cost", "num", required=False, **_NONNEG),
+            ),
+            ("supplier_id", "item_id", "family", "month"),
+            (ForeignKey("item_id", "items", "item_id"),),
         ),
         Extract(
             "opportunities",

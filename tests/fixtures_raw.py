@@ -471,3 +471,27 @@ def build_raw_warehouse(path: Path, *, broken: tuple[str, ...] = ()) -> Path:
     finally:
         con.close()
     return path
+
+
+def bom_rows() -> dict[str, list[dict[str, Any]]]:
+    """A two-level BOM (B200 > A100 > C300) and C300's supplier capacity, for 2026-03.
+
+    Not part of :func:`build_raw` (the tiny company has no BOM: its marts must be empty);
+    tests add them with :func:`insert_rows`.
+    """
+    return {
+        "bom": [
+            {"parent_item_id": "B200", "component_item_id": "A100", "qty_per": 1, "scrap_pct": 0.2},
+            {"parent_item_id": "A100", "component_item_id": "C300", "qty_per": 2},
+        ],
+        "supplier_capacity": [
+            {"supplier_id": "SUP1", "family": "Parts", "month": _d("2026-04-01"), "max_qty": 30},
+            {
+                "supplier_id": "SUP1",
+                "item_id": "C300",
+                "month": _d("2026-05-01"),
+                "max_qty": 5,
+                "lead_time_days": 40,
+            },
+        ],
+    }

@@ -15,7 +15,15 @@ import duckdb
 import pytest
 from dbt.cli.main import dbtRunnerResult
 from dbt_inprocess import invoke_dbt
-from fixtures_raw import EUR_RATE_2026_01, EXPECTED, HORIZON_MONTHS, PLAN_MONTH, build_raw_warehouse
+from fixtures_raw import (
+    EUR_RATE_2026_01,
+    EXPECTED,
+    HORIZON_MONTHS,
+    PLAN_MONTH,
+    bom_rows,
+    build_raw_warehouse,
+    insert_rows,
+)
 
 from sop_pipeline.partitions import plan_month_window
 
@@ -223,3 +231,51 @@ def test_unknown_override_scope_fails_instead_of_vanishing(dbt_work, marts):
         k.startswith("test.sop.accepted_values_fct_demand_overrides_scope_type") and v == "fail"
         for k, v in failed.items()
     ), failed
+
+
+def test_absent_bom_and_supplier_capacity_give_empty_marts(marts):
+    for mart in ("fct_bom_exploded", "fct_supplier_capacity"):
+        assert marts.execute(f"select count(*) from marts.{mart}").fetchone()[0] == 0
+
+
+def test_bom_explodes_to_every_level_and_family_capacity_expands(dbt_work, marts):
+    load_raw(dbt_work)
+    con = duckdb.connect(str(dbt_work / "sop.duckdb"))
+    try:
+        for extract, rows in bom_rows().items():
+            insert_rows(con, extract, PLAN_MONTH, rows)
+    finally:
+        con.close()
+    result = run_dbt(
+        dbt_work,
+        "build",
+        "--select",
+        "+fct_bom_exploded",
+        "+fct_supplier_capacity",
+        "--indirect-selection",
+        "cautious",
+    )
+    assert result.success, failed_nodes(result)
+    con = duckdb.connect(str(dbt_work / "sop.duckdb"), read_only=True)
+    try:
+        exploded = con.execute(
+            "select bom_path, bom_level, qty_per_cumulative, lead_time_offset_days, is_leaf "
+            "from marts.fct_bom_exploded order by bom_path"
+        ).fetchall()
+        capacity = con.execute(
+            "select month, max_qty, lead_time_days, is_stated from marts.fct_supplier_capacity "
+            "where supplier_id = 'SUP1' and item_id = 'C300' order by month"
+        ).fetchall()
+    finally:
+        con.close()
+    # 1 / (1 - 0.2) = 1.25 A100 per B200, × 2 C300; lead times B200 15 + A100 10 days
+    assert exploded == [
+        ("A100 > C300", 1, 2.0, 10, True),
+        ("B200 > A100", 1, 1.25, 15, False),
+        ("B200 > A100 > C300", 2, 2.5, 25, True),
+    ]
+    assert [(m.isoformat(), q, lt, s) for m, q, lt, s in capacity] == [
+        ("2026-04-01", 30.0, None, True),
+        ("2026-05-01", 5.0, 40, True),
+        *[(f"2026-{m:02d}-01", None, 40, False) for m in range(6, 10)],
+    ]

@@ -23,7 +23,7 @@ from sop_pipeline.contract import (
     SCENARIOS_FILE,
 )
 from sop_pipeline.generator.company import GenerationSummary, generate_company
-from sop_pipeline.months import month_range, month_start, parse_month
+from sop_pipeline.months import month_key, month_range, month_start, parse_month
 
 END = "2026-10"
 MONTHS = 26
@@ -405,6 +405,9 @@ def test_inventory_is_a_month_end_snapshot_of_a_few_months_of_demand(company) ->
         assert set(inv["snapshot_date"]) == {date.fromordinal(end).isoformat()}
         assert (inv["receipt_date"] <= inv["snapshot_date"]).all()
     inv = read(landing, summary.last_month, "inventory")
+    # raw materials (kg, sets) are stock for production, not cover of the items sold
+    materials = read(landing, summary.last_month, "items").query("family == 'materials'")
+    inv = inv[~inv["item_id"].isin(set(materials["item_id"]))]
     so = latest_sales(landing)
     recent = so[
         so["ym"].isin(month_range(month_key_minus(summary.last_month, 5), summary.last_month))
@@ -457,6 +460,8 @@ def test_overhaul_leaves_the_work_center_short(company) -> None:
 def test_routings_purchased_items_and_work_centers_are_plausible(company) -> None:
     landing, summary = company
     items = read(landing, summary.last_month, "items")
+    # the BOM's sub-assemblies and raw materials are not items for sale
+    items = items[~items["family"].isin(["materials", "assemblies"])]
     routings = read(landing, summary.last_month, "routings").astype({"hours_per_unit": float})
     per_item = routings.groupby("item_id").size()
     assert per_item.between(1, 2).all()
@@ -564,3 +569,26 @@ def test_bad_arguments_say_what_to_pass(tmp_path, kwargs, fragment) -> None:
     with pytest.raises(ValueError, match=re.escape(fragment)):
         generate_company(tmp_path, **kwargs)
     assert not any(tmp_path.iterdir()), "nothing is written when the arguments are wrong"
+
+
+def test_made_families_have_a_two_level_bom_and_a_supplier_with_a_capacity_dip(company) -> None:
+    landing, summary = company
+    last = summary.last_month
+    items = read(landing, last, "items").set_index("item_id")
+    bom = read(landing, last, "bom")
+    routed = set(read(landing, last, "routings")["item_id"])
+    parents = set(bom["parent_item_id"])
+    # every made item is a parent; its sub-assemblies are shared and have raw materials
+    assert routed <= parents
+    subs = bom[bom["parent_item_id"].str.startswith("SA-")]
+    assert set(items.loc[list(set(subs["component_item_id"])), "family"]) == {"materials"}
+    uses = bom[bom["component_item_id"].str.startswith("SA-")]
+    assert uses.groupby("component_item_id")["parent_item_id"].nunique().max() > 1
+    capacity = read(landing, last, "supplier_capacity")
+    copper = capacity[capacity["item_id"] == "RM-1001"].astype({"max_qty": float})
+    assert set(copper["supplier_id"]) == {"SUP-RM1"}
+    dip = copper.set_index("month")["max_qty"]
+    low = dip[[month_key(month_start(parse_month(last), k)) for k in (3, 4)]]
+    assert (low < 0.5 * dip.max()).all()
+    # the same seed writes the same BOM (a random stream of its own)
+    assert len(bom) == len(bom.drop_duplicates(["parent_item_id", "component_item_id"]))

@@ -281,3 +281,121 @@ def test_generated_demo_company_loads(tmp_path, con):
     # a second run is a no-op
     again = load(con, landing, plan_month=months[-1])
     assert again.files_loaded == [] and len(again.files_skipped) == len(summary.files_loaded)
+
+
+# bills of material and supplier capacity (optional extracts) ------------------------------
+def _bom_line(parent: str, component: str, qty: str = "2", **kw) -> dict:
+    return {"parent_item_id": parent, "component_item_id": component, "qty_per": qty, **kw}
+
+
+def test_valid_bom_and_supplier_capacity_load(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    write_extract(
+        landing / "2026-10",
+        "bom",
+        [
+            _bom_line("IT-1", "IT-2", scrap_pct="0.05", valid_to="2027-03-31"),
+            # the same pair again from April: a new revision, no overlap
+            _bom_line("IT-1", "IT-2", "3", valid_from="2027-04-01"),
+            _bom_line("IT-2", "IT-3", "1.5"),
+        ],
+    )
+    write_extract(
+        landing / "2026-10",
+        "supplier_capacity",
+        [
+            {"supplier_id": "SUP-1", "item_id": "IT-3", "month": "2026-11", "max_qty": "500"},
+            {
+                "supplier_id": "SUP-1",
+                "family": "valves",
+                "month": "2026-12",
+                "max_qty": "80",
+                "lead_time_days": "20",
+                "unit_cost": "4.5",
+            },
+        ],
+    )
+    summary = load(con, landing)
+    assert summary.rows_loaded["bom"] == 3
+    assert summary.rows_loaded["supplier_capacity"] == 2
+    assert con.execute("SELECT sum(qty_per) FROM raw.bom").fetchone()[0] == Decimal("6.5")
+
+
+def test_absent_bom_leaves_empty_tables(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    summary = load(con, landing)
+    assert "bom" not in summary.rows_loaded
+    assert count(con, "bom") == 0 and count(con, "supplier_capacity") == 0
+
+
+def test_bom_cycle_rejects_the_whole_file_whatever_the_reject_rate(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    write_extract(
+        landing / "2026-10",
+        "bom",
+        [
+            _bom_line("IT-1", "IT-2"),  # row 2
+            _bom_line("IT-2", "IT-3"),  # row 3
+            _bom_line("IT-3", "IT-1"),  # row 4: back up to the top
+        ],
+    )
+    with pytest.raises(IngestError) as err:
+        load(con, landing, max_reject_rate=0.9)
+    msg = str(err.value)
+    assert "landing/2026-10/bom.csv: 3 of 3 rows rejected" in msg
+    assert (
+        "row 4, column component_item_id, value 'IT-1': IT-3 → IT-1 closes a cycle in the BOM "
+        "(items on the cycle: IT-1, IT-2, IT-3)" in msg
+    )
+    assert "a component cannot contain its own parent" in msg
+    assert count(con, "bom") == 0
+
+
+def test_bad_bom_lines_are_named_with_row_column_and_fix(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    write_extract(
+        landing / "2026-10",
+        "bom",
+        [
+            _bom_line("IT-1", "IT-2", valid_to="2027-06-30"),  # row 2
+            _bom_line("IT-1", "IT-2", valid_from="2027-01-01"),  # row 3: overlaps row 2
+            _bom_line("IT-1", "IT-3", "0"),  # row 4
+            _bom_line("IT-2", "IT-3", scrap_pct="1"),  # row 5
+            _bom_line("IT-2", "IT-99"),  # row 6: unknown component
+        ],
+    )
+    with pytest.raises(IngestError) as err:
+        load(con, landing, max_reject_rate=0.9)
+    msg = str(err.value)
+    assert "bom.csv: 4 of 5 rows rejected" in msg
+    assert (
+        "row 3, column valid_from, value '2027-01-01': the validity of IT-1 → IT-2 from "
+        "2027-01-01 overlaps an earlier line of the same parent and component (row 2)" in msg
+    )
+    assert "row 4, column qty_per, value '0': qty_per 0 is not greater than 0" in msg
+    assert "row 5, column scrap_pct, value '1': scrap_pct 1 is outside [0, 1)" in msg
+    assert "row 6, column component_item_id, value 'IT-99': unknown component_item_id" in msg
+    assert count(con, "bom") == 0
+    assert con.execute(
+        "SELECT source_row, column_name FROM raw.rejects WHERE extract = 'bom' ORDER BY 1"
+    ).fetchall() == [(3, "valid_from"), (4, "qty_per"), (5, "scrap_pct"), (6, "component_item_id")]
+
+
+def test_bad_supplier_capacity_rows(tmp_path, con):
+    landing = write_company(tmp_path / "landing", months=("2026-10",))
+    write_extract(
+        landing / "2026-10",
+        "supplier_capacity",
+        [
+            {"supplier_id": "SUP-1", "family": "gears", "month": "2026-11", "max_qty": "5"},
+            {"supplier_id": "SUP-1", "month": "2026-11", "max_qty": "5"},
+            {"supplier_id": "SUP-1", "item_id": "IT-1", "month": "2026-11", "max_qty": "-5"},
+        ],
+    )
+    with pytest.raises(IngestError) as err:
+        load(con, landing, max_reject_rate=0.9)
+    msg = str(err.value)
+    assert "row 2, column family, value 'gears': unknown family 'gears'" in msg
+    assert "row 3, column item_id: neither item_id nor family is filled" in msg
+    assert "row 4, column max_qty, value '-5': '-5' is below the minimum 0" in msg
+    assert count(con, "supplier_capacity") == 0

@@ -8,7 +8,7 @@ from sop_pipeline.assets._meta import preview
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import MartsResource, SopResource
-from sop_pipeline.warehouse import read_plan, replace_plan_rows
+from sop_pipeline.warehouse import read_plan, replace_plan_rows, table_exists
 
 SUPPLY_TAGS = {"sop_step": "supply_review"}
 OWNERS = ["team:supply-planning"]
@@ -31,6 +31,10 @@ SUPPLY_SPECS = [
         key=dg.AssetKey(["plan", "supply_shortages"]),
         description="Why the plan is short: one row per item × location × month with a shortage and its binding constraint.",
     ),
+    dg.AssetSpec(
+        key=dg.AssetKey(["plan", "plan_materials"]),
+        description="Material plan, one row per purchased BOM component × location × month (empty without a BOM).",
+    ),
 ]
 SUPPLY_SPECS = [
     s.replace_attributes(
@@ -42,6 +46,8 @@ SUPPLY_SPECS = [
             dg.AssetKey(["marts", "fct_capacity"]),
             dg.AssetKey(["marts", "fct_inventory_position"]),
             dg.AssetKey(["marts", "fct_open_supply"]),
+            dg.AssetKey(["marts", "fct_bom_exploded"]),
+            dg.AssetKey(["marts", "fct_supplier_capacity"]),
         ],
         owners=OWNERS,
         tags=SUPPLY_TAGS,
@@ -75,6 +81,11 @@ SUPPLY_CHECKS = [
         "planned hours ≤ available hours + allowed overtime",
     ),
     _check("supply_non_negative", "plan_supply", "no negative planned or open-order quantity"),
+    _check(
+        "materials_balance_and_supplier_capacity",
+        "plan_materials",
+        "opening + receipts − consumed = closing; purchases ≤ supplier capacity; no negatives",
+    ),
 ]
 
 
@@ -112,7 +123,7 @@ def supply_plan(
         check_non_negative,
         safety_stock,
     )
-    from sop_pipeline.planning.supply import plan_supply
+    from sop_pipeline.planning.materials import check_materials, plan_supply_with_materials
 
     settings = sop.settings
     month = context.partition_key
@@ -123,8 +134,12 @@ def supply_plan(
         capacity = mart.read_mart("fct_capacity")
         position = mart.read_mart("fct_inventory_position")
         open_supply = mart.read_mart("fct_open_supply")
+        bom, suppliers = (
+            mart.read_mart(name) if mart.has_mart(name) else None
+            for name in ("fct_bom_exploded", "fct_supplier_capacity")
+        )
     ss = safety_stock(demand, items, service_level=settings.service_level)
-    result = plan_supply(
+    result = plan_supply_with_materials(
         demand,
         items,
         routings,
@@ -135,8 +150,12 @@ def supply_plan(
         strategy=settings.strategy,
         overtime_share=settings.overtime_share,
         unmet_demand=settings.unmet_demand,
+        bom_exploded=bom,
+        supplier_capacity=suppliers,
     )
+    materials = result.plan_materials
     with warehouse.get_connection() as con:
+        replace_plan_rows(con, "plan_materials", materials, month)
         replace_plan_rows(con, "plan_supply", result.plan_supply, month)
         replace_plan_rows(con, "plan_inventory", result.plan_inventory, month)
         replace_plan_rows(con, "plan_capacity", result.plan_capacity, month)
@@ -202,6 +221,22 @@ def supply_plan(
             "preview": preview(result.shortages.sort_values("shortage_qty", ascending=False)),
         },
     )
+    material_short = materials[materials["shortage_qty"] > 1e-6]
+    yield dg.MaterializeResult(
+        asset_key=dg.AssetKey(["plan", "plan_materials"]),
+        metadata={
+            "dagster/row_count": dg.MetadataValue.int(len(materials)),
+            "materials": dg.MetadataValue.int(int(materials["component_item_id"].nunique())),
+            "material_months_short": dg.MetadataValue.int(len(material_short)),
+            "material_shortage_qty": dg.MetadataValue.float(
+                float(material_short["shortage_qty"].sum())
+            ),
+            "preview": preview(materials.sort_values("shortage_qty", ascending=False)),
+        },
+    )
+    yield _check_result(
+        "materials_balance_and_supplier_capacity", "plan_materials", check_materials(materials)
+    )
     yield _check_result("inventory_balance_closes", "plan_inventory", check_inventory_balance(inv))
     yield _check_result(
         "inventory_non_negative", "plan_inventory", check_non_negative(inv, name="plan_inventory")
@@ -264,8 +299,12 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mart
     group_name="supply",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[dg.AssetKey(["plan", "plan_inventory"]), dg.AssetKey(["plan", "plan_capacity"])],
-    description="Exceptions a planner must act on (over-capacity, stock-outs, excess cover, missing data), one row each.",
+    deps=[
+        dg.AssetKey(["plan", "plan_inventory"]),
+        dg.AssetKey(["plan", "plan_capacity"]),
+        dg.AssetKey(["plan", "plan_materials"]),
+    ],
+    description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, excess cover, missing data), one row each.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
     kinds={"python", "duckdb"},
@@ -279,6 +318,7 @@ def plan_exceptions(
 ):
     """Exceptions list with a reason and the binding constraint for each."""
     from sop_pipeline.planning.exceptions import find_exceptions
+    from sop_pipeline.planning.materials import with_material_exceptions
 
     settings = sop.settings
     month = context.partition_key
@@ -297,6 +337,8 @@ def plan_exceptions(
         stockout_risk_threshold=settings.stockout_risk_threshold,
     )
     with warehouse.get_connection() as con:
+        if table_exists(con, "plan", "plan_materials"):
+            out = with_material_exceptions(out, read_plan(con, "plan_materials", month))
         replace_plan_rows(con, "plan_exceptions", out, month)
     counts = out["exception_type"].value_counts() if len(out) else pd.Series(dtype=int)
     return dg.MaterializeResult(

@@ -52,6 +52,8 @@ from sop_pipeline.months import month_key, month_start, parse_month
 CALENDAR_HORIZON = 36
 #: Months before its launch that a new item appears in the item master.
 ITEM_LISTED_MONTHS_AHEAD = 12
+#: Work center (index into WORK_CENTERS) whose summer crew is smaller than its machine hours.
+CREW_LIMITED_WC = 5
 #: Months of the history are at most this many (15 years).
 MAX_MONTHS = 180
 #: Peak utilization of the bottleneck month of each work center on expected demand.
@@ -1497,6 +1499,15 @@ def generate_company(
     pf = _price_factor(tl)
     wc_ids = [w[0] for w in WORK_CENTERS]
     supplier = int(np.argmax(open_by_supplier)) if open_by_supplier.sum() > 0 else 0
+    # bills of material, raw materials and their suppliers (a random stream of their own)
+    from sop_pipeline.generator.materials import (
+        bom_snapshot,
+        build_materials,
+        material_inventory,
+        supplier_capacity_snapshot,
+    )
+
+    materials = build_materials(seed, item_data, series, cap, tl)
     report("build", 8, build_steps)
 
     transactions = {
@@ -1515,6 +1526,7 @@ def generate_company(
     cal_wc = np.repeat(np.arange(len(WORK_CENTERS)), tl.n)
     cal_month = np.tile(np.arange(tl.n), len(WORK_CENTERS))
     cal_hours = cap.available.ravel()
+    crew_limited = (cal_wc == CREW_LIMITED_WC) & np.isin(tl.cal_month[cal_month], (7, 8))
     fx_cur = np.repeat(np.arange(len(CURRENCIES)), tl.n)
     fx_month = np.tile(np.arange(tl.n), len(CURRENCIES))
     aop_month = np.tile(np.arange(tl.n), len(FAMILIES))  # row order of _aop
@@ -1530,7 +1542,11 @@ def generate_company(
         listed = item_data.launch_t <= t + ITEM_LISTED_MONTHS_AHEAD
         routed = pa.array(listed[cap.routing_item])
         tables: dict[str, pa.Table] = {
-            "items": _items_snapshot(item_data, t, pf).filter(pa.array(listed)),
+            "items": pa.concat_tables(
+                [_items_snapshot(item_data, t, pf).filter(pa.array(listed)), materials.items]
+            ),
+            "bom": bom_snapshot(materials, listed),
+            "supplier_capacity": supplier_capacity_snapshot(materials, t, CALENDAR_HORIZON, tl),
             "locations": static["locations"],
             "customers": customers.table,
             "work_centers": static["work_centers"],
@@ -1540,6 +1556,9 @@ def generate_company(
                     "work_center_id": _take(wc_ids, cal_wc[cal]),
                     "month": _take(tl.keys, cal_month[cal]),
                     "available_hours": _dec(cal_hours[cal], 1),
+                    # people: final assembly is staffed for 85% of its hours in July and
+                    # August (holidays); no crew limit elsewhere
+                    "crew_hours": _dec(cal_hours[cal] * 0.85, 1, ~crew_limited[cal]),
                 },
             ),
             "routings": static["routings"].filter(routed),
@@ -1558,6 +1577,9 @@ def generate_company(
         for name, (table, slices) in transactions.items():
             offset, length = slices[t]
             tables[name] = table.slice(offset, length)
+        tables["inventory"] = pa.concat_tables(
+            [tables["inventory"], material_inventory(materials, t, tl)]
+        )
         for name in EXTRACTS:
             total_bytes += _write_csv(folder / f"{name}.csv", tables[name])
             rows[name] += tables[name].num_rows

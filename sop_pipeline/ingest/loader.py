@@ -69,6 +69,8 @@ LOAD_ORDER = (
     "work_centers",
     "capacity_calendar",
     "routings",
+    "bom",
+    "supplier_capacity",
     "inventory",
     "sales_orders",
     "production_orders",
@@ -81,6 +83,9 @@ assert set(LOAD_ORDER) == set(EXTRACTS), "LOAD_ORDER must list every extract of 
 
 #: Columns whose currency code must be the base currency or have an fx rate.
 CURRENCY_COLUMNS = {"items": "currency", "sales_orders": "currency", "opportunities": "currency"}
+#: Extracts whose rows only make sense together (a BOM is a graph): any problem rejects the
+#: whole file whatever the reject-rate policy.
+WHOLE_FILE_EXTRACTS = ("bom", "supplier_capacity")
 #: Problems shown per file in the IngestError message.
 PROBLEMS_SHOWN = 10
 #: Extracts that hold the rows of their own month (or the snapshot at its close): a file
@@ -369,6 +374,18 @@ def _reference_problems(
                 str(v),
                 f"currency '{v}' is neither the base currency {known.base_currency} nor in fx_rates of {month} or earlier",
                 "add its rates to the fx_rates extract or correct the currency code",
+            )
+            for r, v in zip(rows, values, strict=True)
+        ]
+    if extract.name == "supplier_capacity" and "family" in frame:
+        rows, values = _unknown_values(frame, "family", known.column("items", "family"), month)
+        problems += [
+            RowProblem(
+                int(r),
+                "family",
+                str(v),
+                f"unknown family '{v}': no item of items of {month} or earlier has it",
+                "use a family name from the items extract, or give the item_id instead",
             )
             for r, v in zip(rows, values, strict=True)
         ]
@@ -957,9 +974,13 @@ class _Run:
             )
             problems.sort(key=lambda p: (p.row is None, p.row or 0))
             bad_rows = {p.row for p in problems}
-            # a workbook is one planner's decision: any bad row rejects all of it
+            # a workbook is one planner's decision: any bad row rejects all of it; so does
+            # a bad row of an extract that is only valid whole (WHOLE_FILE_EXTRACTS)
             limit = 0.0 if item.path.suffix.lower() == ".xlsx" else self.max_reject_rate
-            if result.row_count and len(bad_rows) / result.row_count > limit:
+            if result.row_count and (
+                len(bad_rows) / result.row_count > limit
+                or (bad_rows and extract.name in WHOLE_FILE_EXTRACTS)
+            ):
                 rejects.append((item, result, problems))
             else:
                 loads.append((item, result, problems, bad_rows))

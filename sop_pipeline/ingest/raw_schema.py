@@ -37,6 +37,19 @@ def create_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     for extract in EXTRACTS.values():
         con.execute(raw_table_ddl(extract))
+    # a column the contract added later (an optional one) joins a table created before it
+    existing = set(
+        con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = 'raw'"
+        ).fetchall()
+    )
+    for extract in EXTRACTS.values():
+        for col in extract.columns:
+            if (extract.name, col.name) not in existing:
+                con.execute(
+                    f"ALTER TABLE raw.{extract.name} ADD COLUMN {col.name} {SQL_TYPES[col.type]}"
+                )
     con.execute(
         """
         CREATE TABLE IF NOT EXISTS raw._ingest_log (

@@ -36,6 +36,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from sop_pipeline.contract import DIALECT_FILE, Column, Extract
+from sop_pipeline.ingest.bom_rules import bom_rules, supplier_capacity_rules
 from sop_pipeline.ingest.dialect import Dialect
 from sop_pipeline.months import month_start, parse_month
 from sop_pipeline.quality.extract_suites import extract_suite
@@ -264,6 +265,13 @@ def _check_header(
             shown,
             "neither an item_id nor a family column is present",
             "add item_id or family (or both); every opportunity names one of them",
+            row=1,
+        )
+    if extract.name == "supplier_capacity" and "item_id" not in names and "family" not in names:
+        raise ExtractError(
+            shown,
+            "neither an item_id nor a family column is present",
+            "add item_id or family (or both); every capacity row names one of them",
             row=1,
         )
 
@@ -1092,6 +1100,10 @@ def _extract_rules(parsed: ParsedExtract) -> None:
             "neither item_id nor family is filled",
             "fill item_id or family for every opportunity",
         )
+    if extract.name == "bom":
+        bom_rules(frame, texts, problems.add)
+    if extract.name == "supplier_capacity":
+        supplier_capacity_rules(frame, problems.add)
     month = parse_month(parsed.extract_month)
     first = pd.Timestamp(month)
     after_end = pd.Timestamp(month_start(month, 1))

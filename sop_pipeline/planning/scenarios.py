@@ -12,8 +12,10 @@ Levers (months are ``[first, last]`` inclusive, ``pct`` a fraction: 0.15 = +15%)
 - ``capacity_loss`` (work_center_id, months, pct): available hours × (1 − pct);
 - ``demand_change`` (family or item_id, months, pct): consensus qty and revenue × (1 + pct);
 - ``supplier_delay`` (supplier_id, days): + days on the lead time of the supplier's items
-  (``dim_items.supplier_id``) and its open purchase orders due ``ceil(days / 30)`` months
-  later (orders pushed past the horizon drop out);
+  (``dim_items.supplier_id``) and of its rows in ``fct_supplier_capacity`` (the months it
+  can no longer deliver in time are lost capacity for the BOM's materials), and its open
+  purchase orders due ``ceil(days / 30)`` months later (orders pushed past the horizon
+  drop out);
 - ``price_change`` (family or item_id, pct, optional elasticity): unit price and consensus
   revenue × (1 + pct); with ``elasticity`` ε (e.g. −1.2) the volume responds, consensus qty ×
   (1 + pct)^ε; without it the volume is unchanged and the scenario notes that price
@@ -45,7 +47,8 @@ from sop_pipeline.planning.inventory import (
     require_columns,
     safety_stock,
 )
-from sop_pipeline.planning.supply import SupplyResult, plan_supply
+from sop_pipeline.planning.materials import plan_supply_with_materials
+from sop_pipeline.planning.supply import SupplyResult
 from sop_pipeline.settings import STRATEGIES
 from sop_pipeline.warehouse import DuckDBMarts, MartReader, read_plan, table_exists
 
@@ -149,6 +152,8 @@ class ScenarioInputs:
         overtime_share: overtime allowed per work center and month, share of available.
         notes: what the levers applied did not change (e.g. months outside the horizon).
         unmet_demand: ``backlog`` or ``lost_sales`` (settings ``unmet_demand``).
+        bom_exploded: fct_bom_exploded (empty: no BOM).
+        supplier_capacity: fct_supplier_capacity (empty: no supplier limit).
     """
 
     plan_demand: pd.DataFrame
@@ -163,6 +168,8 @@ class ScenarioInputs:
     overtime_share: float = 0.10
     notes: tuple[str, ...] = ()
     unmet_demand: str = "lost_sales"
+    bom_exploded: pd.DataFrame = field(default_factory=pd.DataFrame)
+    supplier_capacity: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def copy(self) -> ScenarioInputs:
         """A deep copy (frames included), so a lever can change it freely."""
@@ -208,6 +215,16 @@ class ScenarioInputs:
             inventory_position=marts.read_mart("fct_inventory_position"),
             open_supply=marts.read_mart("fct_open_supply"),
             aop=marts.read_mart("fct_aop_targets"),
+            bom_exploded=(
+                marts.read_mart("fct_bom_exploded")
+                if marts.has_mart("fct_bom_exploded")
+                else pd.DataFrame()
+            ),
+            supplier_capacity=(
+                marts.read_mart("fct_supplier_capacity")
+                if marts.has_mart("fct_supplier_capacity")
+                else pd.DataFrame()
+            ),
             strategy=strategy,
             service_level=service_level,
             overtime_share=overtime_share,
@@ -452,6 +469,8 @@ def check_references(levers: Sequence[Lever], inputs: ScenarioInputs) -> None:
             suppliers = _known(inputs.items["supplier_id"]) | _known(
                 inputs.open_supply["supplier_id"]
             )
+            if "supplier_id" in inputs.supplier_capacity:
+                suppliers |= _known(inputs.supplier_capacity["supplier_id"])
             if lever.supplier_id not in suppliers:
                 raise ScenarioError(
                     f"{lever.where}: supplier {lever.supplier_id!r} is neither the main supplier "
@@ -530,6 +549,18 @@ def _supplier_delay(inputs: ScenarioInputs, lever: Lever) -> ScenarioInputs:
     items["lead_time_days"] = pd.to_numeric(items["lead_time_days"], errors="coerce").astype(float)
     # an item without a lead time has no supplier in the LP; a delay does not give it one
     items.loc[own.fillna(False), "lead_time_days"] += lever.days
+    sc = inputs.supplier_capacity
+    if "supplier_id" in sc and len(sc):
+        # the supplier's materials arrive later: the first months' capacity is lost
+        mine = (sc["supplier_id"].astype("string") == lever.supplier_id).fillna(False)
+        lead = pd.to_numeric(sc["lead_time_days"], errors="coerce").astype(float)
+        item_lead = pd.to_numeric(
+            sc["item_id"].map(
+                items.drop_duplicates("item_id").set_index("item_id")["lead_time_days"]
+            ),
+            errors="coerce",
+        )
+        sc["lead_time_days"] = lead.where(~mine, lead.fillna(item_lead).fillna(0.0) + lever.days)
     shift = math.ceil(lever.days / DAYS_PER_LEAD_TIME_MONTH - 1e-9)
     late = (opens["supplier_id"].astype("string") == lever.supplier_id).fillna(False)
     if shift and late.any():
@@ -675,7 +706,7 @@ def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
     """
     demand = inputs.plan_demand
     ss = safety_stock(demand, inputs.items, service_level=inputs.service_level)
-    supply = plan_supply(
+    supply = plan_supply_with_materials(
         demand,
         inputs.items,
         inputs.routings,
@@ -686,6 +717,8 @@ def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
         strategy=inputs.strategy,
         overtime_share=inputs.overtime_share,
         unmet_demand=inputs.unmet_demand,
+        bom_exploded=inputs.bom_exploded,
+        supplier_capacity=inputs.supplier_capacity,
     )
     inv = supply.plan_inventory
     return ScenarioOutputs(

@@ -123,6 +123,8 @@ class SupplyResult:
         objective: LP objective terms (before min-lot rounding) and their total.
         stats: sizes and timings (series, months, lps, variables, constraints, seconds).
         strategy: the strategy planned.
+        plan_materials: the material plan (``materials.plan_supply_with_materials``), or
+            None when the plan was made without materials.
     """
 
     plan_supply: pd.DataFrame
@@ -133,6 +135,7 @@ class SupplyResult:
     objective: dict[str, float] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
     strategy: str = "mixed"
+    plan_materials: pd.DataFrame | None = None
 
 
 @dataclass
@@ -155,6 +158,7 @@ class _Problem:
     open_hours: np.ndarray  # W × T
     route: sparse.csr_matrix  # n × W hours per unit
     families: np.ndarray  # n
+    max_production: np.ndarray | None = None  # n × T (materials.py: what the materials allow)
 
 
 # Assembly -----------------------------------------------------------------------------
@@ -611,6 +615,10 @@ def _solve_block(
     upper = np.full(nxt, np.inf)
     can_supply = p.has_source[rows][:, None] & (t_index >= p.blocked[rows][:, None])
     upper[i_r.reshape(-1)] = np.where(can_supply, np.inf, 0.0).reshape(-1)
+    if p.max_production is not None:
+        upper[i_r.reshape(-1)] = np.minimum(
+            upper[i_r.reshape(-1)], p.max_production[rows].reshape(-1)
+        )
     # lost sales: at most the month's demand; backlog: at most the demand due so far
     upper[i_short.reshape(-1)] = (np.cumsum(demand, axis=1) if backlog else demand).reshape(-1)
     available = p.available[centers]
@@ -873,6 +881,7 @@ def plan_supply(
     max_series_per_lp: int = 500,
     item_level_max_series: int = 150,
     unmet_demand: str = "lost_sales",
+    max_production: pd.DataFrame | None = None,
 ) -> SupplyResult:
     """Plan production and purchases against capacity, lead times and min lots.
 
@@ -897,6 +906,9 @@ def plan_supply(
             its items by urgency of their net requirements).
         unmet_demand: ``backlog`` (unserved demand waits for the next receipts) or
             ``lost_sales`` (settings ``unmet_demand``; see ``inventory.project_inventory``).
+        max_production: item_id, location_id, month, max_production_qty: an upper bound on
+            planned production (the materials the suppliers can deliver, see
+            ``materials.py``); None for none.
 
     Returns:
         The plan, its inventory projection and capacity load, the explained shortages,
@@ -950,6 +962,11 @@ def plan_supply(
         safety_stock,
     )
     n, horizon = p.demand.shape
+    if max_production is not None and not max_production.empty:
+        limit = max_production.assign(month=as_month_start(max_production["month"]))
+        wide = _pivot(limit, p.series, p.months, "max_production_qty")
+        listed = pd.MultiIndex.from_frame(limit[SERIES].astype(str)).unique()
+        p.max_production = np.where(p.series.isin(listed)[:, None], wide, np.inf)
     w = len(p.centers)
     overtime_cost = _overtime_cost(p, costs)
     built = time.perf_counter()
@@ -976,6 +993,8 @@ def plan_supply(
                 backlog,
             )
             lp_qty[rows] = _disaggregate(sol.replenish, group, need, ss_gap, p.demand[rows])
+            if p.max_production is not None:
+                lp_qty[rows] = np.minimum(lp_qty[rows], p.max_production[rows])
             aggregated += len(rows)
         else:
             sol = _solve_block(

@@ -124,6 +124,22 @@ TABLES: dict[str, TableSpec] = {
             ],
         ),
         _spec(
+            "plan_materials",
+            "One row per purchased material (BOM component) × location × month of the horizon; "
+            "empty when there is no bill of material.",
+            ("component_item_id", "location_id", "month"),
+            [
+                ("component_item_id", _T),
+                ("location_id", _T),
+                ("month", "DATE"),
+                ("dependent_demand_qty", _Q),
+                ("planned_purchase_qty", _Q),
+                ("supplier_capacity_qty", _Q),
+                ("closing_qty", _Q),
+                ("shortage_qty", _Q),
+            ],
+        ),
+        _spec(
             "plan_capacity",
             "One row per work center × month of the horizon.",
             ("work_center_id", "month"),

@@ -250,6 +250,10 @@ def load_pack_data(
         name: _months_to_datetime(read_published(pub, name, plan_month=month, version=version))
         for name in PACK_TABLES
     }
+    if _has_table(pub, "plan_materials"):  # published since bills of material (optional)
+        tables["plan_materials"] = _months_to_datetime(
+            read_published(pub, "plan_materials", plan_month=month, version=version)
+        )
     # a published exceptions / waterfall table, once there is one, wins over a frame passed in
     for name, given in (("plan_exceptions", exceptions), ("plan_waterfall", waterfall)):
         if not _has_table(pub, name):
@@ -820,6 +824,53 @@ def _supply_section(data: PackData) -> str:
         "line; pick a family in the menu.</p>"
         + chart
         + _figure_html(heat, "fig-gap-heatmap", 60 + 26 * max(len(pivot), 3))
+        + material_constraints_html(data.table("plan_materials"))
+    )
+
+
+#: Rows in the supply section's "top material constraints" table.
+TOP_MATERIALS = 5
+
+
+def material_constraints_html(materials: pd.DataFrame) -> str:
+    """The supply section's top material constraints (``plan_materials``); "" without a BOM.
+
+    One row per material × location that is short in some month, largest shortage first:
+    total units short, the first month short, and the binding supplier constraint.
+    """
+    if materials is None or materials.empty:
+        return ""
+    short = materials[pd.to_numeric(materials["shortage_qty"], errors="coerce") > 1e-6]
+    if short.empty:
+        return (
+            "<h3>Material constraints</h3><div class='ok'>Suppliers cover the materials of the "
+            f"whole production plan ({materials['component_item_id'].nunique()} materials).</div>"
+        )
+    top = (
+        short.sort_values("month")
+        .groupby(["component_item_id", "location_id"], as_index=False)
+        .agg(
+            shortage_qty=("shortage_qty", "sum"),
+            first_month=("month", "min"),
+            months=("month", "nunique"),
+            binding=("binding_constraint", "first"),
+        )
+        .sort_values(["shortage_qty", "component_item_id"], ascending=[False, True])
+        .head(TOP_MATERIALS)
+    )
+    rows = "".join(
+        f"<tr><td>{_esc(r['component_item_id'])}</td><td>{_esc(r['location_id'])}</td>"
+        f"<td class='r'>{_num(r['shortage_qty'], fmt_qty(r['shortage_qty']), 'material_short:' + str(r['component_item_id']))}</td>"
+        f"<td>{_mkey(r['first_month'])}</td><td class='r'>{int(r['months'])}</td>"
+        f"<td>{_esc(r['binding'] or '')}</td></tr>"
+        for r in top.to_dict("records")
+    )
+    return (
+        "<h3>Top material constraints</h3><p>Materials the suppliers cannot deliver in time for "
+        "the production plan; production of the items made from them is cut (see the exceptions "
+        "list, type material short).</p><table class='ex'><thead><tr><th>material</th>"
+        "<th>location</th><th class=r>units short</th><th>first month</th><th class=r>months</th>"
+        "<th>binding constraint</th></tr></thead><tbody>" + rows + "</tbody></table>"
     )
 
 

@@ -1,6 +1,7 @@
 -- Available hours per work centre and horizon month: the calendar's hours (maintenance,
 -- overhauls, holidays), or the nominal hours_per_day x 21 working days x efficiency when
--- the calendar has no row for the month.
+-- the calendar has no row for the month; capped by the crew the calendar can staff
+-- (crew_hours, people), when it gives one. Overtime is planned on top, at its price.
 with
 
 work_centers as (
@@ -37,11 +38,24 @@ final as (
         cast(work_centers.location_id as varchar) as location_id,
         cast(horizon.month as date) as month,
         cast(
+            case
+                when calendar.crew_hours < coalesce(
+                    calendar.available_hours,
+                    work_centers.hours_per_day * 21 * work_centers.efficiency
+                ) then calendar.crew_hours
+                else coalesce(
+                    calendar.available_hours,
+                    work_centers.hours_per_day * 21 * work_centers.efficiency
+                )
+            end as double precision
+        ) as available_hours,
+        cast(
             coalesce(
                 calendar.available_hours,
                 work_centers.hours_per_day * 21 * work_centers.efficiency
             ) as double precision
-        ) as available_hours
+        ) as machine_hours,
+        cast(calendar.crew_hours as double precision) as crew_hours
     from work_centers
     cross join horizon
     left join calendar

@@ -13,6 +13,7 @@ final as (
         work_center_id,
         cast(date_trunc('month', month) as date) as month,
         available_hours,
+        crew_hours,
         _extract_month as extract_month
     from source
 
