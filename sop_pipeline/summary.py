@@ -103,7 +103,7 @@ def _unmet_demand_line(
             [month, version],
         ).fetchone()
         policy = row[0] or policy
-    unmet = float(demand) - float(served)
+    unmet = max(0.0, float(demand) - float(served))  # float sums: never print "-0"
     if policy == "backlog":
         return (
             f"  unmet demand (backlog): {unmet:,.0f} units still open at the horizon end; "

@@ -205,3 +205,31 @@ def test_a_failing_consistency_check_fails_the_gate(plan) -> None:
     failed = [c for c in result.checks if not c.passed and c.name.startswith("consistency:")]
     assert [c.name for c in failed] == ["consistency:kpi_in_range"]
     assert "value=1.5" in result.failure_report()
+
+
+def test_revenue_check_counts_a_backlog_shipped_in_a_month_without_demand() -> None:
+    # found by the gate on the demo (spare parts, 2027-01): under backlog an intermittent
+    # item ships its backlog in a month with no demand; that revenue is real
+    from sop_pipeline.quality.gate import _revenue_consistency
+
+    keys = {"item_id": "S1", "location_id": "DC1", "family": "spare"}
+    demand = pd.DataFrame(
+        [
+            {**keys, "month": m, "consensus_qty": q, "consensus_revenue": q * 8.0}
+            for m, q in zip(MONTHS, [5.0, 0.0], strict=True)
+        ]
+    )
+    inv = pd.DataFrame(
+        [
+            {**keys, "month": m, "demand_qty": d, "shortage_qty": b, "served_qty": s}
+            for m, d, b, s in zip(MONTHS, [5.0, 0.0], [3.0, 0.0], [2.0, 3.0], strict=True)
+        ]
+    )
+    fin = pd.DataFrame({"family": "spare", "month": MONTHS, "revenue": [16.0, 24.0]})
+    tables = {"plan_demand": demand, "plan_inventory": inv, "plan_financials": fin}
+    [check] = _revenue_consistency(tables, 1e-6)
+    assert check.passed, check.message
+    [bad] = _revenue_consistency(
+        {**tables, "plan_financials": fin.assign(revenue=[16.0, 0.0])}, 1e-6
+    )
+    assert not bad.passed and "expected=24.0" in bad.message

@@ -128,3 +128,17 @@ def test_gaps_value_the_shortage_at_price_and_name_the_constraints(
     assert gap.loc[gap["gap_qty"] == 0, "binding_constraint"].isna().all()
     assert (gap["gap_qty"] >= 0).all()
     assert np.allclose(gap["demand_qty"] - gap["supply_qty"], gap["gap_qty"])
+
+
+def test_inventory_value_splits_into_safety_stock_and_the_rest(plan_demand, plan_inventory, items):
+    # finding: inventory value 1.3-3.5× the AOP while shortages persist; the plan must say
+    # how much of it is safety stock (closing capped at safety stock, × unit cost)
+    inv = plan_inventory.assign(safety_stock_qty=[3.0, 3.0, 5.0, 5.0, 1.0, 1.0])
+    fin = financials(plan_demand, inv, items, None).set_index(["family", "month"])
+    # Jan F1: A closes 5 (SS 3 → 3 × 10), B closes 2 (SS 5 → 2 × 4)
+    assert fin.loc[("F1", JAN), "safety_stock_value"] == pytest.approx(3 * 10 + 2 * 4)
+    assert fin.loc[("F1", JAN), "above_safety_stock_value"] == pytest.approx(2 * 10)
+    assert fin.loc[("F2", FEB), "safety_stock_value"] == pytest.approx(1 * 100)
+    np.testing.assert_allclose(
+        fin["safety_stock_value"] + fin["above_safety_stock_value"], fin["inventory_value"]
+    )

@@ -10,7 +10,7 @@ Two kinds of checks, one ``GateCheck`` each:
   supply / inventory cover the demand series), ``family_consistency`` (plan_gaps demand =
   Σ plan_demand consensus per family × month) and ``revenue_consistency``
   (plan_financials revenue = Σ served × price per family × month, served = demand −
-  shortage from plan_inventory, price = consensus revenue ÷ consensus qty).
+  shortage from plan_inventory, price = the item's consensus revenue ÷ consensus qty).
 
 - ``consistency:<check>`` (``quality.consistency``): hours within capacity + overtime unless
   firm and flagged, one unmet-demand figure, scenario monotonicity, one KPI row per kpi ×
@@ -323,9 +323,14 @@ def _revenue_consistency(tables: dict[str, pd.DataFrame], rel_tol: float) -> lis
     i = inv.assign(month=pd.to_datetime(inv["month"]))[[*keys, "served_qty"]]
     m = d.merge(i, on=keys, how="left")
     qty = m["consensus_qty"].astype(float)
-    price = np.divide(
-        m["consensus_revenue"].astype(float), qty, out=np.zeros(len(m)), where=qty.to_numpy() > 0
-    )
+    # the item's price over the horizon: under backlog a month without demand can still ship
+    # (catching up), so a price per row would be 0 exactly where revenue is earned
+    per_item = m.groupby("item_id")[["consensus_revenue", "consensus_qty"]].sum()
+    item_price = (
+        per_item["consensus_revenue"]
+        / per_item["consensus_qty"].where(per_item["consensus_qty"] > 0)
+    ).fillna(0.0)
+    price = m["item_id"].map(item_price).to_numpy(dtype=float)
     served = m["served_qty"].astype(float).fillna(qty)
     m["value"] = served * price
     rhs = m.groupby(["family", "month"], as_index=False)["value"].sum()

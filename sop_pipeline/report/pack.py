@@ -472,7 +472,7 @@ def _headline(data: PackData) -> str:
     if len(gaps) and "unmet_demand" in inv and (inv["unmet_demand"] == "backlog").any():
         # a backlog waits: month-end backlogs do not add up over months, so the card shows
         # the peak and what is still open at the horizon end (docs/supply_and_finance.md)
-        unmet = float(gaps["demand_qty"].sum() - gaps["supply_qty"].sum())
+        unmet = max(0.0, float(gaps["demand_qty"].sum() - gaps["supply_qty"].sum()))
         by_month = gaps.groupby("month")[["gap_qty", "gap_value"]].sum()
         peak_qty, peak_value = by_month.loc[by_month["gap_qty"].idxmax()]
         card(
