@@ -341,6 +341,11 @@ def test_cli_approve_and_reject_exit_codes(two_versions, monkeypatch, capsys) ->
     assert cli.main(["approve", "--month", "2026-01", "--version", "1", "--by", "COO"]) == 0
     out = capsys.readouterr().out
     assert "Plan 2026-01 v1 approved by COO" in out
+    # the packs show the new status: v1's, and the latest version's comparison with it
+    pack = two_versions.reports_dir / "2026-01" / "sop_pack_2026-01_v1.html"
+    assert "Approved by <b>COO</b>" in pack.read_text(encoding="utf-8")
+    index = (two_versions.reports_dir / "2026-01" / "index.html").read_text(encoding="utf-8")
+    assert "Change against the last approved plan: 2026-01 v1" in index
     assert cli.main(["approve", "--month", "2026-03", "--by", "COO"]) == 2
     err = capsys.readouterr().err
     assert "2026-03 is not published" in err and "Traceback" not in err
