@@ -442,3 +442,12 @@ def test_accuracy_scores_the_approved_plan_of_a_month_when_there_is_one(two_vers
     assert list(out.columns) == list(snaps.columns) and len(out) == len(snaps)
     # only earlier plan months count for the plan being made
     assert approved_plan_demand(s.published_dir, "2026-01").empty
+
+
+def test_sop_status_shows_the_approved_version_of_each_month(two_versions) -> None:
+    from sop_pipeline.summary import status
+
+    approve_plan(two_versions, "2026-01", version=1, by="COO")
+    lines = status(two_versions)
+    month_line = next(line for line in lines if line.strip().startswith("2026-01 v2"))
+    assert month_line.endswith("(approved v1)")
