@@ -63,7 +63,25 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
     console.print(line + ".")
     if decision == "approved":
         console.print(f"  BI: the <table>_approved views of {result.path} now show this version.")
+    _refresh_packs(settings, result.plan_month, result.plan_version)
     return EXIT_OK
+
+
+def _refresh_packs(settings, month: str, version: int) -> None:
+    """Rewrite the packs whose status section the decision changed (best effort)."""
+    from sop_pipeline.report.pack import write_pack_from_published
+
+    try:
+        path = write_pack_from_published(settings, month, version)
+        latest = write_pack_from_published(settings, month)
+    except Exception as exc:  # noqa: BLE001 - the decision is recorded; the pack is a view of it
+        console.print(
+            f"  note: the executive pack was not rewritten ({escape(str(exc).splitlines()[0])}); "
+            f"run `sop report --month {month}`."
+        )
+        return
+    shown = path if latest == path else f"{path} and {latest}"
+    console.print(f"  Executive pack with the new status: {shown}")
 
 
 def cmd_approve(args: argparse.Namespace) -> int:

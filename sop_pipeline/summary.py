@@ -164,13 +164,22 @@ def status(settings: Settings) -> list[str]:
     if pub.exists():
         con = duckdb.connect(str(pub), read_only=True)
         try:
+            cols = {r[0] for r in con.execute("describe plan_versions").fetchall()}
+            approved = (
+                "max(plan_version) filter (where status = 'approved')"
+                if "status" in cols
+                else "null"
+            )
             rows = con.execute(
-                "select plan_month, max(plan_version), max(published_at) from plan_versions "
-                "group by plan_month order by plan_month desc limit 12"
+                f"select plan_month, max(plan_version), max(published_at), {approved} "
+                "from plan_versions group by plan_month order by plan_month desc limit 12"
             ).fetchall()
             lines.append(f"  published: {len(rows)} plan months (latest first)")
-            for month, version, at in rows:
-                lines.append(f"    {month} v{version} at {at}")
+            for month, version, at, approved_version in rows:
+                state = (
+                    f"approved v{approved_version}" if approved_version else "no approved version"
+                )
+                lines.append(f"    {month} v{version} at {at} ({state})")
         finally:
             con.close()
     else:

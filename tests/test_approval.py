@@ -341,6 +341,11 @@ def test_cli_approve_and_reject_exit_codes(two_versions, monkeypatch, capsys) ->
     assert cli.main(["approve", "--month", "2026-01", "--version", "1", "--by", "COO"]) == 0
     out = capsys.readouterr().out
     assert "Plan 2026-01 v1 approved by COO" in out
+    # the packs show the new status: v1's, and the latest version's comparison with it
+    pack = two_versions.reports_dir / "2026-01" / "sop_pack_2026-01_v1.html"
+    assert "Approved by <b>COO</b>" in pack.read_text(encoding="utf-8")
+    index = (two_versions.reports_dir / "2026-01" / "index.html").read_text(encoding="utf-8")
+    assert "Change against the last approved plan: 2026-01 v1" in index
     assert cli.main(["approve", "--month", "2026-03", "--by", "COO"]) == 2
     err = capsys.readouterr().err
     assert "2026-03 is not published" in err and "Traceback" not in err
@@ -437,3 +442,12 @@ def test_accuracy_scores_the_approved_plan_of_a_month_when_there_is_one(two_vers
     assert list(out.columns) == list(snaps.columns) and len(out) == len(snaps)
     # only earlier plan months count for the plan being made
     assert approved_plan_demand(s.published_dir, "2026-01").empty
+
+
+def test_sop_status_shows_the_approved_version_of_each_month(two_versions) -> None:
+    from sop_pipeline.summary import status
+
+    approve_plan(two_versions, "2026-01", version=1, by="COO")
+    lines = status(two_versions)
+    month_line = next(line for line in lines if line.strip().startswith("2026-01 v2"))
+    assert month_line.endswith("(approved v1)")

@@ -2030,7 +2030,7 @@ def read_postgres_history(settings: Settings, month: str, out: WorkingInputs) ->
     _drop_empty_history(out, month, f"PostgreSQL {settings.postgres_label}")
 
 
-def write_pack_from_published(settings: Settings, month: str) -> Path:
+def write_pack_from_published(settings: Settings, month: str, version: int | None = None) -> Path:
     """The pack of the latest published version of ``month`` (what ``sop report`` runs).
 
     Demand history (``marts.fct_demand_history``), exceptions (``plan.plan_exceptions``) and
@@ -2041,6 +2041,7 @@ def write_pack_from_published(settings: Settings, month: str) -> Path:
     Args:
         settings: pipeline settings.
         month: plan month ``YYYY-MM``.
+        version: another published version than the latest (e.g. the one just approved).
 
     Returns:
         The path of the written pack.
@@ -2055,7 +2056,7 @@ def write_pack_from_published(settings: Settings, month: str) -> Path:
     data = load_pack_data(
         settings.published_dir,
         month,
-        None,
+        version,
         working.history,
         exceptions=working.exceptions,
         waterfall=working.waterfall,
