@@ -400,3 +400,33 @@ def test_no_secret_from_the_environment_in_logs_run_history_or_published_data(
         finally:
             con.close()
     assert PLANTED_SECRET not in run_summary(planned, MONTH) + "\n".join(status(planned))
+
+
+def test_demo_material_constraint_reaches_exceptions_and_the_pack(planned: Settings) -> None:
+    # the demo's copper supplier (SUP-RM1) has a capacity dip early in the horizon
+    materials = _published(
+        planned,
+        f"select * from plan_materials where plan_month = '{MONTH}' and plan_version = 1",
+    )
+    copper = materials[materials["component_item_id"] == "RM-1001"]
+    assert copper["dependent_demand_qty"].sum() > 0
+    assert copper["shortage_qty"].sum() > 0, "the copper dip binds"
+    grouped = materials.groupby(["component_item_id", "month"])
+    bought = grouped["planned_purchase_qty"].sum()
+    limit = grouped["supplier_capacity_qty"].first()
+    assert (bought <= limit * (1 + 1e-6) + 1e-6)[limit.notna()].all()
+    exceptions = _published(
+        planned,
+        f"select * from plan_exceptions where plan_month = '{MONTH}' and plan_version = 1 "
+        "and exception_type = 'material_short'",
+    )
+    assert exceptions["scope_id"].str.startswith("RM-1001@").any()
+    assert exceptions["binding_constraint"].str.contains("supplier SUP-RM1 capacity").any()
+    shortages_explained = _published(
+        planned,
+        f"select binding_constraint from plan_inventory where plan_month = '{MONTH}' "
+        "and plan_version = 1 and binding_constraint like 'material RM-1001%'",
+    )
+    assert len(shortages_explained) > 0
+    pack = (planned.reports_dir / MONTH / f"sop_pack_{MONTH}_v1.html").read_text("utf-8")
+    assert "Top material constraints" in pack and "<td>RM-1001</td>" in pack

@@ -5,8 +5,8 @@ sub-assemblies (shared by the family's items) and one raw material directly; eac
 sub-assembly needs two raw materials, with a little scrap. The raw materials come from a
 pool shared across families and are bought from two material suppliers. ``SUP-RM1``
 delivers copper wire, whose capacity is a little above what production needs except for
-two months early in the latest plan's horizon (a smelter outage): the demo plan shows a
-real material constraint there. Materials keep about six weeks of stock at every location
+three months early in the latest plan's horizon (a smelter outage): the demo plan shows a
+real material constraint there. Materials keep about ten weeks of stock at every location
 that makes something from them.
 
 Drawn from its own random stream (``seed`` plus a fixed tag), so the rest of the demo
@@ -46,11 +46,11 @@ RAW_MATERIALS: tuple[tuple[str, str, str, float, int, int], ...] = (
 SUPPLIERS = ("SUP-RM1", "SUP-RM2")
 #: The material with the capacity dip and the dip (months after the last extract month).
 DIP_MATERIAL = 0
-DIP_MONTHS = (3, 4)
-DIP_SHARE = 0.3
+DIP_MONTHS = (3, 4, 5)
+DIP_SHARE = 0.2
 #: Normal supplier capacity as a multiple of the expected monthly requirement.
 CAPACITY_HEADROOM = (1.15, 2.5)
-STOCK_MONTHS = 1.5
+STOCK_MONTHS = 2.5
 MATERIALS_FAMILY = "materials"
 ASSEMBLIES_FAMILY = "assemblies"
 
@@ -227,7 +227,7 @@ def supplier_capacity_snapshot(mat: DemoMaterials, t: int, horizon: int, tl) -> 
 
 
 def material_inventory(mat: DemoMaterials, t: int, tl) -> pa.Table:
-    """Raw material stock at the close of month ``t``: ~six weeks of the coming use."""
+    """Raw material stock at the close of month ``t``: ~ten weeks of the coming use."""
     ahead = (
         mat.requirement[:, :, t + 1 : t + 4].mean(axis=2)
         if t + 1 < tl.n
