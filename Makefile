@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(SOP_HOME)/dagster
 export SOP_WAREHOUSE_PATH ?= $(SOP_HOME)/warehouse/sop.duckdb
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project --quiet
 
-.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev
+.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev dbt-docs superset
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ format: $(STAMP)
 dev: setup
 	$(BIN)/python -c "from pathlib import Path; from sop_pipeline.runner import write_dagster_yaml; write_dagster_yaml(Path('$(DAGSTER_HOME)'))"
 	$(BIN)/dagster dev -w workspace.yaml
+
+# dbt's documentation site (models, columns, tests, lineage) that the dbt assets in the Dagster
+# UI link to (http://127.0.0.1:8580); reads the working database after a run (`make demo`).
+DBT_DOCS_PORT ?= 8580
+dbt-docs: setup
+	$(BIN)/dbt docs generate $(DBT_FLAGS)
+	$(BIN)/dbt docs serve $(DBT_FLAGS) --port $(DBT_DOCS_PORT) --host 127.0.0.1 --no-browser
 
 clean:
 	rm -rf $(VENV) dbt_project/target dbt_project/logs

@@ -4,7 +4,14 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.assets._meta import preview
+from sop_pipeline.assets._meta import (
+    count_table,
+    money,
+    plan_table_metadata,
+    preview,
+    qty,
+    share,
+)
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import MartsResource, SopResource
@@ -34,6 +41,7 @@ SUPPLY_SPECS = [
 ]
 SUPPLY_SPECS = [
     s.replace_attributes(
+        metadata=plan_table_metadata(s.key.path[-1]),
         group_name="supply",
         deps=[
             PLAN_DEMAND,
@@ -149,52 +157,47 @@ def supply_plan(
             "dagster/row_count": dg.MetadataValue.int(len(result.plan_supply)),
             "strategy": dg.MetadataValue.text(result.strategy),
             "solver_status": dg.MetadataValue.text(result.status),
-            "objective": dg.MetadataValue.json(
-                {k: round(float(v), 2) for k, v in result.objective.items()}
+            "objective": count_table(result.objective, "term", "value"),
+            "lp_stats": count_table(result.stats, "statistic", "value"),
+            "planned_production_qty (units)": qty(
+                result.plan_supply["planned_production_qty"].sum()
             ),
-            "lp_stats": dg.MetadataValue.json({k: float(v) for k, v in result.stats.items()}),
-            "planned_production_qty": dg.MetadataValue.float(
-                float(result.plan_supply["planned_production_qty"].sum())
-            ),
-            "planned_purchase_qty": dg.MetadataValue.float(
-                float(result.plan_supply["planned_purchase_qty"].sum())
-            ),
-            "preview": preview(result.plan_supply),
+            "planned_purchase_qty (units)": qty(result.plan_supply["planned_purchase_qty"].sum()),
+            "preview": preview(result.plan_supply, table="plan_supply"),
         },
     )
     yield dg.MaterializeResult(
         asset_key=dg.AssetKey(["plan", "plan_inventory"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(inv)),
-            "fill_rate": dg.MetadataValue.float(served / demand_total if demand_total else 1.0),
-            "shortage_qty": dg.MetadataValue.float(float(inv["shortage_qty"].sum())),
-            "preview": preview(inv),
+            "fill_rate (share 0-1)": share(served / demand_total if demand_total else 1.0),
+            "shortage_qty (units)": qty(inv["shortage_qty"].sum()),
+            "preview": preview(inv, table="plan_inventory"),
         },
     )
     yield dg.MaterializeResult(
         asset_key=dg.AssetKey(["plan", "plan_capacity"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(cap)),
-            "max_utilization": dg.MetadataValue.float(
-                float(cap["utilization"].max(skipna=True) or 0.0)
-            ),
+            "max_utilization (ratio)": share(cap["utilization"].max(skipna=True) or 0.0),
             "work_center_months_over_100pct_required": dg.MetadataValue.int(
                 int((cap["required_hours"] > cap["available_hours"]).sum())
             ),
-            "preview": preview(cap.sort_values("utilization", ascending=False)),
+            "preview": preview(
+                cap.sort_values("utilization", ascending=False), table="plan_capacity"
+            ),
         },
     )
     yield dg.MaterializeResult(
         asset_key=dg.AssetKey(["plan", "supply_shortages"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(result.shortages)),
-            "by_constraint_type": dg.MetadataValue.json(
-                {
-                    str(k): int(v)
-                    for k, v in result.shortages["constraint_type"].value_counts().items()
-                }
+            "by_constraint_type": count_table(
+                result.shortages["constraint_type"].value_counts().to_dict()
                 if len(result.shortages)
-                else {}
+                else {},
+                "constraint_type",
+                "shortages",
             ),
             "preview": preview(result.shortages.sort_values("shortage_qty", ascending=False)),
         },
@@ -230,9 +233,15 @@ def supply_plan(
     owners=OWNERS,
     tags=SUPPLY_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_gaps"),
     pool="sop_warehouse",
 )
-def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource):
+def plan_gaps(
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
+):
     """Family × month gaps between consensus demand and what the constrained plan serves."""
     from sop_pipeline.planning.finance import gaps
 
@@ -249,9 +258,11 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mart
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(out)),
             "family_months_short": dg.MetadataValue.int(len(short)),
-            "gap_qty": dg.MetadataValue.float(float(out["gap_qty"].sum())),
-            "gap_value": dg.MetadataValue.float(float(out["gap_value"].sum())),
-            "largest_gaps": preview(short.sort_values("gap_value", ascending=False)),
+            "gap_qty (units)": qty(out["gap_qty"].sum()),
+            "gap_value": money(out["gap_value"].sum(), sop.settings.base_currency),
+            "largest_gaps": preview(
+                short.sort_values("gap_value", ascending=False), table="plan_gaps"
+            ),
         }
     )
 
@@ -262,10 +273,11 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mart
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_inventory"]), dg.AssetKey(["plan", "plan_capacity"])],
-    description="Exceptions a planner must act on (over-capacity, stock-outs, excess cover, missing data), one row each.",
+    description="Exceptions a planner must act on (over-capacity, stock-outs, excess cover, missing data), one row per exception type × scope × month.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_exceptions"),
     pool="sop_warehouse",
 )
 def plan_exceptions(
@@ -298,7 +310,7 @@ def plan_exceptions(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(out)),
-            "by_type": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()}),
-            "preview": preview(out),
+            "by_type": count_table(counts.to_dict(), "exception_type", "exceptions"),
+            "preview": preview(out, table="plan_exceptions"),
         }
     )
