@@ -199,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("status", help="what is loaded, planned and published")
     p.set_defaults(func=cmd_status)
+    from sop_pipeline.cli_explain import add_parser as add_explain
+
+    add_explain(sub, _month_arg)
     return parser
 
 
