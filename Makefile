@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(SOP_HOME)/dagster
 export SOP_WAREHOUSE_PATH ?= $(SOP_HOME)/warehouse/sop.duckdb
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project --quiet
 
-.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev dbt-docs superset
+.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev dbt-docs superset superset-run
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ test: setup lint
 
 test-slow: setup
 	bash scripts/install_browser.sh
+	bash bi/superset/install.sh --venv-only
 	$(BIN)/pytest -q -m slow
 
 bench: setup
@@ -66,5 +67,15 @@ dbt-docs: setup
 	$(BIN)/dbt docs generate $(DBT_FLAGS)
 	$(BIN)/dbt docs serve $(DBT_FLAGS) --port $(DBT_DOCS_PORT) --host 127.0.0.1 --no-browser
 
+# Apache Superset on the published plan: its own venv (.venv-superset, pins in
+# bi/superset/constraints.txt), metadata in $SOP_HOME/superset, the dashboard of bi/superset/.
+SUPERSET_PORT ?= 8088
+superset: setup
+	bash bi/superset/install.sh
+
+superset-run:
+	SUPERSET_CONFIG_PATH=$(CURDIR)/bi/superset/superset_config.py FLASK_APP=superset \
+	  .venv-superset/bin/superset run -h 127.0.0.1 -p $(SUPERSET_PORT) --with-threads
+
 clean:
-	rm -rf $(VENV) dbt_project/target dbt_project/logs
+	rm -rf $(VENV) .venv-superset dbt_project/target dbt_project/logs
