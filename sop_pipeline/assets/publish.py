@@ -37,6 +37,20 @@ GATED = (
 GATE_CHECKS = [f"gx_{t}" for t in GATED] + ["plan_consistency"]
 
 
+def _gate_check_description(name: str) -> str:
+    """What a gate check verifies, for the UI (every gate check blocks publication: ERROR)."""
+    if name.startswith("gx_"):
+        table = name.removeprefix("gx_")
+        return (
+            f"Great Expectations suite data_quality/plan/{table}.json on the candidate {table} "
+            f"(blocking, severity ERROR: a failure stops publication)."
+        )
+    return (
+        "Checks across tables: every series covers the horizon, plan_gaps demand = Σ consensus "
+        "per family × month, revenue = Σ served × price (blocking, severity ERROR)."
+    )
+
+
 def _gate_check_name(check_name: str) -> str:
     if check_name.startswith("suite:"):
         return "gx_" + check_name.split(":", 1)[1]
@@ -77,7 +91,7 @@ def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
     metadata=plan_table_metadata("gate_results"),
     check_specs=[
         dg.AssetCheckSpec(
-            name=name, asset=GATE_KEY, blocking=True, description=f"gate check {name}"
+            name=name, asset=GATE_KEY, blocking=True, description=_gate_check_description(name)
         )
         for name in GATE_CHECKS
     ],
