@@ -329,8 +329,6 @@ def _create_views(con: duckdb.DuckDBPyConnection, table: str) -> None:
           ON t.plan_month = l.plan_month AND t.plan_version = l.plan_version
         """
     )
-    for view in (table + "_current", table + "_latest_versions"):
-        _comment_columns(con, view, "VIEW")
 
 
 def _comment_columns(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
@@ -398,6 +396,12 @@ def _build(
             _comment_columns(con, name, "TABLE")
         for name in PLAN_TABLES:
             _create_views(con, name)
+        # every view of a published table (_current, _latest_versions, _approved, ...)
+        for (view,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = 'pub' AND NOT internal"
+        ).fetchall():
+            if dictionary.base_table(view) in TABLES:
+                _comment_columns(con, view, "VIEW")
         con.execute("USE memory")
         if old_db is not None:
             con.execute("DETACH old")
