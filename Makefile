@@ -10,7 +10,7 @@ export DAGSTER_HOME ?= $(SOP_HOME)/dagster
 export SOP_WAREHOUSE_PATH ?= $(SOP_HOME)/warehouse/sop.duckdb
 DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project --quiet
 
-.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev
+.PHONY: setup demo test test-slow lint format manifest bench bench-scale clean dev dbt-docs superset superset-run
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,7 @@ test: setup lint
 
 test-slow: setup
 	bash scripts/install_browser.sh
+	bash bi/superset/install.sh --venv-only
 	$(BIN)/pytest -q -m slow
 
 bench: setup
@@ -59,5 +60,22 @@ dev: setup
 	$(BIN)/python -c "from pathlib import Path; from sop_pipeline.runner import write_dagster_yaml; write_dagster_yaml(Path('$(DAGSTER_HOME)'))"
 	$(BIN)/dagster dev -w workspace.yaml
 
+# dbt's documentation site (models, columns, tests, lineage) that the dbt assets in the Dagster
+# UI link to (http://127.0.0.1:8580); reads the working database after a run (`make demo`).
+DBT_DOCS_PORT ?= 8580
+dbt-docs: setup
+	$(BIN)/dbt docs generate $(DBT_FLAGS)
+	$(BIN)/dbt docs serve $(DBT_FLAGS) --port $(DBT_DOCS_PORT) --host 127.0.0.1 --no-browser
+
+# Apache Superset on the published plan: its own venv (.venv-superset, pins in
+# bi/superset/constraints.txt), metadata in $SOP_HOME/superset, the dashboard of bi/superset/.
+SUPERSET_PORT ?= 8088
+superset: setup
+	bash bi/superset/install.sh
+
+superset-run:
+	SUPERSET_CONFIG_PATH=$(CURDIR)/bi/superset/superset_config.py FLASK_APP=superset \
+	  .venv-superset/bin/superset run -h 127.0.0.1 -p $(SUPERSET_PORT) --with-threads
+
 clean:
-	rm -rf $(VENV) dbt_project/target dbt_project/logs
+	rm -rf $(VENV) .venv-superset dbt_project/target dbt_project/logs

@@ -353,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     from sop_pipeline.cli_cycle import add_cycle_commands  # approve/reject/export (#14)
 
     add_cycle_commands(sub)
+
+    from sop_pipeline.cli_explain import add_parser as add_explain
+
+    add_explain(sub, _month_arg)
     return parser
 
 

@@ -7,6 +7,7 @@ Runs ``dbt build`` in-process (dbtRunner) against a ``tmp_path`` DuckDB loaded b
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import date
 from pathlib import Path
@@ -278,4 +279,30 @@ def test_bom_explodes_to_every_level_and_family_capacity_expands(dbt_work, marts
         ("2026-04-01", 30.0, None, True),
         ("2026-05-01", 5.0, 40, True),
         *[(f"2026-{m:02d}-01", None, 40, False) for m in range(6, 10)],
+def test_column_metadata_of_every_model_after_the_build(dbt_work, marts):
+    """What the dbt assets show in the Dagster UI after a build: every model's columns as
+    built, and column lineage parsed from the compiled SQL down to the raw extracts."""
+    from sop_pipeline.assets.transform import column_metadata
+
+    manifest = json.loads((dbt_work / "target" / "manifest.json").read_text())
+    models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}
+    meta = column_metadata(marts, manifest, dbt_work / "target")
+    assert set(meta) == models
+    for model, entry in meta.items():
+        built = [
+            r[0]
+            for r in marts.execute(
+                "select column_name from information_schema.columns where table_name = ? "
+                "order by ordinal_position",
+                [model],
+            ).fetchall()
+        ]
+        assert [c.name for c in entry["dagster/column_schema"].schema.columns] == built, model
+    lineage = meta["fct_demand_history"]["dagster/column_lineage"]
+    # demand_qty of the mart comes from the netted order lines, not from nowhere
+    deps = lineage.deps_by_column["demand_qty"]
+    assert deps and all(d.asset_key.path[0] in ("intermediate", "staging") for d in deps)
+    stg = meta["stg_erp__sales_orders"]["dagster/column_lineage"].deps_by_column
+    assert [(d.asset_key.path, d.column_name) for d in stg["qty_ordered"]] == [
+        (["raw", "sales_orders"], "qty_ordered")
     ]

@@ -199,7 +199,7 @@ EXPECTED = [
     ("order_fill_rate", "family:F1", JAN, 1.0, "on_track"),
     ("backorder_rate", "total", JAN, 0.75, "off_track"),
     ("gross_margin_pct", "total", FEB, 0.30, "off_track"),
-    ("revenue_vs_aop", "total", FEB, 100 / 110, "off_track"),
+    ("revenue_to_aop_ratio", "total", FEB, 100 / 110, "off_track"),
     ("working_capital_vs_plan", "total", JAN, 1.0, "on_track"),
     ("working_capital_vs_plan", "family:F1", JAN, 1.4, "off_track"),
     # demand-weighted 1 − P(stock-out) over the horizon: (95 + 0 + 45 + 45) / 300

@@ -84,6 +84,25 @@ def test_every_published_table_has_its_stable_columns(planned: Settings) -> None
         con.close()
 
 
+def test_every_published_column_of_a_real_plan_is_described_in_the_file(planned: Settings) -> None:
+    """The data dictionary covers what the stages really publish (extras included)."""
+    from sop_pipeline.publish.dictionary import PUBLISHED_EXTRAS
+
+    cols = _published(
+        planned,
+        "select table_name, column_name, comment from duckdb_columns() "
+        "where database_name = 'sop' and schema_name = 'main'",
+    )
+    blank = cols[cols["comment"].fillna("").str.strip() == ""]
+    assert blank.empty, f"no comment: {blank[['table_name', 'column_name']].values.tolist()}"
+    for table, spec in TABLES.items():
+        published = cols.loc[cols["table_name"] == table, "column_name"].tolist()
+        extras = [c for c in published if c not in spec.types]
+        assert extras == list(PUBLISHED_EXTRAS.get(table, ())), (
+            f"{table}: update PUBLISHED_EXTRAS in publish/dictionary.py and regenerate the doc"
+        )
+
+
 def test_plan_covers_the_horizon_and_adds_up(planned: Settings) -> None:
     demand = _published(planned, "select * from plan_demand_current")
     months = sorted(demand["month"].unique())

@@ -3,7 +3,16 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.assets._meta import family_forecast_png, preview
+from sop_pipeline.assets._meta import (
+    count_table,
+    family_forecast_png,
+    money,
+    plan_table_metadata,
+    preview,
+    qty,
+    seconds_table,
+    share,
+)
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import MartsResource, SopResource
@@ -23,6 +32,7 @@ OWNERS = ["team:demand-planning"]
     owners=OWNERS,
     tags=DEMAND_TAGS,
     kinds={"python", "statsforecast", "duckdb"},
+    metadata=plan_table_metadata("stat_forecast"),
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
@@ -130,13 +140,13 @@ def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.Met
     return {
         "dagster/row_count": dg.MetadataValue.int(int(facts["rows"])),
         "series": dg.MetadataValue.int(int(facts["series"])),
-        "series_by_model": dg.MetadataValue.json(facts["series_by_model"]),
-        "series_by_class": dg.MetadataValue.json(facts["series_by_class"]),
+        "series_by_model": count_table(facts["series_by_model"], "model", "series"),
+        "series_by_class": count_table(facts["series_by_class"], "series_class", "series"),
         "error_metric": dg.MetadataValue.text(facts["error_metric"]),
-        "median_chosen_error": dg.MetadataValue.float(facts["median_chosen_error"]),
-        "median_naive_error": dg.MetadataValue.float(facts["median_naive_error"]),
-        "share_beating_naive": dg.MetadataValue.float(facts["share_beating_naive"]),
-        "seconds_by_stage": dg.MetadataValue.json(facts["seconds_by_stage"]),
+        "median_chosen_error": share(facts["median_chosen_error"]),
+        "median_naive_error": share(facts["median_naive_error"]),
+        "share_beating_naive": share(facts["share_beating_naive"]),
+        "seconds_by_stage": seconds_table(facts["seconds_by_stage"]),
         "backtest_preview": dg.MetadataValue.md(facts["backtest_preview"] or "_empty_"),
         "forecast_engine": dg.MetadataValue.text(
             str(facts.get("forecast_engine", {}).get("name", ""))
@@ -161,10 +171,16 @@ def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.Met
     owners=OWNERS,
     tags=DEMAND_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_demand"),
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
-def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource):
+def plan_demand(
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
+):
     """Statistical forecast + weighted CRM pipeline + planner overrides → consensus."""
     from sop_pipeline.planning.consensus import build_consensus
     from sop_pipeline.planning.forecast import snapshot_rows
@@ -212,15 +228,15 @@ def plan_demand(context: dg.AssetExecutionContext, warehouse: DuckDBResource, ma
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(demand)),
-            "stat_forecast_qty": dg.MetadataValue.float(float(totals["stat_forecast_qty"])),
-            "crm_adjustment_qty": dg.MetadataValue.float(float(totals["crm_adjustment_qty"])),
-            "override_qty": dg.MetadataValue.float(float(totals["override_qty"])),
-            "consensus_qty": dg.MetadataValue.float(float(totals["consensus_qty"])),
-            "consensus_revenue": dg.MetadataValue.float(float(totals["consensus_revenue"])),
+            "stat_forecast_qty (units)": qty(totals["stat_forecast_qty"]),
+            "crm_adjustment_qty (units)": qty(totals["crm_adjustment_qty"]),
+            "override_qty (units)": qty(totals["override_qty"]),
+            "consensus_qty (units)": qty(totals["consensus_qty"]),
+            "consensus_revenue": money(totals["consensus_revenue"], sop.settings.base_currency),
             "overrides_applied": dg.MetadataValue.int(int(len(result.override_log))),
             "families": dg.MetadataValue.int(int(demand["family"].nunique())),
             "plot": family_forecast_png(history, demand),
-            "preview": preview(demand),
+            "preview": preview(demand, table="plan_demand"),
         }
     )
 
@@ -264,7 +280,10 @@ def plan_demand_levels_add_up(context: dg.AssetCheckExecutionContext, warehouse:
     )
     return dg.AssetCheckResult(
         passed=bool(passed),
-        metadata={"qty_difference": float(diff_qty or 0), "negative_rows": int(negatives or 0)},
+        metadata={
+            "qty_difference (units)": qty(diff_qty or 0, 6),
+            "negative_rows": dg.MetadataValue.int(int(negatives or 0)),
+        },
         description=None
         if passed
         else "family/total levels do not add up to items, or negative consensus",

@@ -4,7 +4,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.assets._meta import preview
+from sop_pipeline.assets._meta import plan_table_metadata, preview, text_list
 from sop_pipeline.months import month_key, month_start, parse_month
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
@@ -25,6 +25,7 @@ OWNERS = ["team:sop-process"]
     owners=OWNERS,
     tags=EXEC_TAGS,
     kinds={"python", "highs", "duckdb"},
+    metadata=plan_table_metadata("scenario_comparison"),
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
@@ -70,7 +71,7 @@ def scenario_comparison(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(out)),
             "scenarios": dg.MetadataValue.int(len(scenarios)),
-            "notes": dg.MetadataValue.json([str(n) for n in out.attrs.get("notes", [])]),
+            "notes": text_list([str(n) for n in out.attrs.get("notes", [])]),
             "deltas_over_horizon": preview(summary, rows=20),
         }
     )
@@ -86,6 +87,7 @@ def scenario_comparison(
     owners=OWNERS,
     tags=EXEC_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_waterfall"),
     pool="sop_warehouse",
 )
 def plan_waterfall(
@@ -146,6 +148,7 @@ def plan_waterfall(
     owners=OWNERS,
     tags={"sop_step": "report"},
     kinds={"html", "plotly"},
+    metadata={"format": dg.MetadataValue.text("one self-contained HTML file per plan version")},
     pool="sop_warehouse",
 )
 def executive_pack(context: dg.AssetExecutionContext, sop: SopResource):

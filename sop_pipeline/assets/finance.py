@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.assets._meta import preview
+from sop_pipeline.assets._meta import count_table, money, plan_table_metadata, preview
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.publish.approval import earlier_plan_snapshots
 from sop_pipeline.resources import MartsResource, SopResource
@@ -27,6 +27,7 @@ OWNERS = ["team:finance"]
     owners=OWNERS,
     tags=FINANCE_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_financials"),
     check_specs=[
         dg.AssetCheckSpec(
             name="finance_matches_units",
@@ -38,7 +39,10 @@ OWNERS = ["team:finance"]
     pool="sop_warehouse",
 )
 def plan_financials(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
 ):
     """Value the constrained plan (served units × price/cost) and compare with the AOP."""
     from sop_pipeline.planning.finance import check_finance_matches_units, financials
@@ -53,14 +57,15 @@ def plan_financials(
     with warehouse.get_connection() as con:
         replace_plan_rows(con, "plan_financials", out, month)
     problems = check_finance_matches_units(out, inv, items)
+    cur = sop.settings.base_currency
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(out)),
-            "revenue": dg.MetadataValue.float(float(out["revenue"].sum())),
-            "gross_margin": dg.MetadataValue.float(float(out["gross_margin"].sum())),
-            "aop_revenue": dg.MetadataValue.float(float(out["aop_revenue"].sum(skipna=True))),
-            "revenue_vs_aop": dg.MetadataValue.float(float(out["revenue_vs_aop"].sum(skipna=True))),
-            "preview": preview(out),
+            "revenue": money(out["revenue"].sum(), cur),
+            "gross_margin": money(out["gross_margin"].sum(), cur),
+            "aop_revenue": money(out["aop_revenue"].sum(skipna=True), cur),
+            "revenue_vs_aop (difference)": money(out["revenue_vs_aop"].sum(skipna=True), cur),
+            "preview": preview(out, table="plan_financials"),
         }
     )
     yield dg.AssetCheckResult(
@@ -84,6 +89,7 @@ def plan_financials(
     owners=["team:demand-planning"],
     tags={"sop_step": "follow_up"},
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("forecast_accuracy"),
     pool="sop_warehouse",
 )
 def forecast_accuracy(
@@ -108,7 +114,7 @@ def forecast_accuracy(
             "earlier_plans_scored": dg.MetadataValue.int(
                 int(snapshots["plan_month"].nunique()) if len(snapshots) else 0
             ),
-            "latest_month": preview(latest, rows=27),
+            "latest_month": preview(latest, rows=27, table="forecast_accuracy"),
         }
     )
 
@@ -131,6 +137,7 @@ def forecast_accuracy(
     owners=["team:sop-process"],
     tags={"sop_step": "follow_up"},
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("kpi_scorecard"),
     pool="sop_warehouse",
 )
 def kpi_scorecard(
@@ -174,11 +181,20 @@ def kpi_scorecard(
             "dagster/row_count": dg.MetadataValue.int(len(out)),
             "off_track": dg.MetadataValue.int(int((out["status"] == "off_track").sum())),
             "at_risk": dg.MetadataValue.int(int((out["status"] == "at_risk").sum())),
-            "missing_kpis": dg.MetadataValue.json(
-                {str(k): str(v) for k, v in dict(missing).items()}
-            )
-            if isinstance(missing, dict)
-            else dg.MetadataValue.json([str(m) for m in missing]),
-            "total_scope": preview(total[["kpi", "month", "value", "target", "status"]], rows=20),
+            "missing_kpis": dg.MetadataValue.md(
+                "\n".join(
+                    f"- `{k}`: {v}"
+                    for k, v in (
+                        dict(missing).items()
+                        if isinstance(missing, dict)
+                        else ((m, "missing") for m in missing)
+                    )
+                )
+                or "_none_"
+            ),
+            "status_counts": count_table(out["status"].value_counts().to_dict(), "status", "rows"),
+            "total_scope": preview(
+                total[["kpi", "month", "value", "target", "status"]], rows=20, table="kpi_scorecard"
+            ),
         }
     )

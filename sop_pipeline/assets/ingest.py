@@ -3,6 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
+from sop_pipeline.assets._meta import raw_schema, schema_metadata
 from sop_pipeline.contract import EXTRACTS
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
@@ -18,6 +19,7 @@ RAW_SPECS = [
         ),
         kinds={"duckdb", "python"},
         owners=["team:data-engineering"],
+        metadata={**schema_metadata(raw_schema(extract)), "table": f"raw.{name}"},
         tags={"sop_step": "data_gathering"},
     )
     for name, extract in EXTRACTS.items()

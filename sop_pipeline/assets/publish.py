@@ -10,6 +10,12 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline import __version__
+from sop_pipeline.assets._meta import (
+    count_table,
+    plan_table_metadata,
+    published_schema,
+    published_tables_md,
+)
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.publish.tables import PLAN_TABLES
@@ -29,6 +35,20 @@ GATED = (
     "kpi_scorecard",
 )
 GATE_CHECKS = [f"gx_{t}" for t in GATED] + ["plan_consistency", "consistency_suite"]
+
+
+def _gate_check_description(name: str) -> str:
+    """What a gate check verifies, for the UI (every gate check blocks publication: ERROR)."""
+    if name.startswith("gx_"):
+        table = name.removeprefix("gx_")
+        return (
+            f"Great Expectations suite data_quality/plan/{table}.json on the candidate {table} "
+            f"(blocking, severity ERROR: a failure stops publication)."
+        )
+    return (
+        "Checks across tables: every series covers the horizon, plan_gaps demand = Σ consensus "
+        "per family × month, revenue = Σ served × price (blocking, severity ERROR)."
+    )
 
 
 def _gate_check_name(check_name: str) -> str:
@@ -63,13 +83,17 @@ def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
             "plan_waterfall",
         )
     ],
-    description="The gate on the candidate plan: Great Expectations suites (data_quality/plan) and consistency checks.",
+    description=(
+        "The gate on the candidate plan: Great Expectations suites (data_quality/plan) and "
+        "consistency checks; its results (plan.gate_results) hold one row per check."
+    ),
     owners=["team:sop-process"],
     tags={"sop_step": "gate"},
     kinds={"python", "great_expectations"},
+    metadata=plan_table_metadata("gate_results"),
     check_specs=[
         dg.AssetCheckSpec(
-            name=name, asset=GATE_KEY, blocking=True, description=f"gate check {name}"
+            name=name, asset=GATE_KEY, blocking=True, description=_gate_check_description(name)
         )
         for name in GATE_CHECKS
     ],
@@ -169,10 +193,18 @@ class GateNotPassedError(RuntimeError):
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
     deps=[GATE_KEY],
-    description="The published S&OP plan: a new plan_version of every DESIGN §5 table in published/ (atomic).",
+    description=(
+        "The published S&OP plan: a new plan_version of every DESIGN §5 table in published/ "
+        "(atomic); plan_versions gets one row per published plan."
+    ),
     owners=["team:sop-process"],
     tags={"sop_step": "publish"},
     kinds={"duckdb", "parquet"},
+    metadata={
+        # the version register; the file's other tables: docs/published_tables.md
+        "dagster/column_schema": dg.MetadataValue.table_schema(published_schema("plan_versions")),
+        "published_tables": dg.MetadataValue.md(published_tables_md()),
+    },
     pool="sop_warehouse",
 )
 @no_retry_on_validation()
@@ -211,12 +243,13 @@ def published_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
         checks_passed=int(gate["passed"].sum()),
         checks_failed=int((~gate["passed"]).sum()),
         is_backfill=is_backfill,
+        base_currency=settings.base_currency,
     )
     return dg.MaterializeResult(
         metadata={
             "plan_version": dg.MetadataValue.int(result.plan_version),
             "path": dg.MetadataValue.path(str(result.path)),
-            "row_counts": dg.MetadataValue.json({k: int(v) for k, v in result.row_counts.items()}),
+            "row_counts": count_table(result.row_counts, "table", "rows"),
             "input_fingerprint": dg.MetadataValue.text(fingerprint),
             "is_backfill": dg.MetadataValue.bool(is_backfill),
             "seconds": dg.MetadataValue.float(float(result.seconds)),

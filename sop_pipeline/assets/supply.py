@@ -4,7 +4,14 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.assets._meta import preview
+from sop_pipeline.assets._meta import (
+    count_table,
+    money,
+    plan_table_metadata,
+    preview,
+    qty,
+    share,
+)
 from sop_pipeline.orchestration import no_retry_on_validation
 from sop_pipeline.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.resources import MartsResource, SopResource
@@ -38,6 +45,7 @@ SUPPLY_SPECS = [
 ]
 SUPPLY_SPECS = [
     s.replace_attributes(
+        metadata=plan_table_metadata(s.key.path[-1]),
         group_name="supply",
         deps=[
             PLAN_DEMAND,
@@ -169,54 +177,49 @@ def supply_plan(
             "dagster/row_count": dg.MetadataValue.int(len(result.plan_supply)),
             "strategy": dg.MetadataValue.text(result.strategy),
             "solver_status": dg.MetadataValue.text(result.status),
-            "objective": dg.MetadataValue.json(
-                {k: round(float(v), 2) for k, v in result.objective.items()}
+            "objective": count_table(result.objective, "term", "value"),
+            "lp_stats": count_table(result.stats, "statistic", "value"),
+            "planned_production_qty (units)": qty(
+                result.plan_supply["planned_production_qty"].sum()
             ),
-            "lp_stats": dg.MetadataValue.json({k: float(v) for k, v in result.stats.items()}),
-            "planned_production_qty": dg.MetadataValue.float(
-                float(result.plan_supply["planned_production_qty"].sum())
-            ),
-            "planned_purchase_qty": dg.MetadataValue.float(
-                float(result.plan_supply["planned_purchase_qty"].sum())
-            ),
-            "preview": preview(result.plan_supply),
+            "planned_purchase_qty (units)": qty(result.plan_supply["planned_purchase_qty"].sum()),
+            "preview": preview(result.plan_supply, table="plan_supply"),
         },
     )
     yield dg.MaterializeResult(
         asset_key=dg.AssetKey(["plan", "plan_inventory"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(inv)),
-            "fill_rate": dg.MetadataValue.float(served / demand_total if demand_total else 1.0),
-            "shortage_qty": dg.MetadataValue.float(float(inv["shortage_qty"].sum())),
+            "fill_rate (share 0-1)": share(served / demand_total if demand_total else 1.0),
+            "shortage_qty (units)": qty(inv["shortage_qty"].sum()),
             "unmet_demand": dg.MetadataValue.text(settings.unmet_demand),
-            "unmet_demand_qty": dg.MetadataValue.float(demand_total - served),
-            "preview": preview(inv),
+            "unmet_demand_qty (units)": qty(demand_total - served),
+            "preview": preview(inv, table="plan_inventory"),
         },
     )
     yield dg.MaterializeResult(
         asset_key=dg.AssetKey(["plan", "plan_capacity"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(cap)),
-            "max_utilization": dg.MetadataValue.float(
-                float(cap["utilization"].max(skipna=True) or 0.0)
-            ),
+            "max_utilization (ratio)": share(cap["utilization"].max(skipna=True) or 0.0),
             "work_center_months_over_100pct_required": dg.MetadataValue.int(
                 int((cap["required_hours"] > cap["available_hours"]).sum())
             ),
-            "preview": preview(cap.sort_values("utilization", ascending=False)),
+            "preview": preview(
+                cap.sort_values("utilization", ascending=False), table="plan_capacity"
+            ),
         },
     )
     yield dg.MaterializeResult(
         asset_key=dg.AssetKey(["plan", "supply_shortages"]),
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(result.shortages)),
-            "by_constraint_type": dg.MetadataValue.json(
-                {
-                    str(k): int(v)
-                    for k, v in result.shortages["constraint_type"].value_counts().items()
-                }
+            "by_constraint_type": count_table(
+                result.shortages["constraint_type"].value_counts().to_dict()
                 if len(result.shortages)
-                else {}
+                else {},
+                "constraint_type",
+                "shortages",
             ),
             "preview": preview(result.shortages.sort_values("shortage_qty", ascending=False)),
         },
@@ -268,9 +271,15 @@ def supply_plan(
     owners=OWNERS,
     tags=SUPPLY_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_gaps"),
     pool="sop_warehouse",
 )
-def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource):
+def plan_gaps(
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
+):
     """Family × month gaps between consensus demand and what the constrained plan serves."""
     from sop_pipeline.planning.finance import gaps
 
@@ -287,9 +296,11 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mart
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(out)),
             "family_months_short": dg.MetadataValue.int(len(short)),
-            "gap_qty": dg.MetadataValue.float(float(out["gap_qty"].sum())),
-            "gap_value": dg.MetadataValue.float(float(out["gap_value"].sum())),
-            "largest_gaps": preview(short.sort_values("gap_value", ascending=False)),
+            "gap_qty (units)": qty(out["gap_qty"].sum()),
+            "gap_value": money(out["gap_value"].sum(), sop.settings.base_currency),
+            "largest_gaps": preview(
+                short.sort_values("gap_value", ascending=False), table="plan_gaps"
+            ),
         }
     )
 
@@ -304,10 +315,11 @@ def plan_gaps(context: dg.AssetExecutionContext, warehouse: DuckDBResource, mart
         dg.AssetKey(["plan", "plan_capacity"]),
         dg.AssetKey(["plan", "plan_materials"]),
     ],
-    description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, excess cover, missing data), one row each.",
+    description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, excess cover, missing data), one row per exception type × scope × month.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
     kinds={"python", "duckdb"},
+    metadata=plan_table_metadata("plan_exceptions"),
     pool="sop_warehouse",
 )
 def plan_exceptions(
@@ -344,7 +356,7 @@ def plan_exceptions(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": dg.MetadataValue.int(len(out)),
-            "by_type": dg.MetadataValue.json({str(k): int(v) for k, v in counts.items()}),
-            "preview": preview(out),
+            "by_type": count_table(counts.to_dict(), "exception_type", "exceptions"),
+            "preview": preview(out, table="plan_exceptions"),
         }
     )

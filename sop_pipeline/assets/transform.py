@@ -7,6 +7,7 @@ or PostgreSQL, whose ``raw`` schema is first brought up to date with the working
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -34,7 +35,25 @@ class SopDbtTranslator(DagsterDbtTranslator):
             return spec.replace_attributes(key=dg.AssetKey(["raw", node["name"]]))
         return spec.replace_attributes(
             group_name="clean", owners=["team:data-engineering"]
-        ).merge_attributes(tags={"sop_step": "data_gathering"})
+        ).merge_attributes(
+            tags={"sop_step": "data_gathering"},
+            kinds={"dbt", "duckdb"},
+            metadata=dbt_docs_metadata(unique_id),
+        )
+
+
+#: Where ``make dbt-docs`` serves ``dbt docs generate``'s site (dbt_project/target/).
+DBT_DOCS_URL = "http://127.0.0.1:8580"
+
+
+def dbt_docs_metadata(unique_id: str) -> dict[str, dg.MetadataValue]:
+    """Links to the model's page in the dbt docs site and to the generated files."""
+    return {
+        "dbt_docs": dg.MetadataValue.url(f"{DBT_DOCS_URL}/#!/model/{unique_id}"),
+        "dbt_docs_files": dg.MetadataValue.path(
+            str(dbt_project.project_dir / "target" / "index.html")
+        ),
+    }
 
 
 @dbt_assets(
@@ -103,12 +122,15 @@ def sop_dbt_models(
     # it for the CPU; the events are kept instead and the row counts read in one query after
     # dbt has exited (it holds the file while it runs). A failed build still reports every
     # model and test result before the error.
-    events, error = [], None
+    events, error, invocation = [], None, None
     try:
-        events.extend(dbt.cli(["build", "--vars", variables], context=context).stream())
+        invocation = dbt.cli(["build", "--vars", variables], context=context)
+        events.extend(invocation.stream())
     except Exception as exc:  # re-raised below, after the results that did come
         error = exc
     counts = _table_row_counts(warehouse) if not marts.is_postgres else {}
+    target = getattr(invocation, "target_path", None)
+    columns = {} if marts.is_postgres else _column_metadata(warehouse, context, target)
     by_model = {k.rsplit(".", 1)[-1]: v for k, v in counts.items()}
     if marts.is_postgres:
         # the manifest names the DuckDB catalog: count the marts in PostgreSQL instead
@@ -122,8 +144,11 @@ def sop_dbt_models(
         name = (event.metadata or {}).get("unique_id") if isinstance(event, dg.Output) else None
         model = str(getattr(name, "value", name) or "").rsplit(".", 1)[-1]
         rows = by_model.get(model)
+        extra = dict(columns.get(model, {}))
         if rows is not None:
-            event = event.with_metadata({**event.metadata, "dagster/row_count": rows})
+            extra["dagster/row_count"] = dg.MetadataValue.int(int(rows))
+        if extra:
+            event = event.with_metadata({**event.metadata, **extra})
         yield event
     if error is not None:
         raise error
@@ -216,3 +241,94 @@ def _table_row_counts(warehouse: DuckDBResource) -> dict[str, int]:
             for s, t in tables
         )
         return {name: int(n) for name, n in con.execute(sql).fetchall()}
+
+
+def _column_metadata(
+    warehouse: DuckDBResource, context, target_path=None
+) -> dict[str, dict[str, Any]]:
+    """Column schema and lineage of every dbt model, read once dbt has exited (see
+    :func:`column_metadata`); a failure only logs a warning, it never fails the build."""
+    import json
+
+    try:
+        manifest = json.loads(dbt_project.manifest_path.read_text())
+        with warehouse.get_connection() as con:
+            return column_metadata(
+                con, manifest, target_path or dbt_project.project_dir / "target", context.log
+            )
+    except Exception as exc:  # metadata only
+        context.log.warning(f"dbt column metadata not read: {exc}")
+        return {}
+
+
+def column_metadata(con, manifest: Mapping[str, Any], target_path, log=None) -> dict[str, dict]:
+    """Column schema and column lineage of every dbt model built in ``con``, model → metadata.
+
+    dagster-dbt's ``fetch_column_metadata()`` asks the warehouse while dbt still runs; with
+    the DuckDB file the dbt process then holds the lock, so the same information is read
+    here in one ``information_schema`` query after dbt has exited, and the lineage is parsed
+    from the compiled SQL (``target_path/compiled``) by dagster-dbt's own sqlglot builder.
+    A model whose lineage cannot be parsed keeps its schema.
+
+    Returns:
+        dbt model name → ``{"dagster/column_schema": ..., "dagster/column_lineage": ...}``.
+    """
+    from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
+
+    from sop_pipeline.publish.dictionary import COLUMNS
+
+    rows = con.execute(
+        "select table_schema, table_name, column_name, data_type from "
+        "information_schema.columns where table_schema in "
+        "('raw', 'staging', 'intermediate', 'marts') order by table_schema, table_name, "
+        "ordinal_position"
+    ).fetchall()
+    by_relation: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+    for schema, table, column, data_type in rows:
+        by_relation.setdefault((schema, table), {})[column] = {"data_type": data_type}
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+
+    def relation(node: Mapping[str, Any]) -> tuple[str, str]:
+        return (node.get("schema"), node.get("alias") or node.get("identifier") or node["name"])
+
+    out: dict[str, dict[str, Any]] = {}
+    for unique_id, node in manifest.get("nodes", {}).items():
+        if node.get("resource_type") != "model":
+            continue
+        cols = by_relation.get(relation(node))
+        if not cols:
+            continue
+        documented = node.get("columns", {})
+        schema = dg.TableSchema(
+            columns=[
+                dg.TableColumn(
+                    name=name,
+                    type=meta["data_type"].lower(),
+                    description=(documented.get(name) or {}).get("description")
+                    or COLUMNS.get(name),
+                )
+                for name, meta in cols.items()
+            ]
+        )
+        meta: dict[str, Any] = {"dagster/column_schema": dg.MetadataValue.table_schema(schema)}
+        parents = {}
+        for parent_id in manifest.get("parent_map", {}).get(unique_id, []):
+            parent = nodes.get(parent_id)
+            if parent and parent.get("relation_name") and by_relation.get(relation(parent)):
+                parents[parent["relation_name"]] = by_relation[relation(parent)]
+        try:
+            meta.update(
+                _build_column_lineage_metadata(
+                    event_history_metadata=EventHistoryMetadata(columns=cols, parents=parents),
+                    dbt_resource_props=dict(node),
+                    manifest=manifest,
+                    dagster_dbt_translator=SopDbtTranslator(),
+                    target_path=Path(target_path),
+                    project=None,
+                )
+            )
+        except Exception as exc:  # lineage is a nice-to-have; the schema stands
+            if log is not None:
+                log.debug(f"no column lineage for {unique_id}: {exc}")
+        out[node["name"]] = meta
+    return out

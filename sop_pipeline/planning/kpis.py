@@ -58,7 +58,7 @@ DEFAULT_TARGETS: dict[str, KpiTarget] = {
     "order_fill_rate": KpiTarget(0.98, 0.02, "higher", "ratio"),
     "backorder_rate": KpiTarget(0.05, 0.03, "lower", "ratio"),
     "gross_margin_pct": KpiTarget(0.35, 0.02, "higher", "ratio"),
-    "revenue_vs_aop": KpiTarget(1.0, 0.05, "higher", "ratio"),
+    "revenue_to_aop_ratio": KpiTarget(1.0, 0.05, "higher", "ratio"),
     "working_capital_vs_plan": KpiTarget(1.0, 0.10, "lower", "ratio"),
     # forward, from the plan's inventory projection (docs/supply_and_finance.md); the
     # pipeline sets the service-level target to SOP_SERVICE_LEVEL
@@ -82,7 +82,7 @@ KPI_RANGES: dict[str, tuple[float, float]] = {
     "order_fill_rate": (0.0, 1.0),
     "backorder_rate": (0.0, 1.0),
     "gross_margin_pct": (-INF, 1.0),
-    "revenue_vs_aop": (0.0, INF),
+    "revenue_to_aop_ratio": (0.0, INF),
     "working_capital_vs_plan": (0.0, INF),
     "projected_service_level": (0.0, 1.0),
     "unmet_demand_rate": (0.0, 1.0),
@@ -452,7 +452,7 @@ def gross_margin_pct(inputs: KpiInputs, w: _Window) -> _Rows:
     return [(s, w.end, v) for s, v in _ratio_by_scope(fin, "gross_margin", "revenue")]
 
 
-def revenue_vs_aop(inputs: KpiInputs, w: _Window) -> _Rows:
+def revenue_to_aop_ratio(inputs: KpiInputs, w: _Window) -> _Rows:
     """Σ planned revenue ÷ Σ AOP revenue over the next 12 months where the AOP has a target (month = first month)."""
     fin = _forward_financials(inputs, w, ["revenue", "aop_revenue"])
     fin = fin[fin["aop_revenue"].fillna(0) > 0]
@@ -512,7 +512,7 @@ KPIS: dict[str, Callable[[KpiInputs, _Window], _Rows]] = {
     "order_fill_rate": order_fill_rate,
     "backorder_rate": backorder_rate,
     "gross_margin_pct": gross_margin_pct,
-    "revenue_vs_aop": revenue_vs_aop,
+    "revenue_to_aop_ratio": revenue_to_aop_ratio,
     "working_capital_vs_plan": working_capital_vs_plan,
     "projected_service_level": projected_service_level,
     "unmet_demand_rate": unmet_demand_rate,
@@ -524,6 +524,10 @@ def definition(kpi: str) -> str:
     return (KPIS[kpi].__doc__ or "").strip().splitlines()[0]
 
 
+#: Old KPI name → new one (README "Migration notes"): a name means one thing in the file.
+RENAMED_KPIS = {"revenue_vs_aop": "revenue_to_aop_ratio"}
+
+
 def resolve_targets(targets: dict | None) -> dict[str, KpiTarget]:
     """Defaults overridden by ``{kpi: {"target": x, "band": y}}`` or ``{kpi: x}``.
 
@@ -532,6 +536,11 @@ def resolve_targets(targets: dict | None) -> dict[str, KpiTarget]:
     """
     resolved = dict(DEFAULT_TARGETS)
     for kpi, spec in (targets or {}).items():
+        if kpi in RENAMED_KPIS:
+            raise ValueError(
+                f"KPI {kpi!r} was renamed to {RENAMED_KPIS[kpi]!r} (plan_financials.{kpi} is a "
+                f"difference in money; the KPI is a ratio); use the new name."
+            )
         if kpi not in resolved:
             raise ValueError(
                 f"KPI target {kpi!r} is unknown; use one of {', '.join(DEFAULT_TARGETS)}."

@@ -295,6 +295,8 @@ PLAN_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name not in RECO
 
 #: Extra (non-stable) columns the writer adds to ``plan_versions``.
 PLAN_VERSIONS_EXTRA: tuple[tuple[str, str], ...] = (("is_backfill", "BOOLEAN"),)
+#: The currency of every money column of the version (column descriptions: dictionary.py).
+PLAN_VERSIONS_EXTRA += (("base_currency", "VARCHAR"),)
 
 
 class ConformError(ValueError):

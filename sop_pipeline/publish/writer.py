@@ -47,8 +47,11 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from sop_pipeline.months import parse_month
+from sop_pipeline.publish import dictionary
 from sop_pipeline.publish.tables import (
     PLAN_TABLES,
     PLAN_VERSIONS_EXTRA,
@@ -126,7 +129,7 @@ def _storage_error(
     Parquet files) raises ``duckdb.IOException`` whose text carries the OS message.
     """
     code = exc.errno if isinstance(exc, OSError) else None
-    if code is None and isinstance(exc, duckdb.Error):
+    if code is None and isinstance(exc, duckdb.Error | OSError):  # pyarrow: OSError, no errno
         text = str(exc).lower()
         code = next((c for m, c in _MESSAGE_ERRNO.items() if m in text), None)
     if code not in _DISK_FULL and code not in _NOT_WRITABLE:
@@ -275,6 +278,7 @@ def _plan_versions_row(
     checks_passed: int,
     checks_failed: int,
     is_backfill: bool,
+    base_currency: str = "USD",
 ) -> pd.DataFrame:
     published_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     row = pd.DataFrame(
@@ -292,6 +296,7 @@ def _plan_versions_row(
             "approved_at": pd.Series([pd.NaT], dtype="datetime64[ns]"),
             "decision_note": [None],
             "chosen_scenario": [None],
+            "base_currency": pd.Series([str(base_currency)], dtype="string"),
         }
     )
     return conform("plan_versions", row, plan_month, plan_version)
@@ -330,13 +335,29 @@ def _create_views(con: duckdb.DuckDBPyConnection, table: str) -> None:
           ON t.plan_month = l.plan_month AND t.plan_version = l.plan_version
         """
     )
-    con.execute(
-        f"COMMENT ON VIEW {_q(table + '_current')} IS "
-        f"{_lit(f'{table} of the latest plan: latest plan_month, its latest plan_version.')}"
-    )
     from sop_pipeline.publish.approval import create_approved_view
 
     create_approved_view(con, table)
+
+
+def _comment_columns(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
+    """``COMMENT ON`` a table or view and each of its columns, from the data dictionary.
+
+    A column without a description is left without a comment (``tests/test_dictionary.py``
+    names it); the publication does not fail for a missing text.
+    """
+    base = dictionary.base_table(name)
+    text = dictionary.table_description(base) if base == name else dictionary.view_description(name)
+    con.execute(f"COMMENT ON {kind} {_q(name)} IS {_lit(text)}")
+    columns = con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = $t ORDER BY column_index",
+        {"t": name},
+    ).fetchall()
+    for (column,) in columns:
+        described = dictionary.column_description(base, column)
+        if described:
+            con.execute(f"COMMENT ON COLUMN {_q(name)}.{_q(column)} IS {_lit(described)}")
 
 
 def _build(
@@ -377,12 +398,19 @@ def _build(
                 f"CREATE TABLE pub.main.{_q(name)} AS SELECT * FROM ({source}) ORDER BY {order}"
             )
             con.unregister(view)
-            con.execute(f"COMMENT ON TABLE pub.main.{_q(name)} IS {_lit(spec.grain)}")
             total = con.execute(f"SELECT count(*) FROM pub.main.{_q(name)}").fetchone()[0]
             counts[name] = (len(df), int(total))
         con.execute("USE pub")  # views bind names in the file's own catalog
+        for name in TABLES:
+            _comment_columns(con, name, "TABLE")
         for name in PLAN_TABLES:
             _create_views(con, name)
+        # every view of a published table (_current, _latest_versions, _approved, ...)
+        for (view,) in con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE database_name = 'pub' AND NOT internal"
+        ).fetchall():
+            if dictionary.base_table(view) in TABLES:
+                _comment_columns(con, view, "VIEW")
         con.execute("USE memory")
         if old_db is not None:
             con.execute("DETACH old")
@@ -411,16 +439,36 @@ def _write_parquet(
             target = stage_dir / rel
             target.mkdir(parents=True)
             order = ", ".join(_q(c) for c in spec.sort_key)
-            con.execute(
-                f"COPY (SELECT * FROM pub.main.{_q(name)} WHERE plan_month = {_lit(plan_month)} "
-                f"AND plan_version = {int(plan_version)} ORDER BY {order}) "
-                f"TO {_lit(str(target / 'part-0.parquet'))} (FORMAT parquet, COMPRESSION zstd)"
+            table = con.execute(
+                f"SELECT * FROM pub.main.{_q(name)} WHERE plan_month = {_lit(plan_month)} "
+                f"AND plan_version = {int(plan_version)} ORDER BY {order}"
+            ).to_arrow_table()
+            pq.write_table(
+                _with_descriptions(name, table), target / "part-0.parquet", compression="zstd"
             )
             _fsync_path(target / "part-0.parquet")
             written[name] = rel
     finally:
         con.close()
     return written
+
+
+def _with_descriptions(name: str, table: pa.Table) -> pa.Table:
+    """The table with the dictionary's texts as Parquet schema metadata.
+
+    Each field carries ``description`` (what pyarrow, pandas and Spark show as the field's
+    metadata); the file carries ``description`` (the table's purpose and grain) and
+    ``sop_table``.
+    """
+    fields = []
+    for field_ in table.schema:
+        text = dictionary.column_description(name, field_.name)
+        fields.append(field_.with_metadata({"description": text}) if text else field_)
+    schema = pa.schema(
+        fields,
+        metadata={"description": dictionary.table_description(name), "sop_table": name},
+    )
+    return pa.Table.from_arrays(table.columns, schema=schema)
 
 
 def _audit(
@@ -494,6 +542,7 @@ def _publish_locked(
     checks_failed: int,
     is_backfill: bool,
     extra_files: dict[str, bytes] | None,
+    base_currency: str = "USD",
 ) -> tuple[int, dict[str, tuple[int, int]]]:
     """Steps 1-6 of the module doc under the publication lock; see :func:`publish_plan`.
 
@@ -530,6 +579,7 @@ def _publish_locked(
             checks_passed=checks_passed,
             checks_failed=checks_failed,
             is_backfill=is_backfill,
+            base_currency=base_currency,
         )
 
         stage_dir = published_dir / f"{STAGING_PREFIX}{run_id}"
@@ -599,6 +649,7 @@ def publish_plan(
     checks_failed: int,
     is_backfill: bool = False,
     extra_files: dict[str, bytes] | None = None,
+    base_currency: str = "USD",
 ) -> PublishResult:
     """Publish a plan as the next version of its plan month, all at once or not at all.
 
@@ -616,6 +667,7 @@ def publish_plan(
         is_backfill: the plan was produced by a backfill of a past month.
         extra_files: file name → bytes published with this version under
             ``published/files/plan_month=YYYY-MM/plan_version=N/`` (e.g. the report).
+        base_currency: currency of every money column (``plan_versions.base_currency``).
 
     Returns:
         The plan month, the new version number, the DuckDB path, rows per table, seconds.
@@ -661,6 +713,7 @@ def publish_plan(
             checks_failed=checks_failed,
             is_backfill=is_backfill,
             extra_files=extra_files,
+            base_currency=base_currency,
         )
     except PublishError:
         raise

@@ -77,7 +77,7 @@ KPI_LABELS: dict[str, str] = {
     "order_fill_rate": "Order fill rate",
     "backorder_rate": "Backorder rate",
     "gross_margin_pct": "Gross margin %",
-    "revenue_vs_aop": "Revenue vs AOP",
+    "revenue_to_aop_ratio": "Revenue ÷ AOP",
     "working_capital_vs_plan": "Working capital vs plan",
 }
 STATUS_LABELS = {"on_track": "on track", "at_risk": "at risk", "off_track": "off track"}
