@@ -279,6 +279,9 @@ def test_bom_explodes_to_every_level_and_family_capacity_expands(dbt_work, marts
         ("2026-04-01", 30.0, None, True),
         ("2026-05-01", 5.0, 40, True),
         *[(f"2026-{m:02d}-01", None, 40, False) for m in range(6, 10)],
+    ]
+
+
 def test_column_metadata_of_every_model_after_the_build(dbt_work, marts):
     """What the dbt assets show in the Dagster UI after a build: every model's columns as
     built, and column lineage parsed from the compiled SQL down to the raw extracts."""
