@@ -40,6 +40,8 @@ def sample_plan(plan_month: str = "2026-01", scale: float = 1.0) -> dict[str, pd
         override_qty=0.0,
         consensus_qty=qty,
         consensus_revenue=qty * 5,
+        override_reason_code=None,
+        override_author=None,
     )
     supply = base.assign(
         planned_production_qty=qty, planned_purchase_qty=0.0, open_order_receipts_qty=1.0
@@ -52,6 +54,8 @@ def sample_plan(plan_month: str = "2026-01", scale: float = 1.0) -> dict[str, pd
         safety_stock_qty=2.0,
         days_of_cover=10.0,
         shortage_qty=0.0,
+        stockout_probability=0.05,
+        expected_fill_rate=0.99,
     )
     capacity = pd.DataFrame(
         {
@@ -126,6 +130,18 @@ def sample_plan(plan_month: str = "2026-01", scale: float = 1.0) -> dict[str, pd
         "kpi_scorecard": kpis,
         "scenario_comparison": scen,
         "plan_exceptions": exceptions,
+        "plan_materials": pd.DataFrame(
+            {
+                "component_item_id": "C1",
+                "location_id": "DC1",
+                "month": months,
+                "dependent_demand_qty": 10.0,
+                "planned_purchase_qty": 10.0,
+                "supplier_capacity_qty": 12.0,
+                "closing_qty": 0.0,
+                "shortage_qty": 0.0,
+            }
+        ),
     }
 
 
