@@ -60,7 +60,7 @@ def _decide(args: argparse.Namespace, decision: str) -> int:
     )
     if result.superseded_version is not None:
         line += f"; v{result.superseded_version} is superseded"
-    console.print(line + ".")
+    console.print(line + ".", soft_wrap=True)
     if decision == "approved":
         console.print(f"  BI: the <table>_approved views of {result.path} now show this version.")
     _refresh_packs(settings, result.plan_month, result.plan_version)
@@ -103,11 +103,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail(str(exc), exc.exit_code)
     except PublishError as exc:
         return _fail(str(exc), EXIT_USAGE)
-    console.print(f"Planner's workbook for {args.month}: {path}")
+    console.print(f"Planner's workbook for {args.month}: {path}", soft_wrap=True)
     console.print(
         "  Fill the adjustment column of the Overrides sheet, then "
-        f"`sop import-overrides {path.name} --month <next plan month>` "
-        "(or save it as landing/<month>/demand_overrides.xlsx)."
+        f"`sop import-overrides {path.name} --month {args.month}` (or save it as "
+        f"landing/{args.month}/demand_overrides.xlsx) and re-plan: "
+        f"`sop run --month {args.month}`.",
+        soft_wrap=True,
     )
     return EXIT_OK
 
@@ -119,15 +121,16 @@ def cmd_import_overrides(args: argparse.Namespace) -> int:
     try:
         result = import_overrides(settings, Path(args.file), args.month)
     except WorkbookReadError as exc:
-        err.print(f"[bold red]{escape(str(exc.headline))}[/]")
+        err.print(f"[bold red]{escape(str(exc.headline))}[/]", soft_wrap=True)
         for line in exc.lines:
-            err.print(f"  - {escape(line)}")
+            err.print(f"  - {escape(line)}", soft_wrap=True)
         return exc.exit_code
     for note in result.notes:
         console.print(f"  note: {escape(note)}")
     console.print(
         f"{result.rows} override(s) from {escape(str(args.file))} written to {result.path}; "
-        f"`sop run --month {args.month}` re-plans with them."
+        f"`sop run --month {args.month}` re-plans with them.",
+        soft_wrap=True,
     )
     return EXIT_OK
 

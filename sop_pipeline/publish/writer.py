@@ -3,8 +3,10 @@
 What BI reads:
 
 - ``published/sop.duckdb``: every published version of every table, ``<table>_current``
-  views (the latest plan version of the latest plan month) and ``<table>_latest_versions``
-  views (the latest version of every plan month). Written with DuckDB storage version
+  views (the latest plan version of the latest plan month), ``<table>_latest_versions``
+  views (the latest version of every plan month) and ``<table>_approved`` views (the
+  approved version of every plan month; decisions: ``publish/approval.py``, which rewrites
+  the file with the same steps). Written with DuckDB storage version
   ``v1.0.0`` (``STORAGE_VERSION``) so BI tools bundling any DuckDB ≥ 1.0 can open it.
 - ``published/parquet/<table>/plan_month=YYYY-MM/plan_version=N/part-0.parquet``.
 
