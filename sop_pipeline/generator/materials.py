@@ -4,8 +4,8 @@ Every made family gets a two-level BOM: each made item needs one of its family's
 sub-assemblies (shared by the family's items) and one raw material directly; each
 sub-assembly needs two raw materials, with a little scrap. The raw materials come from a
 pool shared across families and are bought from two material suppliers. ``SUP-RM1``
-delivers copper wire, whose capacity is a little above what production needs except for
-three months early in the latest plan's horizon (a smelter outage): the demo plan shows a
+delivers copper wire, whose capacity is about what production needs except for four
+months early in the latest plan's horizon (a smelter outage, 10% of normal): the demo plan shows a
 real material constraint there. Materials keep about ten weeks of stock at every location
 that makes something from them.
 
@@ -46,11 +46,12 @@ RAW_MATERIALS: tuple[tuple[str, str, str, float, int, int], ...] = (
 SUPPLIERS = ("SUP-RM1", "SUP-RM2")
 #: The material with the capacity dip and the dip (months after the last extract month).
 DIP_MATERIAL = 0
-DIP_MONTHS = (3, 4, 5)
-DIP_SHARE = 0.2
+DIP_MONTHS = (3, 4, 5, 6)
+DIP_SHARE = 0.1
 #: Normal supplier capacity as a multiple of the expected monthly requirement.
-CAPACITY_HEADROOM = (1.15, 2.5)
-STOCK_MONTHS = 2.5
+CAPACITY_HEADROOM = (1.0, 2.5)
+#: Months of expected use held in stock: the dip material, the others.
+STOCK_MONTHS = (1.2, 2.5)
 MATERIALS_FAMILY = "materials"
 ASSEMBLIES_FAMILY = "assemblies"
 
@@ -233,7 +234,8 @@ def material_inventory(mat: DemoMaterials, t: int, tl) -> pa.Table:
         if t + 1 < tl.n
         else mat.requirement[:, :, t]
     )
-    qty = np.round(ahead * STOCK_MONTHS)
+    months = np.where(np.arange(len(RAW_MATERIALS)) == DIP_MATERIAL, *STOCK_MONTHS)
+    qty = np.round(ahead * months[:, None])
     raw, loc = np.nonzero(qty > 0)
     n = len(raw)
     snap = np.full(n, tl.ends[t])
