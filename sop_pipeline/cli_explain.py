@@ -401,6 +401,11 @@ def render(ex: Explanation) -> str:
     lines += ["", "Published rows selected (sums):", _fmt(ex.totals)]
     for name, by_file in ex.sources.items():
         lines += ["", f"Extract rows behind it: {name}, by file:", _fmt(by_file)]
+        if name.startswith("CRM") and not by_file.empty:
+            lines.append(
+                "  (weighted_qty = expected_qty × probability; the consensus adds only the part "
+                "above the baseline share of the statistical forecast: crm_adjustment_qty)"
+            )
         first = ex.rows.get(name)
         if first is not None and not first.empty:
             lines += [f"  first {len(first)} rows:", _fmt(first)]
