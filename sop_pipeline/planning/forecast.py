@@ -31,11 +31,15 @@ CV_HORIZON = 6
 S_AND_OP_LAGS = 3
 """Lags supply commits on (production and purchase lead times, the frozen zone)."""
 S_AND_OP_WEIGHT = 2.0
-SWITCH_MARGIN = 0.15
-"""A series leaves the panel's best method only for one at least 15% better in its backtest."""
+SWITCH_MARGIN = 0.5
+"""A series leaves the panel's best method only for one with half its backtest error."""
 WIDTH_FLOOR = 0.05
 """Smallest interval half-width in the conformal scores, as a share of the series' error scale."""
 MIN_CONFORMAL_SCORES = 30
+COMBO_POWER = 2.0
+"""Combination weights ∝ error^-2 (inverse mean squared scaled error, Bates-Granger style)."""
+COMBO_ERROR_FLOOR = 1e-3
+"""A candidate with a perfect backtest does not take an infinite weight."""
 MIN_TOURNAMENT_MONTHS = 24
 """Two full seasons: fewer months cannot show a seasonal pattern to the models."""
 MAX_FIT_MONTHS = 72
@@ -453,6 +457,21 @@ def _scaled_error(
     return np.where(np.isfinite(err), err, np.inf)
 
 
+def combination_weights(err: np.ndarray) -> np.ndarray:
+    """Per-series combination weights ∝ 1 / backtest error² (each row sums to 1).
+
+    When the candidates' backtest errors are close the weights are nearly equal — the plain
+    combination, which is what weak per-series evidence supports; a candidate clearly better on
+    the series' own backtest gets most of the weight. A candidate that could not be scored
+    (infinite error) gets none; a series where none could be scored gets equal weights.
+    """
+    e = np.where(np.isfinite(err), np.maximum(err, COMBO_ERROR_FLOOR), np.inf)
+    w = 1.0 / e**COMBO_POWER
+    total = w.sum(axis=1, keepdims=True)
+    equal = np.full_like(w, 1.0 / max(w.shape[1], 1))
+    return np.where(total > 0, w / np.where(total > 0, total, 1.0), equal)
+
+
 def _panel_default(err: np.ndarray) -> int:
     """The method with the lowest mean error over the series every method could score."""
     ok = np.isfinite(err).all(axis=1)
@@ -559,6 +578,7 @@ class _TournamentOutcome:
     errors: np.ndarray  # (n_series, n_models + 1); last column is the combination
     chosen: np.ndarray  # index into model_names, or len(model_names) for the combination
     combo_parts: np.ndarray  # (k,) model indices of the combination (the same for every series)
+    weights: np.ndarray  # (n_series, k) combination weights per series (sum 1)
     default: int  # the panel's best method (what series shrink toward)
     factors: np.ndarray  # (CV lags, 2) conformal factors for 80% and 95%
     floor: np.ndarray  # (n_series,) smallest interval half-width
@@ -630,10 +650,11 @@ def _run_tournament(
     scale = _error_scale(panel.y, ids, panel.y.shape[1] - test_size, metric)
     err = np.column_stack([_scaled_error(preds[..., j], yv, scale, metric) for j in range(k)])
 
-    # The combination: the plain mean of every candidate but the naive baseline.
-    parts = np.arange(1, k) if k > 1 else np.arange(k)
-    combo_pred = preds[..., parts].mean(axis=3)
-    combo_bounds = bounds[:, :, :, parts, :].mean(axis=3)
+    # The combination of every candidate, weighted per series by its backtest error.
+    parts = np.arange(k)
+    weights = combination_weights(err)
+    combo_pred = np.einsum("nwhk,nk->nwh", preds, weights)
+    combo_bounds = np.einsum("nwhkc,nk->nwhc", bounds, weights)
     combo_err = _scaled_error(combo_pred, yv, scale, metric)
     all_err = np.column_stack([err, combo_err])
     chosen, default = _select(all_err)
@@ -659,6 +680,7 @@ def _run_tournament(
         errors=all_err,
         chosen=chosen,
         combo_parts=parts,
+        weights=weights,
         default=default,
         factors=factors,
         floor=floor,
@@ -772,8 +794,8 @@ def _final_forecasts(
             result[i] = fc[i, c]
             labels[i] = outcome.model_names[c] if not fell_back[i, c] else f"{FALLBACK} (fallback)"
         else:
-            # The plain mean of the parts' points and of each bound, as in the backtest.
-            result[i] = np.mean(fc[i, outcome.combo_parts], axis=0)
+            # The weighted mean of the parts' points and of each bound, as in the backtest.
+            result[i] = np.einsum("khc,k->hc", fc[i, outcome.combo_parts], outcome.weights[i])
             labels[i] = combo
     result = _apply_calibration(result, outcome.factors, outcome.floor)
     return result, labels

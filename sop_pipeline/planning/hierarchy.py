@@ -573,9 +573,75 @@ def reconcile_forecast(
     fc["month"] = pd.to_datetime(fc["month"])
     new_fc = fc.merge(rec, on=["uid", "month"], how="left")
     new_fc = _shift(new_fc, "stat_forecast_qty", "rec")
+    # The reconciled points moved: calibrate the ranges again on the reconciled backtest.
+    new_pts, new_fc = _recalibrate(new_pts, new_fc, plan_month)
     result.forecast = new_fc[result.forecast.columns].reset_index(drop=True)
     result.backtest_points = new_pts[pts.columns].reset_index(drop=True)
     return result, decided
+
+
+MAX_RECALIBRATION = 10.0
+
+
+def _recalibrate(
+    pts: pd.DataFrame, fc: pd.DataFrame, plan_month: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Second conformal pass after reconciliation, per pool (smooth, intermittent) and lag.
+
+    The reconciled item forecasts keep their ranges' widths but not their errors; the factor
+    c (the conformal quantile of |actual − point| ÷ the half-width on the error's side over
+    the reconciled backtest) rescales both the backtest's and the forecast's ranges so that
+    they cover as promised again. Lags after the last backtested lag use its factor.
+    """
+    pts = pts.copy()
+    fc = fc.copy()
+    pool_of = pts.drop_duplicates("uid").set_index("uid")["pool"]
+    plan = pd.Timestamp(plan_month + "-01")
+    months = pd.to_datetime(fc["month"])
+    fc_lag = ((months.dt.year - plan.year) * 12 + months.dt.month - plan.month).to_numpy()
+    fc_pool = fc["uid"].map(pool_of).to_numpy()
+    max_lag = int(pts["lag"].max())
+    for pool, g in pts.groupby("pool", sort=True):
+        a = g["actual_qty"].to_numpy(float)
+        p = g["stat_qty"].to_numpy(float)
+        e = a - p
+        lags = g["lag"].to_numpy()
+        factors: dict[tuple[str, str], np.ndarray] = {}
+        for lo_c, hi_c, q in INTERVALS:
+            up = np.maximum(g[hi_c].to_numpy(float) - p, 1e-9)
+            dn = np.maximum(p - g[lo_c].to_numpy(float), 1e-9)
+            sc = np.where(np.abs(e) <= 1e-12, 0.0, np.abs(e) / np.where(e >= 0, up, dn))
+            sc = np.minimum(sc, 1e6)
+            c = np.ones(max_lag + 1)
+            prev = 0.0
+            for lag in range(1, max_lag + 1):
+                sel = sc[lags == lag]
+                use = sel if sel.size >= MIN_SCORES else sc
+                prev = max(prev, min(MAX_RECALIBRATION, _quantile(use, q)))
+                c[lag] = prev
+            factors[(lo_c, hi_c)] = c
+        rows_p = (pts["pool"] == pool).to_numpy()
+        rows_f = fc_pool == pool
+        for frame, rows, lag_arr, point in (
+            (pts, rows_p, pts["lag"].to_numpy(), "stat_qty"),
+            (fc, rows_f, fc_lag, "stat_forecast_qty"),
+        ):
+            if not rows.any():
+                continue
+            pt = frame.loc[rows, point].to_numpy(float)
+            key = np.clip(lag_arr[rows], 1, max_lag)
+            for (lo_c, hi_c), c in factors.items():
+                cf = c[key]
+                lo = frame.loc[rows, lo_c].to_numpy(float)
+                hi = frame.loc[rows, hi_c].to_numpy(float)
+                frame.loc[rows, lo_c] = np.clip(pt - cf * (pt - lo), 0.0, None)
+                frame.loc[rows, hi_c] = pt + cf * (hi - pt)
+    for frame, point in ((pts, "stat_qty"), (fc, "stat_forecast_qty")):
+        frame["stat_lo80_qty"] = frame["stat_lo80_qty"].clip(upper=frame[point])
+        frame["stat_lo95_qty"] = frame["stat_lo95_qty"].clip(upper=frame["stat_lo80_qty"])
+        frame["stat_hi80_qty"] = frame["stat_hi80_qty"].clip(lower=frame[point])
+        frame["stat_hi95_qty"] = frame["stat_hi95_qty"].clip(lower=frame["stat_hi80_qty"])
+    return pts, fc
 
 
 def _shift(frame: pd.DataFrame, point: str, rec: str) -> pd.DataFrame:
