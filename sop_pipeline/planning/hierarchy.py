@@ -19,6 +19,7 @@ backtest by level and lag for ``forecast_accuracy``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -575,9 +576,13 @@ def reconcile_forecast(
     new_fc = _shift(new_fc, "stat_forecast_qty", "rec")
     # The reconciled points moved: calibrate the ranges again on the reconciled backtest.
     new_pts, new_fc = _recalibrate(new_pts, new_fc, plan_month)
-    result.forecast = new_fc[result.forecast.columns].reset_index(drop=True)
-    result.backtest_points = new_pts[pts.columns].reset_index(drop=True)
-    return result, decided
+    # a new result: the caller's (e.g. a cached fixture) stays as it was
+    out = dataclasses.replace(
+        result,
+        forecast=new_fc[result.forecast.columns].reset_index(drop=True),
+        backtest_points=new_pts[pts.columns].reset_index(drop=True),
+    )
+    return out, decided
 
 
 MAX_RECALIBRATION = 10.0
