@@ -14,7 +14,7 @@ DBT_FLAGS := --project-dir dbt_project --profiles-dir dbt_project --quiet
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,cluster,postgres]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,cluster,postgres,bench]"
 	@touch $(STAMP)
 
 setup: $(STAMP) manifest

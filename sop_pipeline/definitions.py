@@ -26,7 +26,7 @@ ALL_ASSETS = [
     publish.published_plan,
     executive.executive_pack,
 ]
-ALL_CHECKS = [demand.plan_demand_levels_add_up]
+ALL_CHECKS = [demand.plan_demand_levels_add_up, demand.stat_forecast_levels_coherent]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:

@@ -52,8 +52,15 @@ def stat_forecast(
     import statsforecast
 
     from sop_pipeline import incremental
+    from sop_pipeline.planning.accuracy import backtest_accuracy
     from sop_pipeline.planning.engines import engine_from_settings
     from sop_pipeline.planning.forecast import forecast_demand
+    from sop_pipeline.planning.hierarchy import (
+        backtest_levels,
+        level_factors,
+        level_intervals,
+        reconcile_forecast,
+    )
 
     settings = sop.settings
     month = context.partition_key
@@ -94,8 +101,22 @@ def stat_forecast(
             n_jobs=settings.forecast_n_jobs,
             engine=engine,
         )
+        # family and total forecasts reconciled with the items (method chosen by backtest)
+        result, reconciliation = reconcile_forecast(
+            result,
+            history,
+            items,
+            month,
+            settings.horizon_months,
+            windows=settings.backtest_windows,
+            n_jobs=settings.forecast_n_jobs,
+            engine=engine,
+        )
         engine_info = engine.describe()
     summary = result.summary()
+    factors = level_factors(result.backtest_points, items)
+    levels = level_intervals(result.forecast, factors, month, items)
+    bt_accuracy = backtest_accuracy(backtest_levels(result.backtest_points, items), history, items)
     facts = {
         "rows": len(result.forecast),
         "series": summary["series"],
@@ -108,11 +129,16 @@ def stat_forecast(
         "seconds_by_stage": summary.get("seconds", {}),
         "backtest_preview": result.backtest.head(10).to_markdown(index=False),
         "forecast_engine": engine_info,
+        **_selection_facts(result.selection, bt_accuracy, factors),
+        "reconciliation": reconciliation.facts(),
+        "reconciliation_method": reconciliation.method,
     }
     with warehouse.get_connection() as con:
         incremental.forget(con, "stat_forecast", month)
         n_fc = replace_plan_rows(con, "stat_forecast", result.forecast, month)
         n_bt = replace_plan_rows(con, "backtest_results", result.backtest, month)
+        n_lv = replace_plan_rows(con, "forecast_levels", levels, month)
+        n_ba = replace_plan_rows(con, "backtest_accuracy", bt_accuracy, month)
         incremental.record(
             con,
             "stat_forecast",
@@ -120,7 +146,12 @@ def stat_forecast(
             fp,
             code,
             context.run_id,
-            {"stat_forecast": n_fc, "backtest_results": n_bt},
+            {
+                "stat_forecast": n_fc,
+                "backtest_results": n_bt,
+                "forecast_levels": n_lv,
+                "backtest_accuracy": n_ba,
+            },
             facts,
         )
     return dg.MaterializeResult(
@@ -132,8 +163,82 @@ def stat_forecast(
 FORECAST_CODE = (
     "sop_pipeline.planning.forecast",
     "sop_pipeline.planning.engines",
+    "sop_pipeline.planning.hierarchy",
+    "sop_pipeline.planning.accuracy",
     "sop_pipeline.months",
 )
+
+
+def _selection_facts(selection: dict, bt_accuracy, factors) -> dict:
+    """Backtest error by method vs the chosen methods, coverage by level × lag (rounded)."""
+    errors = {
+        pool: {
+            **{k: v for k, v in facts["mean_error_by_method"].items()},
+            "chosen (after shrinkage)": facts["mean_error_chosen"],
+        }
+        for pool, facts in selection.items()
+    }
+    defaults = {pool: facts["panel_default"] for pool, facts in selection.items()}
+    calibration = {
+        pool: {
+            "factor_80_by_lag": facts["conformal_factor_80_by_lag"],
+            "factor_95_by_lag": facts["conformal_factor_95_by_lag"],
+        }
+        for pool, facts in selection.items()
+    }
+    stat = bt_accuracy[bt_accuracy["forecast_kind"] == "statistical_backtest"]
+    naive = bt_accuracy[bt_accuracy["forecast_kind"] == "naive_backtest"]
+    by_lag = (
+        stat.groupby(["level", "lag"], sort=False)
+        .agg(
+            wape=("wape", "mean"),
+            mase=("mase", "mean"),
+            bias=("bias", "mean"),
+            coverage_80=("coverage_80", "mean"),
+            coverage_95=("coverage_95", "mean"),
+            interval_score=("interval_score", "mean"),
+        )
+        .reset_index()
+    )
+    if len(by_lag):
+        nv = naive.groupby(["level", "lag"], sort=False)["wape"].mean().rename("naive_wape")
+        by_lag = by_lag.merge(nv.reset_index(), on=["level", "lag"], how="left")
+    by_lag = by_lag.round(3)
+    item = stat[stat["level"] == "item"]
+    return {
+        "backtest_error_by_method": errors,
+        "panel_default_method": defaults,
+        "conformal_calibration": calibration,
+        "coverage_by_level_lag": by_lag.to_markdown(index=False) if len(by_lag) else "",
+        "coverage_by_level_lag_rows": by_lag.to_dict(orient="records"),
+        "backtest_coverage_80": round(float(item["coverage_80"].mean()), 3) if len(item) else 0.0,
+        "backtest_coverage_95": round(float(item["coverage_95"].mean()), 3) if len(item) else 0.0,
+        "level_interval_factors": factors.round(3).to_markdown(index=False) if len(factors) else "",
+    }
+
+
+def _coverage_png(rows: list[dict]) -> dg.MetadataValue:
+    """Backtest coverage of the 80/95% ranges by lag, one line per level, against nominal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from sop_pipeline.assets._meta import png
+
+    df = pd.DataFrame(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3), sharey=True)
+    for ax, (col, nominal) in zip(
+        axes, (("coverage_80", 0.80), ("coverage_95", 0.95)), strict=True
+    ):
+        for level, grp in df.groupby("level", sort=False):
+            ax.plot(grp["lag"], grp[col], marker="o", label=str(level))
+        ax.axhline(nominal, color="#999", linestyle="--", label=f"nominal {nominal:.0%}")
+        ax.set_title(f"{nominal:.0%} range: backtest coverage by lag")
+        ax.set_xlabel("lag (months ahead)")
+    axes[0].legend(fontsize=7)
+    return png(fig)
 
 
 def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.MetadataValue]:
@@ -154,7 +259,28 @@ def _forecast_metadata(facts: dict, reused_from: str | None) -> dict[str, dg.Met
         "forecast_engine_detail": dg.MetadataValue.json(facts.get("forecast_engine", {})),
         "reused": dg.MetadataValue.bool(reused_from is not None),
         "reused_from_run": dg.MetadataValue.text(reused_from or ""),
+        **_accuracy_metadata(facts),
     }
+
+
+def _accuracy_metadata(facts: dict) -> dict[str, dg.MetadataValue]:
+    """Selection and calibration facts (absent in records made before they existed)."""
+    if "backtest_error_by_method" not in facts:
+        return {}
+    out = {
+        "backtest_error_by_method": dg.MetadataValue.json(facts["backtest_error_by_method"]),
+        "panel_default_method": dg.MetadataValue.json(facts["panel_default_method"]),
+        "conformal_calibration": dg.MetadataValue.json(facts["conformal_calibration"]),
+        "backtest_coverage_80": dg.MetadataValue.float(facts["backtest_coverage_80"]),
+        "backtest_coverage_95": dg.MetadataValue.float(facts["backtest_coverage_95"]),
+        "coverage_by_level_lag": dg.MetadataValue.md(facts["coverage_by_level_lag"] or "_empty_"),
+        "level_interval_factors": dg.MetadataValue.md(facts["level_interval_factors"] or "_empty_"),
+        "reconciliation_method": dg.MetadataValue.text(facts["reconciliation_method"]),
+        "reconciliation": dg.MetadataValue.json(facts.get("reconciliation", {})),
+    }
+    if facts.get("coverage_by_level_lag_rows"):
+        out["coverage_by_lag_plot"] = _coverage_png(facts["coverage_by_level_lag_rows"])
+    return out
 
 
 @dg.asset(
@@ -238,6 +364,38 @@ def plan_demand(
             "plot": family_forecast_png(history, demand),
             "preview": preview(demand, table="plan_demand"),
         }
+    )
+
+
+@dg.asset_check(
+    asset=stat_forecast,
+    blocking=True,
+    description=(
+        "forecast_levels (item, location, family, total) add up to the item × location "
+        "forecast: points are sums, ranges are ordered and never wider than the sum of the parts."
+    ),
+)
+def stat_forecast_levels_coherent(
+    context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+):
+    from sop_pipeline.planning.hierarchy import coherence_problems
+
+    month = context.partition_key if context.has_partition_key else None
+    with warehouse.get_connection() as con, marts.reader() as mart:
+        bottom = read_plan(con, "stat_forecast", month)
+        levels = read_plan(con, "forecast_levels", month)
+        items = mart.read_mart("dim_items")
+    fam = items.drop_duplicates("item_id").set_index("item_id")["family"]
+    bottom = bottom.assign(family=bottom["item_id"].map(fam).fillna("(unknown)"))
+    problems = coherence_problems(bottom, levels)
+    return dg.AssetCheckResult(
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "problems": dg.MetadataValue.int(len(problems)),
+            "level_rows": dg.MetadataValue.int(len(levels)),
+        },
+        description="; ".join(problems[:5]) if problems else None,
     )
 
 

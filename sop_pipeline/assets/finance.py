@@ -96,7 +96,10 @@ def forecast_accuracy(
     context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
 ):
     """Score every earlier plan's forecast snapshot against the actuals known at this close."""
+    import pandas as pd
+
     from sop_pipeline.planning.accuracy import forecast_accuracy as score
+    from sop_pipeline.warehouse import table_exists
 
     month = context.partition_key
     with warehouse.get_connection() as con, marts.reader() as mart:
@@ -106,6 +109,12 @@ def forecast_accuracy(
         items = mart.read_mart("dim_items")
     out = score(snapshots, history[["item_id", "location_id", "month", "demand_qty"]], items)
     with warehouse.get_connection() as con:
+        # the forecast stage's own rolling-origin backtest (forecast_kind *_backtest): more
+        # origins and lags than the earlier published plans, with interval coverage
+        if table_exists(con, "plan", "backtest_accuracy"):
+            backtest = read_plan(con, "backtest_accuracy", month)
+            if len(backtest):
+                out = pd.concat([out, backtest[out.columns]], ignore_index=True)
         replace_plan_rows(con, "forecast_accuracy", out, month)
     latest = out[out["month"] == out["month"].max()] if len(out) else out
     return dg.MaterializeResult(

@@ -41,7 +41,12 @@ OUTPUT_COLUMNS: list[str] = [
     "n_series",
     "actual_qty",
     "forecast_qty",
+    "coverage_80",
+    "coverage_95",
+    "interval_score",
 ]
+BACKTEST_KINDS: dict[str, str] = {"naive": "naive_backtest", "statistical": "statistical_backtest"}
+"""forecast_kind of the rows scored on the forecast stage's own rolling-origin backtest."""
 SERIES = ["item_id", "location_id"]
 
 
@@ -107,6 +112,28 @@ def _metrics(units: pd.DataFrame) -> dict[str, float]:
         "n_series": len(units),
         "actual_qty": float(total_a),
         "forecast_qty": float(f.sum()),
+        **_interval_metrics(units, scaled, ok_scale),
+    }
+
+
+def _interval_metrics(units: pd.DataFrame, scaled: np.ndarray, ok_scale: np.ndarray) -> dict:
+    """Coverage of the 80/95% ranges and the scaled 95% interval score (NaN without ranges).
+
+    ``interval_score`` is the mean over units of the Winkler score of the 95% range —
+    width + (2 / 0.05) × the distance by which the actual falls outside it — divided by the
+    unit's MASE scale (M4's MSIS): lower is better; it punishes both wide and missed ranges.
+    """
+    if not {"lo80", "hi80", "lo95", "hi95"} <= set(units.columns) or units["lo80"].isna().all():
+        return {"coverage_80": np.nan, "coverage_95": np.nan, "interval_score": np.nan}
+    a = units["a"].to_numpy(float)
+    lo80, hi80, lo95, hi95 = (units[c].to_numpy(float) for c in ("lo80", "hi80", "lo95", "hi95"))
+    winkler = (hi95 - lo95) + 2 / 0.05 * ((lo95 - a) * (a < lo95) + (a - hi95) * (a > hi95))
+    return {
+        "coverage_80": float(np.mean((a >= lo80) & (a <= hi80))),
+        "coverage_95": float(np.mean((a >= lo95) & (a <= hi95))),
+        "interval_score": float(np.mean(winkler[ok_scale] / scaled[ok_scale]))
+        if ok_scale.any()
+        else np.nan,
     }
 
 
@@ -241,5 +268,72 @@ def forecast_accuracy(
             if s.name == "forecast_kind"
             else (s.map(level_order) if s.name == "level" else s)
         ),
+    )
+    return out.reset_index(drop=True)
+
+
+def backtest_accuracy(
+    levels: pd.DataFrame,
+    history: pd.DataFrame,
+    items: pd.DataFrame | None = None,
+    *,
+    season_length: int = 12,
+) -> pd.DataFrame:
+    """Accuracy of the forecast stage's own rolling-origin backtest, by level and lag.
+
+    Args:
+        levels: :func:`sop_pipeline.planning.hierarchy.backtest_levels` output (one row per
+            level × unit × origin × lag with actual, statistical and naive forecasts and the
+            out-of-sample 80/95% bounds of the statistical forecast).
+        history: ``fct_demand_history`` (item_id, location_id, month, demand_qty) for the
+            MASE scales, point in time (months up to each origin).
+        items: item_id → family.
+        season_length: months in a season for the MASE scale.
+
+    Returns:
+        ``OUTPUT_COLUMNS`` rows with forecast_kind ``statistical_backtest`` and
+        ``naive_backtest`` (the seasonal naive) per level × lag × target month; several origins
+        can score the same target month at different lags, never at the same lag.
+    """
+    if levels is None or levels.empty:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    act = history[["item_id", "location_id", "month", "demand_qty"]].copy()
+    act["month"] = _month(act["month"])
+    if items is not None:
+        fam = items.drop_duplicates("item_id").set_index("item_id")["family"]
+        act["family"] = act["item_id"].map(fam).fillna("(unknown)")
+    elif "family" not in act.columns:
+        act["family"] = "(unknown)"
+    act["unit_item"] = act["item_id"].astype(str) + "@" + act["location_id"].astype(str)
+    rows: list[dict] = []
+    for cutoff, grp in levels.groupby("cutoff", sort=True):
+        hist = act[act["month"] <= pd.Timestamp(cutoff)]
+        for level, lgrp in grp.groupby("level", sort=False):
+            cols = {"item": ["unit_item"], "family": ["family"], "total": []}[level]
+            sc = _scales(hist, cols, season_length)
+            if cols:
+                sc = sc.rename(columns={cols[0]: "unit"})
+                units_all = lgrp.merge(sc, on="unit", how="left")
+            else:
+                units_all = lgrp.assign(scale=sc["scale"].iloc[0] if len(sc) else np.nan)
+            for (lag, month), units in units_all.groupby(["lag", "month"], sort=True):
+                for kind, col in (("naive", "naive_qty"), ("statistical", "stat_qty")):
+                    u = units.rename(columns={"actual_qty": "a", col: "f"})
+                    if kind == "naive":
+                        u = u.drop(columns=["lo80", "hi80", "lo95", "hi95"])
+                    rows.append(
+                        {
+                            "forecast_kind": BACKTEST_KINDS[kind],
+                            "level": level,
+                            "lag": int(lag),
+                            "month": pd.Timestamp(month),
+                            **_metrics(u[[c for c in u.columns if c != "unit"]]),
+                        }
+                    )
+    out = pd.DataFrame(rows)[OUTPUT_COLUMNS]
+    level_order = {k: i for i, k in enumerate(LEVELS)}
+    out = out.sort_values(
+        ["forecast_kind", "level", "lag", "month"],
+        key=lambda s: s.map(level_order) if s.name == "level" else s,
     )
     return out.reset_index(drop=True)

@@ -163,7 +163,14 @@ class ForecastEngine:
         }
 
     def cross_validation(
-        self, sf: Any, df: pd.DataFrame, *, h: int, n_windows: int, step_size: int
+        self,
+        sf: Any,
+        df: pd.DataFrame,
+        *,
+        h: int,
+        n_windows: int,
+        step_size: int,
+        level: list[int] | None = None,
     ) -> pd.DataFrame:
         """``sf.cross_validation`` on this engine.
 
@@ -174,12 +181,15 @@ class ForecastEngine:
             h: horizon of each window.
             n_windows: backtest origins.
             step_size: months between origins.
+            level: interval levels of the backtest forecasts (the models' own), or None.
 
         Returns:
             statsforecast's cross-validation frame as pandas (float64 numbers, datetime64[ns]).
         """
         if self.is_local:
-            return sf.cross_validation(h=h, df=df, n_windows=n_windows, step_size=step_size)
+            return sf.cross_validation(
+                h=h, df=df, n_windows=n_windows, step_size=step_size, level=level
+            )
         out = _fugue_backend(self._fugue, self.partitions).cross_validation(
             df=self._to_engine(df),
             models=sf.models,
@@ -190,7 +200,7 @@ class ForecastEngine:
             step_size=step_size,
             test_size=None,
             input_size=None,
-            level=None,
+            level=level,
             refit=True,
             fitted=False,
             prediction_intervals=None,

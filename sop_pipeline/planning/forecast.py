@@ -26,8 +26,20 @@ from sop_pipeline.settings import FORECAST_ENGINES
 
 SEASON = 12
 LEVELS = (80, 95)
-CV_HORIZON = 3
-"""Backtest horizon: lags 1-3 are what supply commits to (production and purchase lead times)."""
+CV_HORIZON = 6
+"""Backtest horizon: each origin is scored on lags 1-6, lags 1-3 weighted double (lag_weights)."""
+S_AND_OP_LAGS = 3
+"""Lags supply commits on (production and purchase lead times, the frozen zone)."""
+S_AND_OP_WEIGHT = 2.0
+SWITCH_MARGIN = 0.5
+"""A series leaves the panel's best method only for one with half its backtest error."""
+WIDTH_FLOOR = 0.05
+"""Smallest interval half-width in the conformal scores, as a share of the series' error scale."""
+MIN_CONFORMAL_SCORES = 30
+COMBO_POWER = 2.0
+"""Combination weights ∝ error^-2 (inverse mean squared scaled error, Bates-Granger style)."""
+COMBO_ERROR_FLOOR = 1e-3
+"""A candidate with a perfect backtest does not take an infinite weight."""
 MIN_TOURNAMENT_MONTHS = 24
 """Two full seasons: fewer months cannot show a seasonal pattern to the models."""
 MAX_FIT_MONTHS = 72
@@ -64,6 +76,18 @@ BACKTEST_COLUMNS = [
     "error_metric",
     "fva",
 ]
+BACKTEST_POINT_COLUMNS = [
+    "cutoff",
+    "month",
+    "lag",
+    "actual_qty",
+    "stat_qty",
+    "naive_qty",
+    "stat_lo95_qty",
+    "stat_lo80_qty",
+    "stat_hi80_qty",
+    "stat_hi95_qty",
+]
 CANDIDATE_SETS = ("auto", "full", "fast")
 NAIVE = "SeasonalNaive"
 METRIC = {"smooth": "mase", "intermittent": "rmsse"}
@@ -82,6 +106,11 @@ class ForecastResult:
         cv: long backtest frame: item_id, location_id, cutoff, month, model, y, yhat.
         timings: wall seconds per stage (not part of the deterministic output).
         engine: where the statsforecast calls ran (``local``, ``dask`` or ``spark``).
+        backtest_points: the chosen method's backtest, one row per series × origin × lag
+            (``BACKTEST_POINT_COLUMNS``: actual, forecast, seasonal naive and intervals
+            calibrated on the other origins); what accuracy by level and lag is scored on.
+        selection: per pool (smooth, intermittent): mean backtest error by method and of the
+            chosen methods, the panel default, the conformal factors by lag.
     """
 
     forecast: pd.DataFrame
@@ -89,6 +118,8 @@ class ForecastResult:
     cv: pd.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
     engine: str = "local"
+    backtest_points: pd.DataFrame = field(default_factory=pd.DataFrame)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Counts and errors for run metadata (Dagster) and logs.
@@ -145,6 +176,7 @@ def _candidate_models(kind: str, candidates: str) -> list[Any]:
         AutoARIMA,
         AutoCES,
         AutoETS,
+        AutoTheta,
         CrostonSBA,
         DynamicOptimizedTheta,
         SeasonalNaive,
@@ -163,6 +195,7 @@ def _candidate_models(kind: str, candidates: str) -> list[Any]:
     if candidates in ("auto", "full"):
         # Damped additive Holt-Winters: the M-competition workhorse at a quarter of AutoETS's cost.
         models.append(AutoETS(season_length=SEASON, model="AAA", damped=True, alias="ETS_AAdA"))
+        models.append(AutoTheta(season_length=SEASON, alias="Theta"))
     if candidates == "full":
         models += [
             AutoETS(season_length=SEASON, alias="AutoETS"),
@@ -176,6 +209,7 @@ _NATIVE_INTERVALS = {
     NAIVE,
     "DynamicOptimizedTheta",
     "ETS_AAdA",
+    "Theta",
     "AutoETS",
     "CES",
     "AutoARIMA",
@@ -395,16 +429,146 @@ def _error_scale(y: np.ndarray, ids: np.ndarray, first_test_col: int, metric: st
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
+def lag_weights(h: int) -> np.ndarray:
+    """Weights of backtest lags 1..h in the selection error (sum 1).
+
+    Lags 1-3 (what supply commits on: production and purchase lead times, the frozen zone)
+    count twice as much as each later lag.
+    """
+    lags = np.arange(1, h + 1)
+    w = np.where(lags <= S_AND_OP_LAGS, S_AND_OP_WEIGHT, 1.0)
+    return w / w.sum()
+
+
 def _scaled_error(
     pred: np.ndarray, actual: np.ndarray, scale: np.ndarray, metric: str
 ) -> np.ndarray:
-    """Error over the backtest points (axis 1), scaled per series; inf where undefined."""
+    """Lag-weighted error over the backtest, scaled per series; inf where undefined.
+
+    ``pred``/``actual`` are (n_series, windows, lags): the error of each lag is averaged over
+    the origins, then the lags are weighted by :func:`lag_weights`.
+    """
     e = pred - actual
+    w = lag_weights(e.shape[2])
     if metric == "rmsse":
-        err = np.sqrt(np.mean(e * e, axis=1)) / scale
+        err = np.sqrt((np.mean(e * e, axis=1) * w).sum(axis=1)) / scale
     else:
-        err = np.mean(np.abs(e), axis=1) / scale
+        err = (np.mean(np.abs(e), axis=1) * w).sum(axis=1) / scale
     return np.where(np.isfinite(err), err, np.inf)
+
+
+def combination_weights(err: np.ndarray) -> np.ndarray:
+    """Per-series combination weights ∝ 1 / backtest error² (each row sums to 1).
+
+    When the candidates' backtest errors are close the weights are nearly equal — the plain
+    combination, which is what weak per-series evidence supports; a candidate clearly better on
+    the series' own backtest gets most of the weight. A candidate that could not be scored
+    (infinite error) gets none; a series where none could be scored gets equal weights.
+    """
+    e = np.where(np.isfinite(err), np.maximum(err, COMBO_ERROR_FLOOR), np.inf)
+    w = 1.0 / e**COMBO_POWER
+    total = w.sum(axis=1, keepdims=True)
+    equal = np.full_like(w, 1.0 / max(w.shape[1], 1))
+    return np.where(total > 0, w / np.where(total > 0, total, 1.0), equal)
+
+
+def _panel_default(err: np.ndarray) -> int:
+    """The method with the lowest mean error over the series every method could score."""
+    ok = np.isfinite(err).all(axis=1)
+    if not ok.any():
+        return 0
+    # argmin keeps the first minimum: on a tie the earlier (simpler) method wins.
+    return int(np.argmin(err[ok].mean(axis=0)))
+
+
+def _select(err: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per-series choice with shrinkage toward the panel's best method.
+
+    Every series starts from the method that is best over the whole panel (usually the
+    combination). It switches to its own best method only when that method's backtest error is
+    at least ``SWITCH_MARGIN`` lower: with a handful of backtest points per series, a smaller
+    difference is mostly noise, and chasing it costs accuracy out of sample. The seasonal naive
+    (column 0) is a floor: a series never gets a method its own backtest scores worse than the
+    naive, so forecast value added is never negative in the backtest.
+    """
+    n = len(err)
+    default = _panel_default(err)
+    rows = np.arange(n)
+    best = np.argmin(err, axis=1)
+    chosen = np.where(err[rows, best] < (1.0 - SWITCH_MARGIN) * err[rows, default], best, default)
+    chosen = np.where(err[rows, chosen] > err[:, 0], 0, chosen)
+    return chosen, default
+
+
+def _conformal_quantile(scores: np.ndarray, level: float) -> float:
+    """Split-conformal quantile: the ⌈(n+1)·level⌉-th smallest score (n scores)."""
+    s = np.sort(scores[np.isfinite(scores)])
+    if s.size == 0:
+        return 1.0
+    k = int(np.ceil((s.size + 1) * level))
+    return float(s[min(k, s.size) - 1])
+
+
+def _width_floor(scale: np.ndarray) -> np.ndarray:
+    """Smallest interval half-width used in the conformal scores (a share of the error scale)."""
+    return WIDTH_FLOOR * scale
+
+
+def _conformal_factors(
+    y: np.ndarray, pred: np.ndarray, bounds: np.ndarray, floor: np.ndarray
+) -> np.ndarray:
+    """Per lag and level, the factor that stretches the model's interval to nominal coverage.
+
+    Normalised split-conformal calibration on the backtest: the score of a backtest point is
+    its error divided by the interval's half-width on the error's side (upper half-width for
+    an actual above the forecast, lower for one below), so the interval
+    ``point − c·(point − lo), point + c·(hi − point)`` covers exactly the points with score ≤ c.
+    c is the conformal quantile of the scores pooled over the series of one lag (all lags
+    together when a lag has fewer than ``MIN_CONFORMAL_SCORES``).
+
+    Args:
+        y, pred: (n, windows, lags) backtest actuals and forecasts (clipped at 0).
+        bounds: (n, windows, lags, 4) lo95, lo80, hi80, hi95 of those forecasts.
+        floor: (n,) smallest half-width per series.
+
+    Returns:
+        (lags, 2): factors for 80% and 95%.
+    """
+    h = y.shape[2]
+    out = np.ones((h, len(LEVELS)))
+    e = y - pred
+    fl = floor[:, None, None]
+    for li, (lo_i, hi_i) in enumerate(((1, 2), (0, 3))):
+        up = np.maximum(bounds[..., hi_i] - pred, fl)
+        down = np.maximum(pred - bounds[..., lo_i], fl)
+        s = np.abs(e) / np.where(e >= 0, up, down)
+        pooled = s.reshape(-1)
+        for lag in range(h):
+            lag_s = s[:, :, lag].reshape(-1)
+            use = lag_s if np.isfinite(lag_s).sum() >= MIN_CONFORMAL_SCORES else pooled
+            out[lag, li] = _conformal_quantile(use, LEVELS[li] / 100)
+    # Later lags are never calibrated tighter than earlier ones (the models' own widths grow).
+    return np.maximum.accumulate(out, axis=0)
+
+
+def _apply_calibration(fc: np.ndarray, factors: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Stretch (n, horizon, 5) point/lo95/lo80/hi80/hi95 by the per-lag conformal factors.
+
+    Lags beyond the backtest horizon use the last backtested lag's factor on the model's own
+    width (which keeps growing with the lag).
+    """
+    out = fc.copy()
+    horizon = fc.shape[1]
+    idx = np.minimum(np.arange(horizon), len(factors) - 1)
+    point = np.clip(fc[:, :, 0], 0.0, None)
+    fl = floor[:, None]
+    for li, (lo_c, hi_c) in enumerate(((2, 3), (1, 4))):
+        c = factors[idx, li][None, :]
+        down = np.maximum(point - np.clip(fc[:, :, lo_c], 0.0, None), fl)
+        up = np.maximum(fc[:, :, hi_c] - point, fl)
+        out[:, :, lo_c] = point - c * down
+        out[:, :, hi_c] = point + c * up
+    return out
 
 
 @dataclass
@@ -413,9 +577,43 @@ class _TournamentOutcome:
     model_names: list[str]
     errors: np.ndarray  # (n_series, n_models + 1); last column is the combination
     chosen: np.ndarray  # index into model_names, or len(model_names) for the combination
-    combo_parts: np.ndarray  # (n_series, k) model indices of the combination
+    combo_parts: np.ndarray  # (k,) model indices of the combination (the same for every series)
+    weights: np.ndarray  # (n_series, k) combination weights per series (sum 1)
+    default: int  # the panel's best method (what series shrink toward)
+    factors: np.ndarray  # (CV lags, 2) conformal factors for 80% and 95%
+    floor: np.ndarray  # (n_series,) smallest interval half-width
     cv_long: pd.DataFrame
     residuals: pd.DataFrame  # unique_id, resid (chosen model, y − yhat)
+    points: pd.DataFrame  # backtest of the chosen method, out-of-window calibrated intervals
+
+
+def _cv_bounds(
+    cv: pd.DataFrame,
+    names: list[str],
+    native: bool,
+    panel: _Panel,
+    ids: np.ndarray,
+    windows: int,
+    h: int,
+) -> np.ndarray:
+    """(n, windows, lags, models, 4) lo95, lo80, hi80, hi95 of each backtest forecast.
+
+    Models with their own intervals give them; intermittent models get the empirical
+    quantiles of the 24 months before each origin (as in the final forecast).
+    """
+    n, k = len(ids), len(names)
+    out = np.empty((n, windows, h, k, 4))
+    if native:
+        for c, col in enumerate(("lo-95", "lo-80", "hi-80", "hi-95")):
+            cols = [f"{name}-{col}" for name in names]
+            out[..., c] = cv[cols].to_numpy(dtype=float).reshape(n, windows, h, k)
+        return np.clip(out, 0.0, None)
+    t = panel.y.shape[1]
+    for w in range(windows):
+        end = t - h - (windows - 1 - w)  # first column after this origin
+        q = _empirical_quantiles(panel, ids, end)
+        out[:, w] = q[:, None, None, :]
+    return out
 
 
 def _run_tournament(
@@ -428,42 +626,111 @@ def _run_tournament(
     engine: ForecastEngine,
 ) -> _TournamentOutcome:
     names = [repr(m) for m in models]
+    native = all(name in _NATIVE_INTERVALS for name in names)
+    h = CV_HORIZON
     df = _long_frame(panel.y, panel.n_hist, panel.months, ids)
     sf = _statsforecast(models, n_jobs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        cv = engine.cross_validation(sf, df, h=CV_HORIZON, n_windows=windows, step_size=1)
+        cv = engine.cross_validation(
+            sf,
+            df,
+            h=h,
+            n_windows=windows,
+            step_size=1,
+            level=list(LEVELS) if native else None,
+        )
     cv = cv.sort_values(["unique_id", "cutoff", "ds"], kind="stable").reset_index(drop=True)
     n, k = len(ids), len(names)
-    per = windows * CV_HORIZON
-    yv = cv["y"].to_numpy(dtype=float).reshape(n, per)
+    yv = cv["y"].to_numpy(dtype=float).reshape(n, windows, h)
     # Scored on what a user would see: forecasts are clipped at zero.
-    preds = np.clip(cv[names].to_numpy(dtype=float), 0.0, None).reshape(n, per, k)
-    test_size = CV_HORIZON + windows - 1
+    preds = np.clip(cv[names].to_numpy(dtype=float), 0.0, None).reshape(n, windows, h, k)
+    bounds = _cv_bounds(cv, names, native, panel, ids, windows, h)
+    test_size = h + windows - 1
     scale = _error_scale(panel.y, ids, panel.y.shape[1] - test_size, metric)
-    err = np.column_stack([_scaled_error(preds[:, :, j], yv, scale, metric) for j in range(k)])
+    err = np.column_stack([_scaled_error(preds[..., j], yv, scale, metric) for j in range(k)])
 
-    parts_k = min(3, k)
-    parts = np.argsort(err, axis=1, kind="stable")[:, :parts_k]
-    combo_pred = np.median(np.take_along_axis(preds, parts[:, None, :], axis=2), axis=2)
+    # The combination of every candidate, weighted per series by its backtest error.
+    parts = np.arange(k)
+    weights = combination_weights(err)
+    combo_pred = np.einsum("nwhk,nk->nwh", preds, weights)
+    combo_bounds = np.einsum("nwhkc,nk->nwhc", bounds, weights)
     combo_err = _scaled_error(combo_pred, yv, scale, metric)
     all_err = np.column_stack([err, combo_err])
-    # argmin keeps the first minimum: the baseline wins ties and the combination (last
-    # column) wins only when strictly better than every single model.
-    chosen = np.argmin(all_err, axis=1)
+    chosen, default = _select(all_err)
 
-    chosen_pred = np.where(
-        (chosen == k)[:, None],
-        combo_pred,
-        np.take_along_axis(preds, np.minimum(chosen, k - 1)[:, None, None], axis=2)[:, :, 0],
-    )
+    all_preds = np.concatenate([preds, combo_pred[..., None]], axis=3)
+    all_bounds = np.concatenate([bounds, combo_bounds[:, :, :, None, :]], axis=3)
+    rows = np.arange(n)
+    chosen_pred = all_preds[rows, :, :, chosen]
+    chosen_bounds = all_bounds[rows, :, :, chosen, :]
+    floor = _width_floor(scale)
+    factors = _conformal_factors(yv, chosen_pred, chosen_bounds, floor)
     uid = cv["unique_id"].to_numpy()
     residuals = pd.DataFrame({"unique_id": uid, "resid": (yv - chosen_pred).ravel()})
     long = cv[["unique_id", "cutoff", "ds", "y"]].copy()
-    frames = [long.assign(model=name, yhat=preds[:, :, j].ravel()) for j, name in enumerate(names)]
-    frames.append(long.assign(model="Combo", yhat=combo_pred.ravel()))
+    points = _backtest_points(long, yv, chosen_pred, preds[..., 0], chosen_bounds, floor)
+    flat = all_preds.reshape(n * windows * h, k + 1)
+    frames = [long.assign(model=name, yhat=flat[:, j]) for j, name in enumerate(names)]
+    frames.append(long.assign(model="Combo", yhat=flat[:, k]))
     cv_long = pd.concat(frames, ignore_index=True)
-    return _TournamentOutcome(ids, names, all_err, chosen, parts, cv_long, residuals)
+    return _TournamentOutcome(
+        ids=ids,
+        model_names=names,
+        errors=all_err,
+        chosen=chosen,
+        combo_parts=parts,
+        weights=weights,
+        default=default,
+        factors=factors,
+        floor=floor,
+        cv_long=cv_long,
+        residuals=residuals,
+        points=points,
+    )
+
+
+def _backtest_points(
+    long: pd.DataFrame,
+    y: np.ndarray,
+    pred: np.ndarray,
+    naive: np.ndarray,
+    bounds: np.ndarray,
+    floor: np.ndarray,
+) -> pd.DataFrame:
+    """One row per series × origin × lag: actual, chosen forecast, naive, calibrated intervals.
+
+    The intervals of each origin are calibrated with the conformal factors learnt on the
+    *other* origins (leave one origin out), so their coverage is an honest out-of-sample
+    estimate of the published intervals' coverage, not the calibration target itself.
+    """
+    n, windows, h = y.shape
+    cal = np.empty((n, windows, h, 5))
+    for w in range(windows):
+        others = [o for o in range(windows) if o != w] or [w]
+        f = _conformal_factors(y[:, others], pred[:, others], bounds[:, others], floor)
+        stack = np.concatenate([pred[:, w, :, None], bounds[:, w]], axis=2)
+        cal[:, w] = _apply_calibration(stack, f, floor)
+    cal = _tidy_bounds(cal.reshape(n * windows, h, 5)).reshape(n, windows, h, 5)
+    return pd.DataFrame(
+        {
+            "unique_id": long["unique_id"].to_numpy(),
+            "cutoff": long["cutoff"].to_numpy(),
+            "month": long["ds"].to_numpy(),
+            "lag": np.tile(np.arange(1, h + 1), n * windows),
+            "actual_qty": y.ravel(),
+            "stat_qty": pred.ravel(),
+            "naive_qty": naive.ravel(),
+            "stat_lo95_qty": cal[..., 1].ravel(),
+            "stat_lo80_qty": cal[..., 2].ravel(),
+            "stat_hi80_qty": cal[..., 3].ravel(),
+            "stat_hi95_qty": cal[..., 4].ravel(),
+        }
+    )
+
+
+def _combo_label(outcome: _TournamentOutcome) -> str:
+    return "Combo(" + "+".join(sorted(outcome.model_names[p] for p in outcome.combo_parts)) + ")"
 
 
 def _final_forecasts(
@@ -476,15 +743,16 @@ def _final_forecasts(
 ) -> tuple[np.ndarray, list[str]]:
     """Refit only the models each series needs; returns (n, horizon, 5) and model labels.
 
-    The last axis is point, lo95, lo80, hi80, hi95.
+    The last axis is point, lo95, lo80, hi80, hi95; the intervals are calibrated with the
+    tournament's conformal factors.
     """
     n, k = len(outcome.ids), len(models)
     need = np.zeros((n, k), dtype=bool)
     single = outcome.chosen < k
     need[np.flatnonzero(single), outcome.chosen[single]] = True
     combo_rows = np.flatnonzero(~single)
-    for j in range(outcome.combo_parts.shape[1]):
-        need[combo_rows, outcome.combo_parts[combo_rows, j]] = True
+    for p in outcome.combo_parts:
+        need[combo_rows, p] = True
 
     fc = np.full((n, k, horizon, 5), np.nan)
     fell_back = np.zeros((n, k), dtype=bool)
@@ -515,18 +783,21 @@ def _final_forecasts(
             else:
                 fc[rows, j, :, 1:] = empirical[rows][:, None, :]
             fell_back[rows, j] = _used_fallback(df, point, horizon)
+    # Clipped like the backtest forecasts the calibration was learnt on.
+    fc = np.clip(fc, 0.0, None)
     result = np.full((n, horizon, 5), np.nan)
     labels: list[str] = [""] * n
+    combo = _combo_label(outcome)
     for i in range(n):
         c = outcome.chosen[i]
         if c < k:
             result[i] = fc[i, c]
             labels[i] = outcome.model_names[c] if not fell_back[i, c] else f"{FALLBACK} (fallback)"
         else:
-            parts = outcome.combo_parts[i]
-            # Median of the parts' points and of each bound: a quantile average, easy to explain.
-            result[i] = np.median(fc[i, parts], axis=0)
-            labels[i] = "Combo(" + "+".join(sorted(outcome.model_names[p] for p in parts)) + ")"
+            # The weighted mean of the parts' points and of each bound, as in the backtest.
+            result[i] = np.einsum("khc,k->hc", fc[i, outcome.combo_parts], outcome.weights[i])
+            labels[i] = combo
+    result = _apply_calibration(result, outcome.factors, outcome.floor)
     return result, labels
 
 
@@ -544,14 +815,16 @@ def _used_fallback(df: pd.DataFrame, point: np.ndarray, horizon: int) -> np.ndar
     return close & varies
 
 
-def _empirical_quantiles(panel: _Panel, ids: np.ndarray) -> np.ndarray:
-    """Per-series 2.5/10/90/97.5% quantiles of the last 24 months of demand.
+def _empirical_quantiles(panel: _Panel, ids: np.ndarray, end: int | None = None) -> np.ndarray:
+    """Per-series 2.5/10/90/97.5% quantiles of the 24 months of demand before column ``end``
+    (default: the last 24 months).
 
     Intermittent models forecast a flat demand rate; against that flat forecast the residuals of
     the last 24 months are just the demand values shifted, so this is split-conformal with an
     in-sample calibration window. Order: lo95, lo80, hi80, hi95.
     """
-    window = panel.y[ids, -EMPIRICAL_WINDOW:]
+    stop = panel.y.shape[1] if end is None else end
+    window = panel.y[ids, max(0, stop - EMPIRICAL_WINDOW) : stop]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanquantile(window, [0.025, 0.10, 0.90, 0.975], axis=1).T
@@ -726,7 +999,8 @@ def forecast_demand(
     chosen_error = np.full(n, np.nan)
     metric = np.full(n, None, dtype=object)
     naive_error = np.full(n, np.nan)
-    residual_frames, cv_frames = [], []
+    residual_frames, cv_frames, point_frames = [], [], []
+    selection: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
         if isinstance(engine, str):
             t1 = time.perf_counter()
@@ -756,6 +1030,8 @@ def forecast_demand(
             metric[ids] = METRIC[kind]
             residual_frames.append(outcome.residuals)
             cv_frames.append(outcome.cv_long)
+            point_frames.append(outcome.points.assign(pool=kind))
+            selection[kind] = _selection_facts(outcome)
 
     t3 = time.perf_counter()
     _apply_rules(panel, classes, result, labels, residual_frames, target)
@@ -794,10 +1070,49 @@ def forecast_demand(
         columns=BACKTEST_COLUMNS,
     )
     cv = _cv_output(cv_frames, panel)
+    points = _points_output(point_frames, panel)
     timings["total"] = time.perf_counter() - t0
     return ForecastResult(
-        forecast=forecast, backtest=backtest, cv=cv, timings=timings, engine=engine.name
+        forecast=forecast,
+        backtest=backtest,
+        cv=cv,
+        timings=timings,
+        engine=engine.name,
+        backtest_points=points,
+        selection=selection,
     )
+
+
+def _selection_facts(outcome: _TournamentOutcome) -> dict[str, Any]:
+    """What the tournament decided, for metadata: errors by method, default, calibration."""
+    names = [*outcome.model_names, _combo_label(outcome)]
+    err = outcome.errors
+    ok = np.isfinite(err).all(axis=1)
+    chosen_err = err[np.arange(len(err)), outcome.chosen]
+    return {
+        "series": int(len(err)),
+        "mean_error_by_method": {
+            name: _round(err[ok, j].mean()) if ok.any() else None for j, name in enumerate(names)
+        },
+        "mean_error_chosen": _round(chosen_err[ok].mean()) if ok.any() else None,
+        "panel_default": names[outcome.default],
+        "conformal_factor_80_by_lag": [round(float(v), 3) for v in outcome.factors[:, 0]],
+        "conformal_factor_95_by_lag": [round(float(v), 3) for v in outcome.factors[:, 1]],
+    }
+
+
+def _points_output(frames: list[pd.DataFrame], panel: _Panel) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame(columns=["item_id", "location_id", "pool", *BACKTEST_POINT_COLUMNS])
+    pts = pd.concat(frames, ignore_index=True)
+    uid = pts["unique_id"].to_numpy(dtype=int)
+    pts.insert(0, "item_id", panel.keys["item_id"].to_numpy()[uid])
+    pts.insert(1, "location_id", panel.keys["location_id"].to_numpy()[uid])
+    pts = pts.drop(columns=["unique_id"])
+    pts = pts[["item_id", "location_id", "pool", *BACKTEST_POINT_COLUMNS]]
+    return pts.sort_values(
+        ["item_id", "location_id", "cutoff", "month"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def _add_unseen_launches(

@@ -206,6 +206,28 @@ TABLES: dict[str, TableSpec] = {
                 ("wape", _Q),
                 ("bias", _Q),
                 ("mase", _Q),
+                # Added by #19: range quality (NaN where the kind has no range, e.g. naive)
+                ("coverage_80", _Q),
+                ("coverage_95", _Q),
+                ("interval_score", _Q),
+            ],
+        ),
+        # Added by #19: the statistical forecast at every aggregate level, coherent with
+        # plan_demand (points are sums; ranges see docs/forecasting.md §Hierarchy)
+        _spec(
+            "forecast_levels",
+            "One row per level (item, location, family, total) × scope × month of the horizon.",
+            ("level", "scope_id", "month"),
+            [
+                ("level", _T),
+                ("scope_id", _T),
+                ("month", "DATE"),
+                ("stat_forecast_qty", _Q),
+                ("stat_lo80_qty", _Q),
+                ("stat_hi80_qty", _Q),
+                ("stat_lo95_qty", _Q),
+                ("stat_hi95_qty", _Q),
+                ("n_series", "INTEGER"),
             ],
         ),
         _spec(

@@ -1612,6 +1612,9 @@ def _group_exceptions(ex: pd.DataFrame) -> pd.DataFrame:
 
 def _accuracy_section(data: PackData) -> str:
     acc = data.table("forecast_accuracy")
+    if not acc.empty and "forecast_kind" in acc.columns:
+        # the stage's own backtest rows (forecast_kind *_backtest) are for BI, not this table
+        acc = acc[acc["forecast_kind"].isin(KIND_ORDER)]
     if acc.empty:
         return _no_data(
             "no earlier published plan forecast this month yet, so accuracy cannot be measured "
