@@ -118,6 +118,9 @@ def sample_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
             "wape": [0.2, 0.1],
             "bias": [0.0, 0.05],
             "mase": [1.0, 0.7],
+            "coverage_80": [None, 0.81],
+            "coverage_95": [None, 0.94],
+            "interval_score": [None, 3.2],
         }
     )
     scen = pd.DataFrame(

@@ -52,6 +52,8 @@ TABLE_PURPOSE: dict[str, str] = {
     "plan_versions": "Register of publications: who published what, from which inputs and code.",
     "plan_materials": "Dependent demand and purchases of components (bill of materials) against "
     "supplier capacity, in units.",
+    "forecast_levels": "Statistical forecast with 80/95% ranges at every level of the hierarchy "
+    "(item, location, family, total), reconciled so the levels add up.",
     "plan_decisions": "Append-only log of every approval or rejection of a plan version.",
 }
 
@@ -84,6 +86,9 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "consensus_qty": "Consensus demand = statistical + CRM + overrides (never below 0), units.",
         "consensus_revenue": f"consensus_qty × the item's unit price, {BASE}.",
         "clipped_qty": "Units removed to keep consensus from going below zero (>= 0).",
+        "override_reason_code": "Reason code(s) of the planner overrides applied to the row "
+        "(demand_overrides.reason_code, '; '-joined); null without an override.",
+        "override_author": "Author(s) of those overrides ('; '-joined); null without an override.",
     },
     "plan_supply": {
         "planned_production_qty": "Production planned to complete in the month, units.",
@@ -223,7 +228,19 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "closing_qty": "Component on hand at month end, units.",
         "shortage_qty": "Component demand that cannot be covered, units.",
     },
+    "forecast_levels": {
+        "level": "Hierarchy level: item, location, family or total.",
+        "scope_id": "The item_id, location_id or family of the row; 'total' at total level.",
+        "stat_forecast_qty": "Reconciled statistical forecast of the scope, units; the levels "
+        "add up (blocking check forecast_levels).",
+        "stat_lo80_qty": "Lower bound of the scope's 80% forecast interval, units.",
+        "stat_hi80_qty": "Upper bound of the scope's 80% forecast interval, units.",
+        "stat_lo95_qty": "Lower bound of the scope's 95% forecast interval, units.",
+        "stat_hi95_qty": "Upper bound of the scope's 95% forecast interval, units.",
+        "n_series": "Number of item × location series in the scope.",
+    },
     "plan_decisions": {
+        "decision_id": "Sequence number of the decision (1, 2, ... over the file's history).",
         "decision": "approved or rejected.",
         "decided_by": "Who decided.",
         "decided_at": "When, UTC timestamp.",
