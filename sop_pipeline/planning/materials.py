@@ -642,7 +642,9 @@ def plan_materials(
         {"month": "datetime64[ns]", "cut_qty": float}
     )
 
-    short = np.clip(need - used, 0.0, None)
+    # short where this material binds (a positive dual): a parent cut for another material
+    # uses less of this one too, which is not a shortage of this one
+    short = np.where(bal_value > SHADOW_EPS, np.clip(need - used, 0.0, None), 0.0)
     binding = np.full((C, T), None, dtype=object)
     for c, t in np.argwhere(short > QTY_EPS * np.maximum(1.0, need)):
         binding[c, t] = explain.why(c, t)[1]
