@@ -312,3 +312,17 @@ def test_supplier_delay_scenario_loses_the_suppliers_first_months():
     assert "supplier S1 lead time 30 days" in january["binding_constraint"]
     # the base inputs are untouched
     assert inputs.supplier_capacity["lead_time_days"].tolist() == [0, 0, 0]
+
+
+def test_a_parent_cut_for_one_material_is_not_a_shortage_of_its_other_materials():
+    data = _company([250.0, 50.0, 200.0])
+    data["items"] = _items(A=10, R=0, F=0)
+    data["bom_exploded"] = explode_bom(
+        _bom(("A", "R", 2), ("A", "F", 1)), data["items"], MONTHS[0], MONTHS[-1]
+    )
+    result = plan_supply_with_materials(**data)
+    mats = result.plan_materials
+    assert _series(mats, "shortage_qty", "R") == pytest.approx([0.0, 100.0, 0.0], abs=1e-6)
+    # F could be bought: February's cut uses less F, but F is not short
+    assert _series(mats, "shortage_qty", "F") == pytest.approx([0.0, 0.0, 0.0], abs=1e-6)
+    assert _series(mats, "consumed_qty", "F") == pytest.approx([100.0, 50.0, 100.0], abs=1e-6)

@@ -620,12 +620,17 @@ def plan_materials(
     link_c = links["c"].to_numpy()
     link_t = links["t"].to_numpy()
     link_qty = links["qty_per"].to_numpy(dtype=float)
+    # scarcity: what one more unit is worth beyond its price (a freely bought one: ~0)
+    scarcity = bal_value - mat_cost.reindex(mat_items).to_numpy(dtype=float)[:, None]
+    short = np.zeros((C, T))
     for p, tau in np.argwhere(cut > QTY_EPS * np.maximum(1.0, r)):
         mine = by_parent_month.get((p, tau))
         if mine is None:
             continue
-        score = bal_value[link_c[mine], link_t[mine]] * link_qty[mine]
+        score = scarcity[link_c[mine], link_t[mine]] * link_qty[mine]
         pick = mine[int(np.argmax(score))]
+        # the cut is the binding material's shortage (not its other materials')
+        short[link_c[pick], link_t[pick]] += link_qty[pick] * cut[p, tau]
         supplier, text = explain.why(int(link_c[pick]), int(link_t[pick]))
         cut_records.append(
             (
@@ -642,7 +647,7 @@ def plan_materials(
         {"month": "datetime64[ns]", "cut_qty": float}
     )
 
-    short = np.clip(need - used, 0.0, None)
+    # a parent cut for another material uses less of this one too: not this one's shortage
     binding = np.full((C, T), None, dtype=object)
     for c, t in np.argwhere(short > QTY_EPS * np.maximum(1.0, need)):
         binding[c, t] = explain.why(c, t)[1]
