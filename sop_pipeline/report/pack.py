@@ -1034,6 +1034,8 @@ def _inventory_section(data: PackData) -> str:
             col=1,
         )
     _base_layout(fig)
+    # the legend above the upper chart's title, not over it
+    fig.update_layout(margin={"t": 80}, legend={"yanchor": "bottom", "y": 1.07})
     fig.update_yaxes(title_text="series", row=1, col=1)
     fig.update_yaxes(title_text="units", row=2, col=1)
     fig.update_layout(updatemenus=_dropdown([(label, 4) for label, _ in groups], len(fig.data)))
