@@ -206,13 +206,11 @@ TABLES: dict[str, TableSpec] = {
                 ("wape", _Q),
                 ("bias", _Q),
                 ("mase", _Q),
-                # Added by #19: range quality (NaN where the kind has no range, e.g. naive)
-                ("coverage_80", _Q),
-                ("coverage_95", _Q),
-                ("interval_score", _Q),
             ],
         ),
-        # Added by #19: the statistical forecast at every aggregate level, coherent with
+        # Added by #19 (forecast_accuracy also carries coverage_80, coverage_95 and
+        # interval_score after its stable columns, NaN where a kind has no range).
+        # The statistical forecast at every aggregate level, coherent with
         # plan_demand (points are sums; ranges see docs/forecasting.md §Hierarchy)
         _spec(
             "forecast_levels",
