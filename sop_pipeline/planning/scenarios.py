@@ -660,9 +660,7 @@ def family_capacity_utilization(
     return out[columns].sort_values(["family", "month"]).reset_index(drop=True)
 
 
-def plan_from_inputs(
-    inputs: ScenarioInputs, *, safety_from: ScenarioInputs | None = None
-) -> ScenarioOutputs:
+def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
     """Plan supply and finance from the inputs: the one call sequence of base and scenarios.
 
     ``safety_stock`` → ``plan_supply`` → ``gaps`` → ``financials``, with the inputs'
@@ -676,21 +674,7 @@ def plan_from_inputs(
         The plan's tables (see :class:`ScenarioOutputs`).
     """
     demand = inputs.plan_demand
-    # a scenario keeps the base's safety-stock policy: a supplier delay lengthens lead
-    # times, and re-sizing safety stock on them would build stock the base plan does not
-    # hold and could make the delay look like an improvement
-    ref = safety_from if safety_from is not None else inputs
-    ss = safety_stock(ref.plan_demand, ref.items, service_level=inputs.service_level)
-    if safety_from is not None:
-        ss = (
-            demand[["item_id", "location_id", "month"]]
-            .merge(
-                ss[["item_id", "location_id", "month", "safety_stock_qty"]],
-                on=["item_id", "location_id", "month"],
-                how="left",
-            )
-            .fillna({"safety_stock_qty": 0.0})
-        )
+    ss = safety_stock(demand, inputs.items, service_level=inputs.service_level)
     supply = plan_supply(
         demand,
         inputs.items,
@@ -727,9 +711,7 @@ def run_scenario(inputs: ScenarioInputs, levers: Sequence[Lever] = ()) -> Scenar
     Returns:
         The scenario's plan.
     """
-    if not levers:
-        return plan_from_inputs(inputs)
-    return plan_from_inputs(apply_levers(inputs, levers), safety_from=inputs)
+    return plan_from_inputs(apply_levers(inputs, levers) if levers else inputs)
 
 
 # Comparison -------------------------------------------------------------------------------
