@@ -15,7 +15,7 @@ import pytest
 from fixtures_plan import SCENARIOS, publish_sample, sample_settings
 
 from sop_pipeline import cli
-from sop_pipeline.publish import writer
+from sop_pipeline.publish import dictionary, writer
 from sop_pipeline.publish.approval import (
     ApprovalError,
     UnknownPlanError,
@@ -189,7 +189,7 @@ def test_the_file_keeps_its_storage_version_and_descriptions(two_versions) -> No
         comment = con.execute(
             "SELECT comment FROM duckdb_tables() WHERE table_name = 'plan_decisions'"
         ).fetchone()[0]
-        assert comment == TABLES["plan_decisions"].grain
+        assert comment == dictionary.table_description("plan_decisions")
         cols = [r[0] for r in con.execute("DESCRIBE plan_versions").fetchall()]
         assert cols[: len(TABLES["plan_versions"].columns)] == TABLES["plan_versions"].column_names
     finally:

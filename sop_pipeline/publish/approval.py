@@ -39,7 +39,7 @@ import duckdb
 import pandas as pd
 
 from sop_pipeline.months import parse_month
-from sop_pipeline.publish import writer
+from sop_pipeline.publish import dictionary, writer
 from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, conform
 from sop_pipeline.runlock import run_lock
 
@@ -306,7 +306,10 @@ def _stage_file(
         if not has_decisions:
             cols = ", ".join(f"{q(c)} {t}" for c, t in spec.columns)
             con.execute(f"CREATE TABLE plan_decisions ({cols})")
-            con.execute(f"COMMENT ON TABLE plan_decisions IS {writer._lit(spec.grain)}")
+            con.execute(
+                "COMMENT ON TABLE plan_decisions IS "
+                f"{writer._lit(dictionary.table_description('plan_decisions'))}"
+            )
         con.register("new_statuses", statuses)
         sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in STATUS_COLUMNS)
         con.execute(
