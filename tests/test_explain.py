@@ -36,6 +36,8 @@ def home(tmp_path: Path) -> Path:
             "stat_model": "AutoETS",
             "crm_adjustment_qty": [0.0, 25.0, 0.0, 0.0, 0.0, 0.0],
             "override_qty": [120.0, -1.1, -2.0, -0.2, 0.0, 0.0],
+            "override_reason_code": ["PROMO", "PROMO", "CUST", "CUST", None, None],
+            "override_author": ["ana", "ana", "bo", "bo", None, None],
         }
     )
     for c in ("stat_lo80_qty", "stat_hi80_qty", "stat_lo95_qty", "stat_hi95_qty"):

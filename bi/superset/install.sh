@@ -29,15 +29,15 @@ if [[ ! -f "$DB" ]]; then
 fi
 SS="$VENV/bin/superset"
 "$SS" db upgrade >"$SOP_SUPERSET_HOME/setup.log" 2>&1
-PASSWORD_FILE="$SOP_SUPERSET_HOME/admin_password"
-if [[ ! -f "$PASSWORD_FILE" ]]; then
-  (umask 077; "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(12))" >"$PASSWORD_FILE")
+ADMIN_CRED_FILE="$SOP_SUPERSET_HOME/admin_password"
+if [[ ! -f "$ADMIN_CRED_FILE" ]]; then
+  (umask 077; "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(12))" >"$ADMIN_CRED_FILE")
 fi
 "$SS" fab create-admin --username admin --firstname SOP --lastname Admin \
-  --email admin@localhost --password "$(cat "$PASSWORD_FILE")" >>"$SOP_SUPERSET_HOME/setup.log" 2>&1
+  --email admin@localhost --password "$(cat "$ADMIN_CRED_FILE")" >>"$SOP_SUPERSET_HOME/setup.log" 2>&1
 "$SS" init >>"$SOP_SUPERSET_HOME/setup.log" 2>&1
 .venv/bin/python bi/superset/bundle.py --db "$DB" --out "$SOP_SUPERSET_HOME/sop_dashboard.zip"
 "$SS" import-dashboards -p "$SOP_SUPERSET_HOME/sop_dashboard.zip" -u admin >>"$SOP_SUPERSET_HOME/setup.log" 2>&1
 echo "Superset is set up in $SOP_SUPERSET_HOME: start it with 'make superset-run', open"
 echo "http://127.0.0.1:${SUPERSET_PORT:-8088}/superset/dashboard/sop-plan/ and log in as admin"
-echo "with the password in $PASSWORD_FILE."
+echo "with the password in $ADMIN_CRED_FILE."

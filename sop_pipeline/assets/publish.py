@@ -116,6 +116,7 @@ def candidate_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
                 "check_name": c.name,
                 "table_name": c.table,
                 "passed": bool(c.passed),
+                "blocking": bool(c.blocking),
                 "evaluated": int(c.evaluated),
                 "message": c.message,
                 "run_id": context.run_id,
@@ -137,12 +138,17 @@ def candidate_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
     for check in result.checks:
         grouped[_gate_check_name(check.name)].append(check)
     for name, checks in grouped.items():
-        failed = [c for c in checks if not c.passed]
+        failed = [c for c in checks if not c.passed and c.blocking]
+        warned = [c for c in checks if not c.passed and not c.blocking]
         yield dg.AssetCheckResult(
             check_name=name,
             passed=bool(checks) and not failed,
             severity=dg.AssetCheckSeverity.ERROR,
-            description=" | ".join(c.message for c in failed)[:2000] if failed else None,
+            description=" | ".join(
+                [c.message for c in failed] + [f"(warning) {c.message}" for c in warned]
+            )[:2000]
+            if failed or warned
+            else None,
             metadata={
                 "evaluated": dg.MetadataValue.int(sum(c.evaluated for c in checks)),
                 "checks": dg.MetadataValue.int(len(checks)),

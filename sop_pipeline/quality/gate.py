@@ -66,6 +66,9 @@ class GateCheck:
         message: one readable paragraph: what failed, where, with example keys.
         failures: one dict per failed expectation or rule: ``rule``, ``column``,
             ``count``, ``examples`` (key values of failing rows).
+        blocking: a failure blocks publication; a non-blocking check that fails is a
+            warning: reported (run summary, gate_results, the Dagster check's text) but the
+            plan is published.
     """
 
     name: str
@@ -74,19 +77,20 @@ class GateCheck:
     evaluated: int
     message: str
     failures: list[dict] = field(default_factory=list)
+    blocking: bool = True
 
 
 @dataclass(frozen=True)
 class GateResult:
-    """All checks of a candidate plan; ``passed`` only if every check passed."""
+    """All checks of a candidate plan; ``passed`` only if every blocking check passed."""
 
     plan_month: str
     checks: list[GateCheck]
 
     @property
     def passed(self) -> bool:
-        """True when every check passed and at least one ran."""
-        return bool(self.checks) and all(c.passed for c in self.checks)
+        """True when every blocking check passed and at least one check ran."""
+        return bool(self.checks) and all(c.passed for c in self.checks if c.blocking)
 
     @property
     def checks_passed(self) -> int:
@@ -95,12 +99,22 @@ class GateResult:
 
     @property
     def checks_failed(self) -> int:
-        """Number of failing checks."""
-        return sum(not c.passed for c in self.checks)
+        """Number of failing blocking checks (a failed warning is not counted)."""
+        return sum(not c.passed for c in self.checks if c.blocking)
+
+    @property
+    def warnings(self) -> list[GateCheck]:
+        """Non-blocking checks that failed."""
+        return [c for c in self.checks if not c.passed and not c.blocking]
 
     def failure_report(self) -> str:
-        """The messages of the failed checks, one per line (empty if the gate passed)."""
-        return "\n".join(f"- {c.message}" for c in self.checks if not c.passed)
+        """The messages of the failed checks, one per line (empty if every check passed);
+        failed non-blocking checks are marked ``(warning)``."""
+        return "\n".join(
+            f"- {'' if c.blocking else '(warning) '}{c.message}"
+            for c in self.checks
+            if not c.passed
+        )
 
 
 def _keys_of(df: pd.DataFrame, index: list, table: str) -> list[dict]:
