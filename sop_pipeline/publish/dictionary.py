@@ -100,6 +100,11 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "min_lot_qty": "Minimum lot size of the item (items extract), units.",
     },
     "plan_inventory": {
+        "backlog_qty": "Demand due so far and not yet served at month end (SOP_UNMET_DEMAND="
+        "backlog; 0 under lost_sales), units.",
+        "unmet_demand": "Unmet-demand policy of the plan: backlog or lost_sales (SOP_UNMET_DEMAND).",
+        "sigma_qty": "Forecast error (one σ) over lead time + 1 month that safety stock and "
+        "stockout_probability use, units.",
         "opening_qty": "On hand at the start of the month, units.",
         "receipts_qty": "Planned production + purchases + open-order receipts, units.",
         "demand_qty": "Consensus demand of the month, units.",
@@ -119,6 +124,11 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "expected_fill_rate": "Expected share of the month's demand served from stock, share 0-1.",
     },
     "plan_capacity": {
+        "firm_hours": "Hours of firm open production orders due in the month, hours.",
+        "lp_hours": "Hours the plan adds beyond the firm orders (planned production × hours per "
+        "unit), hours.",
+        "firm_excess_hours": "Firm hours above available × (1 + overtime share), hours; > 0 only "
+        "with a firm_overload exception.",
         "available_hours": "Hours available in the month (capacity calendar × efficiency), hours.",
         "required_hours": "Hours the unconstrained consensus would need, hours.",
         "planned_hours": "Hours the constrained supply plan uses, hours.",
@@ -138,6 +148,10 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "short_series": "Item × location series short in the month, count.",
     },
     "plan_financials": {
+        "safety_stock_value": f"Value of the closing stock up to safety stock (Σ min(closing, "
+        f"safety stock) × unit cost), {BASE}.",
+        "above_safety_stock_value": f"Value of the closing stock above safety stock (cycle stock, "
+        f"pre-build), {BASE}.",
         "revenue": f"Served units × unit price, {BASE}.",
         "cogs": f"Served units × unit cost, {BASE}.",
         "gross_margin": f"revenue - cogs, {BASE}.",
@@ -180,6 +194,9 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "forecast_qty": "Σ forecast of the scored series, units.",
     },
     "scenario_comparison": {
+        "lever_kinds": "Kinds of lever the scenario applies (capacity_loss, demand_change, "
+        "supplier_delay, price_change, strategy), comma-separated.",
+        "note": "What the levers did not change or model (e.g. price elasticity not modelled).",
         "metric": "Measure compared, e.g. revenue, gross_margin, gap_qty, inventory_value, "
         "capacity_utilization; its unit follows the metric (money in base currency).",
         "base_value": "Value of the metric in the base plan (unit of the metric).",
@@ -221,6 +238,12 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "chosen_scenario": "Scenario the executives chose with the approval, if any.",
     },
     "plan_materials": {
+        "opening_qty": "Material on hand at the start of the month, units.",
+        "open_order_receipts_qty": "Receipts of open purchase orders of the material, units.",
+        "consumed_qty": "Material consumed by the planned production, units.",
+        "supplier_id": "Supplier of the material (supplier_capacity, else the item's supplier).",
+        "binding_constraint": "Why the material is short (supplier capacity, lead time); null "
+        "when it is not.",
         "component_item_id": "Component item (bill of materials child).",
         "dependent_demand_qty": "Component demand exploded from the parents' plan, units.",
         "planned_purchase_qty": "Component purchases planned to arrive in the month, units.",
@@ -259,10 +282,28 @@ PUBLISHED_EXTRAS: dict[str, tuple[str, ...]] = {
         "open_order_receipts_qty",
         "planned_receipts_qty",
         "below_safety_stock_qty",
+        "backlog_qty",
+        "unmet_demand",
         "family",
+        "sigma_qty",
         "binding_constraint",
     ),
-    "plan_capacity": ("required_utilization", "overtime_hours", "open_order_hours", "location_id"),
+    "plan_materials": (
+        "opening_qty",
+        "open_order_receipts_qty",
+        "consumed_qty",
+        "supplier_id",
+        "binding_constraint",
+    ),
+    "plan_capacity": (
+        "required_utilization",
+        "overtime_hours",
+        "open_order_hours",
+        "location_id",
+        "firm_hours",
+        "lp_hours",
+        "firm_excess_hours",
+    ),
     "plan_gaps": ("binding_constraint", "short_series"),
     "plan_financials": (
         "gross_margin_pct",
@@ -272,9 +313,19 @@ PUBLISHED_EXTRAS: dict[str, tuple[str, ...]] = {
         "aop_inventory_value",
         "inventory_vs_aop",
         "unconstrained_revenue",
+        "safety_stock_value",
+        "above_safety_stock_value",
     ),
     "kpi_scorecard": ("unit", "direction", "definition"),
-    "forecast_accuracy": ("n_series", "actual_qty", "forecast_qty"),
+    "forecast_accuracy": (
+        "n_series",
+        "actual_qty",
+        "forecast_qty",
+        "coverage_80",
+        "coverage_95",
+        "interval_score",
+    ),
+    "scenario_comparison": ("lever_kinds", "note"),
     "plan_versions": ("is_backfill", "base_currency"),
 }
 
