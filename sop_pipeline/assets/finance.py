@@ -93,7 +93,10 @@ def plan_financials(
     pool="sop_warehouse",
 )
 def forecast_accuracy(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+    context: dg.AssetExecutionContext,
+    sop: SopResource,
+    warehouse: DuckDBResource,
+    marts: MartsResource,
 ):
     """Score every earlier plan's forecast snapshot against the actuals known at this close."""
     import pandas as pd
@@ -104,7 +107,7 @@ def forecast_accuracy(
     month = context.partition_key
     with warehouse.get_connection() as con, marts.reader() as mart:
         # earlier plans as approved, where a month has an approved plan (docs/kpis.md)
-        snapshots = earlier_plan_snapshots(con, getattr(warehouse, "sop_home", ""), month)
+        snapshots = earlier_plan_snapshots(con, sop.settings.sop_home, month)
         history = mart.read_mart("fct_demand_history")
         items = mart.read_mart("dim_items")
     out = score(snapshots, history[["item_id", "location_id", "month", "demand_qty"]], items)
@@ -173,7 +176,7 @@ def kpi_scorecard(
             aop=mart.read_mart("fct_aop_targets"),
             accuracy=read_plan(con, "forecast_accuracy", month),
             items=mart.read_mart("dim_items"),
-            snapshots=earlier_plan_snapshots(con, getattr(warehouse, "sop_home", ""), month),
+            snapshots=earlier_plan_snapshots(con, sop.settings.sop_home, month),
             plan_inventory=read_plan(con, "plan_inventory", month),
             routings=mart.read_mart("fct_routings"),
         )
