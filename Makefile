@@ -57,7 +57,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 dev: setup
-	$(BIN)/python -c "from pathlib import Path; from sop_pipeline.runner import write_dagster_yaml; write_dagster_yaml(Path('$(DAGSTER_HOME)'))"
+	$(BIN)/python -c "from pathlib import Path; from sop_pipeline.runtime.runner import write_dagster_yaml; write_dagster_yaml(Path('$(DAGSTER_HOME)'))"
 	$(BIN)/dagster dev -w workspace.yaml
 
 # dbt's documentation site (models, columns, tests, lineage) that the dbt assets in the Dagster

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.core.months import month_start, parse_month
 
 
 def synthetic_panel(

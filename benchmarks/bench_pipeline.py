@@ -143,7 +143,7 @@ def _plain_statsforecast(settings, month: str, n_jobs: int) -> float:
     spec.loader.exec_module(module)
     import duckdb
 
-    from sop_pipeline.warehouse import read_mart
+    from sop_pipeline.storage.warehouse import read_mart
 
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
@@ -171,9 +171,9 @@ def run_size(
     ``workdir`` again: unchanged stages are then reused) and time the monthly run."""
     import dagster as dg
 
+    from sop_pipeline.core.settings import Settings
     from sop_pipeline.generator.company import generate_company
-    from sop_pipeline.runner import run_plan_month
-    from sop_pipeline.settings import Settings
+    from sop_pipeline.runtime.runner import run_plan_month
 
     home = workdir / f"sop_{series}"
     settings = Settings.from_env(

@@ -1,47 +1,41 @@
-"""The single ``Definitions`` of the project, built from the per-stage modules."""
+"""The single ``Definitions`` of the project: one ``definitions.py`` per S&OP step, merged.
+
+Each package under ``sop_pipeline/defs/`` owns its assets, checks, jobs, schedules and sensors
+(``docs/internals.md`` has the map); this module adds what they share: the resources built
+from the settings, the executor and the loggers. ``workspace.yaml`` loads ``defs``.
+"""
 
 import dagster as dg
 
-from sop_pipeline.assets import demand, executive, finance, ingest, publish, supply, transform
-from sop_pipeline.assets.approve import sop_approve
-from sop_pipeline.logging_ import step_logger
-from sop_pipeline.orchestration import landing_sensor, monthly_schedule, sop_monthly_job
-from sop_pipeline.resources import build_resources
-from sop_pipeline.settings import Settings
+from sop_pipeline.core.settings import Settings
+from sop_pipeline.defs.clean.definitions import defs as clean
+from sop_pipeline.defs.demand.definitions import defs as demand
+from sop_pipeline.defs.executive.definitions import defs as executive
+from sop_pipeline.defs.finance.definitions import defs as finance
+from sop_pipeline.defs.ingest.definitions import defs as ingest
+from sop_pipeline.defs.orchestration.definitions import defs as orchestration
+from sop_pipeline.defs.publish.definitions import defs as publish
+from sop_pipeline.defs.report.definitions import defs as report
+from sop_pipeline.defs.resources import build_resources
+from sop_pipeline.defs.supply.definitions import defs as supply
+from sop_pipeline.runtime.steplog import step_logger
 
-ALL_ASSETS = [
-    ingest.raw_extracts,
-    transform.sop_dbt_models,
-    demand.stat_forecast,
-    demand.plan_demand,
-    supply.supply_plan,
-    supply.plan_gaps,
-    supply.plan_exceptions,
-    finance.plan_financials,
-    finance.forecast_accuracy,
-    finance.kpi_scorecard,
-    executive.scenario_comparison,
-    executive.plan_waterfall,
-    publish.candidate_plan,
-    publish.published_plan,
-    executive.executive_pack,
-]
-ALL_CHECKS = [demand.plan_demand_levels_add_up, demand.stat_forecast_levels_coherent]
+#: the S&OP steps in the order of the monthly cycle
+DOMAINS = (ingest, clean, demand, supply, finance, executive, publish, report, orchestration)
+
+ALL_ASSETS = [a for d in DOMAINS for a in (d.assets or [])]
+ALL_CHECKS = [c for d in DOMAINS for c in (d.asset_checks or [])]
 
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """The project's Definitions with resources for ``settings`` (default: the environment)."""
-    return dg.Definitions(
-        assets=ALL_ASSETS,
-        asset_checks=ALL_CHECKS,
-        jobs=[sop_monthly_job, sop_approve],
-        schedules=[monthly_schedule],
-        sensors=[landing_sensor],
+    shared = dg.Definitions(
         resources=build_resources(settings),
         # one process, one step at a time: DuckDB allows a single writer on the working file
         executor=dg.in_process_executor,
         loggers={"console": dg.colored_console_logger, "sop_steps": step_logger},
     )
+    return dg.Definitions.merge(*DOMAINS, shared)
 
 
 defs = build_definitions()

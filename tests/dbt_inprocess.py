@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
-from sop_pipeline.partitions import plan_month_window
+from sop_pipeline.defs.partitions import plan_month_window
 
 DBT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from sop_pipeline.core.settings import Settings
 from sop_pipeline.publish.writer import PublishResult, publish_plan
-from sop_pipeline.settings import Settings
 
 ITEMS = {"I1": "F1", "I2": "F1", "I3": "F2"}
 LOCATIONS = ("DC1", "DC2")

@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.ingest.contract import EXTRACTS
 from sop_pipeline.ingest.raw_schema import create_raw_tables
 
 PLAN_MONTH = "2026-03"

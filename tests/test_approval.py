@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from fixtures_plan import SCENARIOS, publish_sample, sample_settings
 
-from sop_pipeline import cli
+from sop_pipeline.cli import commands as cli
 from sop_pipeline.publish import dictionary, writer
 from sop_pipeline.publish.approval import (
     ApprovalError,
@@ -25,7 +25,7 @@ from sop_pipeline.publish.approval import (
 )
 from sop_pipeline.publish.tables import PLAN_TABLES, TABLES
 from sop_pipeline.publish.writer import read_published
-from sop_pipeline.runlock import RunLockTimeout, run_lock
+from sop_pipeline.storage.runlock import RunLockTimeout, run_lock
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
@@ -364,7 +364,7 @@ def test_cli_approve_and_reject_exit_codes(two_versions, monkeypatch, capsys) ->
 
 def test_the_sop_approve_job_records_the_decision(two_versions) -> None:
     from sop_pipeline.definitions import defs
-    from sop_pipeline.resources import SopResource
+    from sop_pipeline.defs.resources import SopResource
 
     job = defs.get_job_def("sop_approve")
     config = {"month": "2026-01", "by": "COO", "version": 2, "note": "launchpad"}
@@ -445,7 +445,7 @@ def test_accuracy_scores_the_approved_plan_of_a_month_when_there_is_one(two_vers
 
 
 def test_sop_status_shows_the_approved_version_of_each_month(two_versions) -> None:
-    from sop_pipeline.summary import status
+    from sop_pipeline.runtime.summary import status
 
     approve_plan(two_versions, "2026-01", version=1, by="COO")
     lines = status(two_versions)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sop_pipeline.cli import main
+from sop_pipeline.cli.commands import main
 
 
 def test_bad_month_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

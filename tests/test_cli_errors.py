@@ -16,10 +16,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sop_pipeline import __version__, cli
-from sop_pipeline.cliout import NO_WRAP_WIDTH, exception_message, make_console, one_line
+from sop_pipeline import __version__
+from sop_pipeline.cli import commands as cli
+from sop_pipeline.core.settings import Settings, load_env_file
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.settings import Settings, load_env_file
+from sop_pipeline.runtime.output import NO_WRAP_WIDTH, exception_message, make_console, one_line
 
 LAST = "2026-10"
 FIRST = "2024-05"  # 30 months ending 2026-10
@@ -252,9 +253,9 @@ def _boom(settings):
 
 
 def test_an_unexpected_error_is_one_line_with_the_log(home, capsys, monkeypatch):
-    import sop_pipeline.runner
+    import sop_pipeline.runtime.runner
 
-    monkeypatch.setattr(sop_pipeline.runner, "status_lines", _boom)
+    monkeypatch.setattr(sop_pipeline.runtime.runner, "status_lines", _boom)
     code, out, err = run(["status"], capsys)
     assert code == 1
     line = one_clear_line(out, err)
@@ -265,9 +266,9 @@ def test_an_unexpected_error_is_one_line_with_the_log(home, capsys, monkeypatch)
 
 
 def test_sop_debug_prints_the_traceback(home, capsys, monkeypatch):
-    import sop_pipeline.runner
+    import sop_pipeline.runtime.runner
 
-    monkeypatch.setattr(sop_pipeline.runner, "status_lines", _boom)
+    monkeypatch.setattr(sop_pipeline.runtime.runner, "status_lines", _boom)
     monkeypatch.setenv("SOP_DEBUG", "1")
     code, _out, err = run(["status"], capsys)
     assert code == 1 and "Traceback" in err and "the disk said no" in err
@@ -327,7 +328,7 @@ def test_piped_sop_in_a_subprocess_prints_whole_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOP_", "DAGSTER_"))}
     env.update(SOP_HOME=str(deep), COLUMNS="")
     proc = subprocess.run(
-        [sys.executable, "-m", "sop_pipeline.cli", "status"],
+        [sys.executable, "-m", "sop_pipeline.cli.commands", "status"],
         capture_output=True,
         text=True,
         env=env,
@@ -374,7 +375,7 @@ def test_no_dotenv_is_fine(tmp_path, monkeypatch):
 def test_a_failed_steps_message_is_the_sentence_without_the_class_name():
     from types import SimpleNamespace
 
-    from sop_pipeline.runner import _error_chain_message
+    from sop_pipeline.runtime.runner import _error_chain_message
 
     deepest = SimpleNamespace(
         message="sop_pipeline.ingest.loader.IngestError: landing/2026-10: required extract(s) "
@@ -394,7 +395,7 @@ def test_run_progress_prints_step_n_of_n_and_a_timing_table():
 
     from rich.console import Console
 
-    from sop_pipeline.progress import RunProgress
+    from sop_pipeline.runtime.progress import RunProgress
 
     out = io.StringIO()
     console = Console(file=out, width=NO_WRAP_WIDTH, soft_wrap=True)
@@ -421,7 +422,7 @@ def test_run_progress_prints_step_n_of_n_and_a_timing_table():
 def test_dagsters_not_executing_notices_are_not_printed():
     import logging
 
-    from sop_pipeline.logging_ import _StepFilter
+    from sop_pipeline.runtime.steplog import _StepFilter
 
     record = logging.LogRecord(
         "sop.steps",
@@ -443,8 +444,8 @@ def test_a_steps_progress_log_line_advances_its_bar():
 
     from rich.console import Console
 
-    from sop_pipeline.logging_ import _StepFilter
-    from sop_pipeline.progress import RunProgress
+    from sop_pipeline.runtime.progress import RunProgress
+    from sop_pipeline.runtime.steplog import _StepFilter
 
     record = logging.LogRecord("sop.steps", logging.INFO, __file__, 1, "", (), None)
     record.dagster_meta = {"orig_message": "progress 2/5: demand_plus_10", "step_key": "scen"}

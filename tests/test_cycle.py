@@ -16,14 +16,14 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from sop_pipeline.core.settings import Settings
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.ingest.loader import IngestError, load_extracts
 from sop_pipeline.ingest.workbook import import_overrides
 from sop_pipeline.publish.approval import approve_plan
 from sop_pipeline.publish.writer import read_published
 from sop_pipeline.report.workbook import OVERRIDES_SHEET, export_workbook
-from sop_pipeline.runner import run_plan_month
-from sop_pipeline.settings import Settings
+from sop_pipeline.runtime.runner import run_plan_month
 
 #: two pipeline runs (about 2 CPU minutes, several wall minutes on a busy machine)
 pytestmark = pytest.mark.slow

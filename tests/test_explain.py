@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from fixtures_raw import PLAN_MONTH, build_raw_warehouse
 
-from sop_pipeline.cli import main
-from sop_pipeline.cli_explain import ExplainError, WarehouseLocked, explain, parse_where, render
+from sop_pipeline.cli.commands import main
+from sop_pipeline.cli.explain import ExplainError, WarehouseLocked, explain, parse_where, render
 from sop_pipeline.publish.writer import publish_plan
 
 HOME_PARTS = ("warehouse/sop.duckdb", "published")

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from sop_pipeline.core.settings import Settings, SettingsError
 from sop_pipeline.planning.engines import (
     INSTALL_HINT,
     EngineConnectionError,
@@ -29,7 +30,6 @@ from sop_pipeline.planning.engines import (
     open_engine,
 )
 from sop_pipeline.planning.forecast import forecast_demand
-from sop_pipeline.settings import Settings, SettingsError
 
 PLAN = "2026-06"  # a closed month (a valid partition) on any clock after mid-2026
 HORIZON = 12
@@ -171,8 +171,8 @@ def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
 ):
     """SOP_DASK_ADDRESS pointing at a running scheduler: the asset uses it, leaves it running,
     writes the local numbers and says in its metadata which engine ran."""
-    from sop_pipeline.assets.demand import stat_forecast
-    from sop_pipeline.resources import MartsResource, SopResource, WarehouseResource
+    from sop_pipeline.defs.demand.assets import stat_forecast
+    from sop_pipeline.defs.resources import MartsResource, SopResource, WarehouseResource
 
     history, items = panel
     db = tmp_path / "sop.duckdb"

@@ -15,15 +15,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from sop_pipeline.contract import (
+from sop_pipeline.core.months import month_key, month_range, month_start, parse_month
+from sop_pipeline.generator.company import GenerationSummary, generate_company
+from sop_pipeline.ingest.contract import (
     COMPLETE_MARKER,
     DIALECT_FILE,
     EXTRACTS,
     REQUIRED_EXTRACTS,
     SCENARIOS_FILE,
 )
-from sop_pipeline.generator.company import GenerationSummary, generate_company
-from sop_pipeline.months import month_key, month_range, month_start, parse_month
 
 END = "2026-10"
 MONTHS = 26

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.ingest.contract import EXTRACTS
 from sop_pipeline.quality.extract_suites import SUITES_DIR, build_extract_suite, suite_json
 from sop_pipeline.quality.gx import (
     EMPTY_FRAME,

@@ -6,8 +6,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from sop_pipeline import incremental
-from sop_pipeline.warehouse import replace_plan_rows
+from sop_pipeline.storage import incremental
+from sop_pipeline.storage.warehouse import replace_plan_rows
 
 MONTH = "2026-06"
 
@@ -75,7 +75,9 @@ def test_forget_before_rewrite_means_a_killed_stage_is_recomputed(con) -> None:
 
 
 def test_code_version_follows_the_module_source() -> None:
-    one = incremental.code_version("sop_pipeline.planning.forecast", "sop_pipeline.months")
-    assert one == incremental.code_version("sop_pipeline.months", "sop_pipeline.planning.forecast")
-    assert one != incremental.code_version("sop_pipeline.planning.forecast")
+    one = incremental.source_hash("sop_pipeline.planning.forecast", "sop_pipeline.core.months")
+    assert one == incremental.source_hash(
+        "sop_pipeline.core.months", "sop_pipeline.planning.forecast"
+    )
+    assert one != incremental.source_hash("sop_pipeline.planning.forecast")
     assert len(one) == 16

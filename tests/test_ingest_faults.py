@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from test_reader import company_rows, write_company, write_extract
 
-from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.ingest.contract import EXTRACTS
 from sop_pipeline.ingest.loader import IngestError, load_extracts
 
 

@@ -12,19 +12,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sop_pipeline import orchestration
-from sop_pipeline.contract import COMPLETE_MARKER, REQUIRED_EXTRACTS
-from sop_pipeline.ingest.loader import IngestError
-from sop_pipeline.orchestration import (
-    TRANSIENT_RETRY,
+from sop_pipeline.core.settings import Settings
+from sop_pipeline.defs import retry
+from sop_pipeline.defs.orchestration import schedules as orchestration
+from sop_pipeline.defs.orchestration.schedules import (
     backfill_months,
     complete_months,
     landing_sensor,
-    no_retry_on_validation,
 )
-from sop_pipeline.partitions import plan_month_partitions
-from sop_pipeline.runner import _error_chain_message
-from sop_pipeline.settings import Settings
+from sop_pipeline.defs.partitions import plan_month_partitions
+from sop_pipeline.defs.retry import TRANSIENT_RETRY, no_retry_on_validation
+from sop_pipeline.ingest.contract import COMPLETE_MARKER, REQUIRED_EXTRACTS
+from sop_pipeline.ingest.loader import IngestError
+from sop_pipeline.runtime.runner import _error_chain_message
 
 OLD = time.time() - 3600  # an hour ago: settled
 
@@ -169,7 +169,7 @@ def test_sensor_says_why_it_skips(sop_home: Path) -> None:
 
 def test_schedule_on_the_2nd_plans_the_month_that_just_closed(tmp_path: Path) -> None:
     from sop_pipeline.definitions import ALL_ASSETS, ALL_CHECKS
-    from sop_pipeline.resources import build_resources
+    from sop_pipeline.defs.resources import build_resources
 
     defs = dg.Definitions(
         assets=ALL_ASSETS,
@@ -314,7 +314,7 @@ def test_every_step_of_the_monthly_job_has_the_bounded_retry_policy() -> None:
 
 def test_a_transient_error_is_tried_three_times_then_the_run_fails_and_says_so() -> None:
     """Retries are bounded: the monthly job's policy, without its 10 s / 30 s waits."""
-    from sop_pipeline.runner import collect_errors
+    from sop_pipeline.runtime.runner import collect_errors
 
     attempts: list[int] = []
     policy = dg.RetryPolicy(max_retries=TRANSIENT_RETRY.max_retries)
@@ -362,7 +362,7 @@ def test_opening_a_locked_working_database_gives_up_after_bounded_attempts(
     import sys
     from types import SimpleNamespace
 
-    from sop_pipeline import resources
+    from sop_pipeline.defs import resources
 
     db = tmp_path / "sop.duckdb"
     holder = subprocess.Popen(
@@ -390,14 +390,14 @@ def test_opening_a_locked_working_database_gives_up_after_bounded_attempts(
     assert sleeps == [0.5 * 2**i for i in range(7)]  # 0.5 s doubling: ~1 minute in all
     text = str(caught.value)
     assert str(db) in text and "8 attempts over 64 s" in text and "run again" in text
-    assert orchestration.is_retryable(caught.value)  # the step itself is retried later
+    assert retry.is_retryable(caught.value)  # the step itself is retried later
 
 
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_the_cli_shows_our_message_not_the_os_error_it_was_raised_from(wrapped: bool) -> None:
     """A disk error is re-raised as our own error with path and fix: the CLI shows that one."""
     from sop_pipeline.publish.writer import PublishDiskFullError
-    from sop_pipeline.runner import collect_errors
+    from sop_pipeline.runtime.runner import collect_errors
 
     ours = "publication of plan 2026-06 failed: no space left on device writing /srv/p. Free space"
 
@@ -408,7 +408,7 @@ def test_the_cli_shows_our_message_not_the_os_error_it_was_raised_from(wrapped: 
         except OSError as exc:
             error = PublishDiskFullError(ours)
             if wrapped:  # as no_retry_on_validation does for non-retryable errors
-                raise orchestration.as_failure(error) from error
+                raise retry.as_failure(error) from error
             raise error from exc
 
     with dg.DagsterInstance.ephemeral() as instance:

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sop_pipeline import incremental
+from sop_pipeline.core.settings import Settings
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.publish.tables import RECORD_TABLES, TABLES
-from sop_pipeline.runner import run_plan_month
-from sop_pipeline.settings import Settings
+from sop_pipeline.runtime.runner import run_plan_month
+from sop_pipeline.storage import incremental
 
 PREVIOUS = "2026-05"
 MONTH = "2026-06"
@@ -196,7 +196,8 @@ def test_plan_versions_records_the_run(planned: Settings) -> None:
 
 def test_gate_failure_blocks_publication_and_keeps_published_files(planned: Settings) -> None:
     from sop_pipeline.assets import publish
-    from sop_pipeline.resources import build_resources
+
+    from sop_pipeline.defs.resources import build_resources
 
     before = _hash_tree(planned.published_dir)
     con = duckdb.connect(str(planned.warehouse_path))
@@ -376,8 +377,8 @@ def test_no_secret_from_the_environment_in_logs_run_history_or_published_data(
     """Settings with secrets come from the environment; nothing echoes them anywhere."""
     import dagster as dg
 
-    from sop_pipeline.dbt_project import DBT_PROJECT_DIR
-    from sop_pipeline.summary import run_summary, status
+    from sop_pipeline.defs.clean.project import DBT_PROJECT_DIR
+    from sop_pipeline.runtime.summary import run_summary, status
 
     secret = PLANTED_SECRET.encode()
     # every file the runs wrote: CLI/dbt logs, Dagster run and event storage, compute logs,

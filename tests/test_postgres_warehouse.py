@@ -29,12 +29,12 @@ from dbt_inprocess import invoke_dbt
 from fixtures_raw import build_raw_warehouse
 from pg_server import PostgresNotAvailable, PostgresServer
 
-from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.core.settings import Settings
+from sop_pipeline.defs.resources import MartsResource
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.resources import MartsResource
-from sop_pipeline.runner import run_plan_month
-from sop_pipeline.settings import Settings
-from sop_pipeline.warehouse import DuckDBMarts
+from sop_pipeline.ingest.contract import EXTRACTS
+from sop_pipeline.runtime.runner import run_plan_month
+from sop_pipeline.storage.warehouse import DuckDBMarts
 
 MONTH = "2026-06"
 MARTS = sorted(
@@ -86,7 +86,7 @@ def _assert_frames_match(a: pd.DataFrame, b: pd.DataFrame, what: str) -> None:
 
 
 def test_postgres_mart_reader_returns_duckdbs_frame_bit_for_bit(pg: PostgresServer) -> None:
-    from sop_pipeline.postgres import PostgresMarts, PostgresTarget, connect
+    from sop_pipeline.storage.postgres import PostgresMarts, PostgresTarget, connect
 
     rows = [
         ("b", 1.0 / 3.0, 2**62, 7, "2026-01-01", True),
@@ -146,7 +146,7 @@ def test_password_never_shows_in_settings_or_resource_config(pg: PostgresServer)
 
 
 def test_wrong_password_says_which_settings_to_check(pg: PostgresServer) -> None:
-    from sop_pipeline.postgres import PostgresTarget, WarehouseError, connect
+    from sop_pipeline.storage.postgres import PostgresTarget, WarehouseError, connect
 
     with pytest.raises(WarehouseError) as exc:
         connect(PostgresTarget("127.0.0.1", pg.port, pg.user, pg.dbname, "wrong-password"))
@@ -161,7 +161,7 @@ def test_wrong_password_says_which_settings_to_check(pg: PostgresServer) -> None
 def test_sync_raw_copies_changed_months_only_and_follows_the_working_file(
     pg: PostgresServer, tmp_path: Path
 ) -> None:
-    from sop_pipeline.postgres import PostgresTarget, connect, sync_raw
+    from sop_pipeline.storage.postgres import PostgresTarget, connect, sync_raw
 
     build_raw_warehouse(tmp_path / "sop.duckdb")
     duck = duckdb.connect(str(tmp_path / "sop.duckdb"))
@@ -254,7 +254,8 @@ def homes(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Homes
     on them: the two plans differ only in the warehouse the stages read.
     """
     from sop_pipeline.assets import demand, executive, finance, supply
-    from sop_pipeline.resources import build_resources
+
+    from sop_pipeline.defs.resources import build_resources
 
     # the Python stages of the job: everything between dbt and the gate
     planning = [
@@ -388,7 +389,7 @@ def test_stages_read_the_same_marts_from_both_warehouses(
 
 
 def test_plan_from_postgres_marts_is_the_plan_from_duckdb_marts(homes: Homes) -> None:
-    from sop_pipeline.warehouse import read_plan
+    from sop_pipeline.storage.warehouse import read_plan
 
     a = duckdb.connect(str(homes.duckdb.warehouse_path), read_only=True)
     b = duckdb.connect(str(homes.postgres.warehouse_path), read_only=True)
@@ -425,7 +426,7 @@ def test_plan_from_postgres_marts_is_the_plan_from_duckdb_marts(homes: Homes) ->
 
 def test_cli_summary_and_pack_read_the_history_from_postgres(homes: Homes, tmp_path: Path) -> None:
     from sop_pipeline.report.pack import WorkingInputs, read_postgres_history, read_working_inputs
-    from sop_pipeline.summary import run_summary
+    from sop_pipeline.runtime.summary import run_summary
 
     from_postgres = WorkingInputs()
     read_postgres_history(homes.postgres, MONTH, from_postgres)

@@ -30,7 +30,7 @@ from test_publish import sample_tables
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.ingest.loader import load_extracts
 from sop_pipeline.publish.writer import bi_connect, publish_plan
-from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
+from sop_pipeline.storage.warehouse import read_mart, read_plan, replace_plan_rows
 
 PLAN = "2026-06"
 LARGE, TINY = "123456789.123456", "0.000001"

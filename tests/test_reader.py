@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sop_pipeline.contract import EXTRACTS, REQUIRED_EXTRACTS
+from sop_pipeline.ingest.contract import EXTRACTS, REQUIRED_EXTRACTS
 from sop_pipeline.ingest.dialect import Dialect, DialectError, load_dialect
 from sop_pipeline.ingest.reader import ExtractError, read_extract
 

@@ -19,7 +19,7 @@ import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sop_pipeline.contract import EXTRACTS, Column
+from sop_pipeline.ingest.contract import EXTRACTS, Column
 from sop_pipeline.ingest.dialect import Dialect
 from sop_pipeline.ingest.reader import (
     IN_EXTRACT_MONTH,

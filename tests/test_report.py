@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sop_pipeline import cli
+from sop_pipeline.cli import commands as cli
+from sop_pipeline.core.settings import Settings
 from sop_pipeline.publish.writer import publish_plan, read_published
 from sop_pipeline.report.pack import (
     ReportError,
@@ -19,7 +20,6 @@ from sop_pipeline.report.pack import (
     write_pack,
     write_pack_from_published,
 )
-from sop_pipeline.settings import Settings
 
 MONTH = "2026-03"
 HORIZON = pd.date_range("2026-04-01", periods=6, freq="MS")

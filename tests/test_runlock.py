@@ -19,8 +19,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from sop_pipeline.resources import SopResource
-from sop_pipeline.runlock import (
+from sop_pipeline.defs.resources import SopResource
+from sop_pipeline.storage.runlock import (
     LOCK_NAME,
     PROCESS_TAG,
     RunLockTimeout,
@@ -34,7 +34,7 @@ _HOLDER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from sop_pipeline.runlock import run_lock
+    from sop_pipeline.storage.runlock import run_lock
     home, seconds = Path(sys.argv[1]), float(sys.argv[2])
     with run_lock(home, run="holder-run", month="2026-06", timeout=5):
         print("LOCKED", flush=True)
@@ -146,7 +146,7 @@ _POOL_RUN = textwrap.dedent(
     import sys, time
     from pathlib import Path
     import dagster as dg
-    from sop_pipeline.runlock import PROCESS_TAG, process_tag
+    from sop_pipeline.storage.runlock import PROCESS_TAG, process_tag
 
     home, marker = sys.argv[1], Path(sys.argv[2])
 
@@ -172,7 +172,7 @@ def quick_step() -> int:
 
 @pytest.mark.timeout(180)
 def test_a_killed_run_is_marked_failed_and_frees_its_pool_slot(tmp_path: Path) -> None:
-    from sop_pipeline.runner import write_dagster_yaml
+    from sop_pipeline.runtime.runner import write_dagster_yaml
 
     home = tmp_path / "dagster"
     write_dagster_yaml(home)

@@ -27,7 +27,7 @@ from sop_pipeline.planning.scenarios import (
     run_scenario,
     run_scenarios,
 )
-from sop_pipeline.warehouse import replace_plan_rows
+from sop_pipeline.storage.warehouse import replace_plan_rows
 
 MONTHS = pd.date_range("2027-01-01", periods=6, freq="MS")
 DEMAND = {

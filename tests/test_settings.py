@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from sop_pipeline.months import month_range, month_start, parse_month
-from sop_pipeline.partitions import latest_complete_month, plan_month_window
-from sop_pipeline.settings import Settings, SettingsError
-from sop_pipeline.warehouse import check_name
+from sop_pipeline.core.months import latest_complete_month, month_range, month_start, parse_month
+from sop_pipeline.core.settings import Settings, SettingsError
+from sop_pipeline.defs.partitions import plan_month_window
+from sop_pipeline.storage.warehouse import check_name
 
 
 def test_defaults_put_everything_under_sop_home(tmp_path: Path) -> None:

@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 from test_reader import write_company
 
+from sop_pipeline.core.settings import Settings, SettingsError
 from sop_pipeline.ingest.dialect import DialectError, load_dialect
 from sop_pipeline.ingest.loader import IngestError, load_extracts, parse_scenarios
 from sop_pipeline.ingest.reader import ExtractError
-from sop_pipeline.settings import Settings, SettingsError
-from sop_pipeline.warehouse import read_mart, read_plan, replace_plan_rows
+from sop_pipeline.storage.warehouse import read_mart, read_plan, replace_plan_rows
 
 INJECTIONS = [
     "promo'; DROP TABLE raw.items; --",

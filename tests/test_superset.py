@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from sop_pipeline.core.settings import Settings
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.publish.writer import bi_connect
-from sop_pipeline.runner import run_plan_month
-from sop_pipeline.settings import Settings
+from sop_pipeline.runtime.runner import run_plan_month
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +120,7 @@ def _superset(args: list[str], env: dict[str, str], log: Path) -> None:
 def superset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Superset]:
     if not SUPERSET.exists():
         pytest.fail("Superset is not installed: run `bash bi/superset/install.sh --venv-only`")
-    from sop_pipeline.dbt_project import ensure_manifest
+    from sop_pipeline.defs.clean.project import ensure_manifest
 
     ensure_manifest()
     home = tmp_path_factory.mktemp("sop_home")

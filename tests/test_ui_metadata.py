@@ -12,8 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-
 from sop_pipeline.assets import _meta
+
 from sop_pipeline.publish.tables import TABLES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ STAGE_KINDS = {
 def asset_nodes(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
-    from sop_pipeline.dbt_project import ensure_manifest
+    from sop_pipeline.defs.clean.project import ensure_manifest
 
     ensure_manifest()
     home = tmp_path_factory.mktemp("sop_home")
@@ -147,7 +147,7 @@ def test_counts_and_previews_are_tables_not_dict_text() -> None:
 
 
 def test_raw_schema_lists_contract_and_lineage_columns() -> None:
-    from sop_pipeline.contract import EXTRACTS, LINEAGE_COLUMNS
+    from sop_pipeline.ingest.contract import EXTRACTS, LINEAGE_COLUMNS
 
     schema = _meta.raw_schema(EXTRACTS["sales_orders"])
     names = [c.name for c in schema.columns]

@@ -21,10 +21,10 @@ import duckdb
 import pytest
 import requests
 
+from sop_pipeline.core.settings import Settings
+from sop_pipeline.defs.orchestration.schedules import SCHEDULE_NAME, SENSOR_NAME
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.orchestration import SCHEDULE_NAME, SENSOR_NAME
-from sop_pipeline.runner import write_dagster_yaml
-from sop_pipeline.settings import Settings
+from sop_pipeline.runtime.runner import write_dagster_yaml
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +92,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    from sop_pipeline.dbt_project import ensure_manifest
+    from sop_pipeline.defs.clean.project import ensure_manifest
 
     ensure_manifest()
     home = tmp_path_factory.mktemp("sop_home")

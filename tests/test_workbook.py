@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from fixtures_plan import ITEMS, plan_months, publish_sample, sample_settings
 
-from sop_pipeline import cli
-from sop_pipeline.contract import EXTRACTS
+from sop_pipeline.cli import commands as cli
+from sop_pipeline.ingest.contract import EXTRACTS
 from sop_pipeline.ingest.dialect import Dialect
 from sop_pipeline.ingest.reader import ExtractError, check_parsed, parse_extract
 from sop_pipeline.ingest.workbook import WorkbookReadError, import_overrides

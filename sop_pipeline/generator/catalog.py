@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sop_pipeline.ingest.contract import OVERRIDE_REASON_CODES
+
 
 @dataclass(frozen=True)
 class Family:
@@ -198,11 +200,15 @@ NAME_SUFFIXES = (
 
 PLANNERS = ("a.miller", "j.chen", "s.kowalski", "m.rossi", "p.okafor")
 # reason_code -> (sign of the adjustment: +1, -1 or 0 for either, comment)
-OVERRIDE_REASONS: tuple[tuple[str, int, str], ...] = (
-    ("promotion", 1, "Promotion agreed with key distributors"),
-    ("new_customer", 1, "New account ramping up"),
-    ("lost_customer", -1, "Customer moved volume to a competitor"),
-    ("price_change", -1, "List price increase expected to dampen demand"),
-    ("supply_issue", -1, "Component shortage limits what we can sell"),
-    ("market_intel", 0, "Field sales expects a change in project business"),
+_REASON_TEXT = {
+    "promotion": (1, "Promotion agreed with key distributors"),
+    "new_customer": (1, "New account ramping up"),
+    "lost_customer": (-1, "Customer moved volume to a competitor"),
+    "price_change": (-1, "List price increase expected to dampen demand"),
+    "supply_issue": (-1, "Component shortage limits what we can sell"),
+    "market_intel": (0, "Field sales expects a change in project business"),
+}
+#: one (code, sign, comment) per reason code of the contract, in its order
+OVERRIDE_REASONS: tuple[tuple[str, int, str], ...] = tuple(
+    (code, *_REASON_TEXT[code]) for code in OVERRIDE_REASON_CODES
 )

@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import yaml
 
-from sop_pipeline.contract import COMPLETE_MARKER, DIALECT_FILE, EXTRACTS, SCENARIOS_FILE
+from sop_pipeline.core.months import latest_complete_month, month_key, month_start, parse_month
 from sop_pipeline.generator.catalog import (
     CURRENCIES,
     CUSTOMER_REGIONS,
@@ -46,7 +46,7 @@ from sop_pipeline.generator.catalog import (
     PLANNERS,
     WORK_CENTERS,
 )
-from sop_pipeline.months import month_key, month_start, parse_month
+from sop_pipeline.ingest.contract import COMPLETE_MARKER, DIALECT_FILE, EXTRACTS, SCENARIOS_FILE
 
 #: Months after each extract month that the capacity calendar lists.
 CALENDAR_HORIZON = 36
@@ -1463,9 +1463,6 @@ def generate_company(
     started = time.perf_counter()
     _validate_args(items, months, seed, end)
     if end is None:
-        # imported here: partitions imports dagster, which the generator does not need
-        from sop_pipeline.partitions import latest_complete_month
-
         end = latest_complete_month()
     report = progress or (lambda stage, done, total: None)
     build_steps = 8

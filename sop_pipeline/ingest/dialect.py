@@ -24,12 +24,13 @@ from typing import Any
 
 import yaml
 
-from sop_pipeline.contract import DIALECT_FILE, EXTRACTS
+from sop_pipeline.errors import InvalidInputError
+from sop_pipeline.ingest.contract import DIALECT_FILE, EXTRACTS
 
 _KEYS = ("encoding", "delimiter", "decimal", "date_format")
 
 
-class DialectError(ValueError):
+class DialectError(InvalidInputError, ValueError):
     """``dialect.yaml`` is unusable; the message names the file, the key and the fix."""
 
 

@@ -37,7 +37,10 @@ import pandas as pd
 import pyarrow as pa
 import yaml
 
-from sop_pipeline.contract import (
+from sop_pipeline.core.months import month_range, parse_month
+from sop_pipeline.core.settings import STRATEGIES
+from sop_pipeline.errors import InvalidInputError
+from sop_pipeline.ingest.contract import (
     COMPLETE_MARKER,
     DIALECT_FILE,
     EXTRACTS,
@@ -57,8 +60,6 @@ from sop_pipeline.ingest.reader import (
     display_path,
     parse_extract,
 )
-from sop_pipeline.months import month_range, parse_month
-from sop_pipeline.settings import STRATEGIES
 
 #: Master data first, so the foreign keys of the same month can be checked against them.
 LOAD_ORDER = (
@@ -105,7 +106,7 @@ _YM_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 Progress = Callable[[int, int, str], None]
 
 
-class IngestError(RuntimeError):
+class IngestError(InvalidInputError, RuntimeError):
     """The landing folder cannot be loaded as it is; the message lists what and where.
 
     Attributes:
@@ -796,7 +797,7 @@ def load_extracts(
             f"max_reject_rate={max_reject_rate} must be between 0 and 1 (a share of rows)."
         )
     if base_currency is None:
-        from sop_pipeline.settings import get_settings
+        from sop_pipeline.core.settings import get_settings
 
         base_currency = get_settings().base_currency
     started = time.perf_counter()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import duckdb
 
-from sop_pipeline.contract import EXTRACTS, Extract
+from sop_pipeline.ingest.contract import EXTRACTS, Extract
 
 SQL_TYPES = {
     "str": "VARCHAR",

@@ -35,10 +35,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from sop_pipeline.contract import DIALECT_FILE, Column, Extract
+from sop_pipeline.core.months import month_start, parse_month
+from sop_pipeline.errors import InvalidInputError
 from sop_pipeline.ingest.bom_rules import bom_rules, supplier_capacity_rules
+from sop_pipeline.ingest.contract import DIALECT_FILE, Column, Extract
 from sop_pipeline.ingest.dialect import Dialect
-from sop_pipeline.months import month_start, parse_month
 from sop_pipeline.quality.extract_suites import extract_suite
 from sop_pipeline.quality.gx import validate_dataframe
 
@@ -75,7 +76,7 @@ _ISO_DATE = "%Y-%m-%d"
 _PARQUET_DIALECT = Dialect()  # Parquet carries its own types; text values are ISO / dot decimals
 
 
-class ExtractError(ValueError):
+class ExtractError(InvalidInputError, ValueError):
     """A file cannot be read as its extract; ``str()`` is one sentence with the fix.
 
     Attributes:
@@ -256,7 +257,7 @@ def _check_header(
         raise ExtractError(
             shown,
             f"unexpected column(s) {', '.join(repr(e) for e in extra)} not in the contract of {extract.name}{hint}",
-            "remove them from the extract, or add them to the contract in sop_pipeline/contract.py",
+            "remove them from the extract, or add them to the contract in sop_pipeline/ingest/contract.py",
             row=1,
             column=extra[0],
         )

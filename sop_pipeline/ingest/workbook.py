@@ -32,7 +32,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from sop_pipeline.contract import EXTRACTS, Extract
+from sop_pipeline.errors import InvalidInputError
+from sop_pipeline.ingest.contract import EXTRACTS, Extract
 
 SHEET = "Overrides"
 #: Reference columns the export writes beside the contract columns (not read back).
@@ -40,7 +41,7 @@ REFERENCE_COLUMNS = ("family", "stat_forecast_qty (units)", "consensus_qty (unit
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
-class WorkbookReadError(RuntimeError):
+class WorkbookReadError(InvalidInputError, RuntimeError):
     """``sop import-overrides`` refused a workbook: a headline and one line per problem."""
 
     def __init__(self, headline: str, lines: list[str], exit_code: int = 1):

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.core.months import month_start, parse_month
+from sop_pipeline.errors import InvalidInputError
 
 CRM_SPREAD = (0.5, 0.5)
 """Share of an opportunity's weighted qty in its close month and in the month after."""
@@ -72,7 +73,7 @@ _QTY_COLUMNS = [
 TOTAL_TOLERANCE = 1e-6
 
 
-class ConsensusInputError(ValueError):
+class ConsensusInputError(InvalidInputError, ValueError):
     """An opportunity or override names something the plan does not know; the message says which."""
 
 

@@ -31,7 +31,8 @@ from typing import Any
 
 import pandas as pd
 
-from sop_pipeline.settings import FORECAST_ENGINES, Settings, SettingsError
+from sop_pipeline.core.settings import FORECAST_ENGINES, Settings, SettingsError
+from sop_pipeline.errors import OperationalError
 
 INSTALL_HINT = 'pip install -e ".[cluster]"'
 _LOCAL_MASTER_RE = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$")
@@ -43,7 +44,7 @@ class EngineNotInstalledError(SettingsError):
     """The selected engine's packages are not installed (the ``cluster`` extras)."""
 
 
-class EngineConnectionError(RuntimeError):
+class EngineConnectionError(OperationalError, RuntimeError):
     """The cluster could not be reached or started; the message names the setting to check.
 
     Not a validation error: a cluster that blinks is worth the step's retry.

@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.core.months import month_start, parse_month
+from sop_pipeline.core.settings import FORECAST_ENGINES
 from sop_pipeline.planning.engines import ForecastEngine, open_engine
-from sop_pipeline.settings import FORECAST_ENGINES
 
 SEASON = 12
 LEVELS = (80, 95)

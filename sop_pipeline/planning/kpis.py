@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.core.months import month_start, parse_month
 
 STATUSES = ("on_track", "at_risk", "off_track")
 DIRECTIONS = ("higher", "lower", "closer")

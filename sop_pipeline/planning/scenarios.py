@@ -38,7 +38,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from sop_pipeline.months import parse_month
+from sop_pipeline.core.months import parse_month
+from sop_pipeline.core.settings import STRATEGIES
+from sop_pipeline.errors import InvalidInputError
 from sop_pipeline.planning.finance import financials, gaps
 from sop_pipeline.planning.inventory import (
     DAYS_PER_LEAD_TIME_MONTH,
@@ -49,8 +51,7 @@ from sop_pipeline.planning.inventory import (
 )
 from sop_pipeline.planning.materials import plan_supply_with_materials
 from sop_pipeline.planning.supply import SupplyResult
-from sop_pipeline.settings import STRATEGIES
-from sop_pipeline.warehouse import DuckDBMarts, MartReader, read_plan, table_exists
+from sop_pipeline.storage.warehouse import DuckDBMarts, MartReader, read_plan, table_exists
 
 SCENARIO_COMPARISON_COLUMNS = [
     "scenario",
@@ -82,7 +83,7 @@ LEVER_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 MAX_ABS_PCT = 5.0
 
 
-class ScenarioError(ValueError):
+class ScenarioError(InvalidInputError, ValueError):
     """A scenario or lever is malformed or names something the plan does not know."""
 
 

@@ -35,6 +35,8 @@ import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
+from sop_pipeline.core.settings import STRATEGIES
+from sop_pipeline.errors import OperationalError
 from sop_pipeline.planning.capacity import rough_cut_capacity
 from sop_pipeline.planning.inventory import (
     KEY,
@@ -46,7 +48,6 @@ from sop_pipeline.planning.inventory import (
     require_columns,
     stockout_risk,
 )
-from sop_pipeline.settings import STRATEGIES
 
 PLAN_SUPPLY_COLUMNS = [
     "item_id",
@@ -62,7 +63,7 @@ SHADOW_EPS = 1e-7
 _HIGHS_OPTIONS: dict[str, object] = {}
 
 
-class SupplyPlanError(RuntimeError):
+class SupplyPlanError(OperationalError, RuntimeError):
     """The solver failed on the supply LP; the message says which block and what to check."""
 
 

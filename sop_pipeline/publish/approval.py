@@ -38,10 +38,11 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from sop_pipeline.months import parse_month
+from sop_pipeline.core.months import parse_month
+from sop_pipeline.errors import OperationalError
 from sop_pipeline.publish import dictionary, writer
 from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, conform
-from sop_pipeline.runlock import run_lock
+from sop_pipeline.storage.runlock import run_lock
 
 STATUSES = ("candidate", "approved", "rejected", "superseded")
 DECISIONS = ("approved", "rejected")
@@ -49,7 +50,7 @@ STATUS_COLUMNS = ("status", "approved_by", "approved_at", "decision_note", "chos
 MAX_TEXT = 2000
 
 
-class ApprovalError(RuntimeError):
+class ApprovalError(OperationalError, RuntimeError):
     """The decision was refused; nothing changed. ``exit_code``: 1 refused, 2 unknown input."""
 
     exit_code = 1
@@ -84,28 +85,6 @@ class DecisionResult:
     superseded_version: int | None
     path: Path
     seconds: float
-
-
-def create_approved_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """``<table>_approved``: the rows of the approved version of every plan month.
-
-    Called with the published file as the current catalog (the writer's ``USE pub``).
-    A month without an approved version has no rows in the view.
-    """
-    q = writer._q
-    con.execute(
-        f"""
-        CREATE OR REPLACE VIEW {q(table + "_approved")} AS
-        SELECT t.* FROM {q(table)} AS t
-        JOIN (SELECT plan_month, max(plan_version) AS plan_version
-              FROM plan_versions WHERE status = 'approved' GROUP BY plan_month) AS a
-          ON t.plan_month = a.plan_month AND t.plan_version = a.plan_version
-        """
-    )
-    con.execute(
-        f"COMMENT ON VIEW {q(table + '_approved')} IS "
-        f"{writer._lit(f'{table} of the approved plan of every plan month (the official numbers).')}"
-    )
 
 
 def version_statuses(versions: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
@@ -325,7 +304,7 @@ def _stage_file(
                 "AND table_name = $t",
                 {"t": name},
             ).fetchone()[0]:
-                create_approved_view(con, name)
+                writer.create_approved_view(con, name)
         con.execute("USE memory")
         con.execute("CHECKPOINT pub")
         con.execute("DETACH pub")
@@ -623,7 +602,7 @@ def earlier_plan_snapshots(con, sop_home: str | Path | None, month: str) -> pd.D
     What ``forecast_accuracy`` and the KPI scorecard score (see planning/approved.py).
     """
     from sop_pipeline.planning.approved import prefer_approved
-    from sop_pipeline.warehouse import read_plan_history
+    from sop_pipeline.storage.warehouse import read_plan_history
 
     snapshots = read_plan_history(con, "forecast_snapshots", month)
     if not sop_home:

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from sop_pipeline.months import parse_month
+from sop_pipeline.core.months import parse_month
+from sop_pipeline.errors import InvalidInputError
 
 VERSION_COLUMNS: tuple[tuple[str, str], ...] = (
     ("plan_month", "VARCHAR"),
@@ -319,7 +320,7 @@ PLAN_VERSIONS_EXTRA: tuple[tuple[str, str], ...] = (("is_backfill", "BOOLEAN"),)
 PLAN_VERSIONS_EXTRA += (("base_currency", "VARCHAR"),)
 
 
-class ConformError(ValueError):
+class ConformError(InvalidInputError, ValueError):
     """A frame does not match its published table; the message says what is missing."""
 
 

@@ -52,7 +52,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sop_pipeline.months import parse_month
+from sop_pipeline.core.months import parse_month
+from sop_pipeline.errors import InvalidInputError, OperationalError
 from sop_pipeline.publish import dictionary
 from sop_pipeline.publish.tables import (
     PLAN_TABLES,
@@ -86,7 +87,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _before_swap: Callable[[Path], None] | None = None
 
 
-class PublishError(RuntimeError):
+class PublishError(OperationalError, RuntimeError):
     """The publication failed; the previous publication is unchanged."""
 
 
@@ -102,7 +103,7 @@ class PublishDiskFullError(PublishStorageError):
     """No space left on the device holding ``published/`` (a retry may help once freed)."""
 
 
-class PublishNotWritableError(PublishStorageError):
+class PublishNotWritableError(PublishStorageError, InvalidInputError):
     """``published/`` is read-only or not writable for this user (retrying cannot help)."""
 
 
@@ -337,8 +338,6 @@ def _create_views(con: duckdb.DuckDBPyConnection, table: str) -> None:
           ON t.plan_month = l.plan_month AND t.plan_version = l.plan_version
         """
     )
-    from sop_pipeline.publish.approval import create_approved_view
-
     create_approved_view(con, table)
 
 
@@ -813,3 +812,25 @@ def bi_connect(path: Path) -> duckdb.DuckDBPyConnection:
         A read-only DuckDB connection.
     """
     return duckdb.connect(str(path), read_only=True, config=dict(BI_CONFIG))
+
+
+def create_approved_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """``<table>_approved``: the rows of the approved version of every plan month.
+
+    Called with the published file as the current catalog (the writer's ``USE pub``).
+    A month without an approved version has no rows in the view.
+    """
+    q = _q
+    con.execute(
+        f"""
+        CREATE OR REPLACE VIEW {q(table + "_approved")} AS
+        SELECT t.* FROM {q(table)} AS t
+        JOIN (SELECT plan_month, max(plan_version) AS plan_version
+              FROM plan_versions WHERE status = 'approved' GROUP BY plan_month) AS a
+          ON t.plan_month = a.plan_month AND t.plan_version = a.plan_version
+        """
+    )
+    con.execute(
+        f"COMMENT ON VIEW {q(table + '_approved')} IS "
+        f"{_lit(f'{table} of the approved plan of every plan month (the official numbers).')}"
+    )

@@ -1,7 +1,7 @@
 """Great Expectations suites of the extracts, generated from the contract.
 
 ``data_quality/extracts/<extract>.json`` are written by this module and never edited by
-hand: change ``sop_pipeline/contract.py``, then run
+hand: change ``sop_pipeline/ingest/contract.py``, then run
 
     python -m sop_pipeline.quality.extract_suites --write
 
@@ -18,7 +18,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from sop_pipeline.contract import EXTRACTS, Extract
+from sop_pipeline.ingest.contract import EXTRACTS, Extract
 
 #: ``data_quality/extracts`` of the repository.
 SUITES_DIR = Path(__file__).resolve().parents[2] / "data_quality" / "extracts"
@@ -86,7 +86,7 @@ def build_extract_suite(extract: Extract) -> dict:
         "name": extract.name,
         "meta": {
             "generated_by": "python -m sop_pipeline.quality.extract_suites --write",
-            "source": "sop_pipeline/contract.py",
+            "source": "sop_pipeline/ingest/contract.py",
             "key": list(extract.key),
         },
         "expectations": exps,

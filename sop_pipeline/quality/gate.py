@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.months import month_start, parse_month
+from sop_pipeline.core.months import month_start, parse_month
 from sop_pipeline.publish.tables import TABLES
 from sop_pipeline.quality.gx import load_suite, validate_dataframe
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import pandas as pd
 
+from sop_pipeline.errors import InvalidInputError
+
 # Analytics off before GX is imported (GX reads the variable at import / context creation).
 # GX 1.24 ships no telemetry client any more, but the config key still exists: keep both off
 # so a future upgrade cannot start calling home from a pipeline with no network.
@@ -85,7 +87,7 @@ class SuiteOutcome:
     failures: list[ExpectationFailure]
 
 
-class SuiteFileError(ValueError):
+class SuiteFileError(InvalidInputError, ValueError):
     """A suite JSON file cannot be used; the message names the file and the problem."""
 
 

@@ -34,7 +34,9 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from sop_pipeline.months import month_key, month_start, parse_month
+from sop_pipeline.core.months import month_key, month_start, parse_month
+from sop_pipeline.core.settings import Settings
+from sop_pipeline.errors import OperationalError
 from sop_pipeline.planning.charts import family_forecast_figure, waterfall_axis_range
 from sop_pipeline.publish.tables import TABLES
 from sop_pipeline.publish.writer import DB_NAME, PublishError, read_published
@@ -43,7 +45,6 @@ from sop_pipeline.report.approval_section import (
     load_approved_reference,
     status_section,
 )
-from sop_pipeline.settings import Settings
 
 #: Published tables the pack reads (``plan_versions`` gives version and lineage).
 PACK_TABLES: tuple[str, ...] = (
@@ -103,7 +104,7 @@ C_SAFETY = "#9333ea"
 PLOTLY_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
 
 
-class ReportError(RuntimeError):
+class ReportError(OperationalError, RuntimeError):
     """The pack cannot be built; the message says what is missing and how to fix it."""
 
 
@@ -2017,7 +2018,7 @@ def read_postgres_history(settings: Settings, month: str, out: WorkingInputs) ->
         month: plan month ``YYYY-MM``.
         out: the working inputs to complete.
     """
-    from sop_pipeline.postgres import WarehouseError, open_marts
+    from sop_pipeline.storage.postgres import WarehouseError, open_marts
 
     try:
         with open_marts(settings) as marts:

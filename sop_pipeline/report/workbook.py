@@ -23,7 +23,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from sop_pipeline.generator.catalog import OVERRIDE_REASONS
+from sop_pipeline.errors import OperationalError
+from sop_pipeline.ingest.contract import OVERRIDE_REASON_CODES
 from sop_pipeline.publish.writer import PublishError, read_published
 
 #: The sheet the reader takes overrides from, and its contract columns (header row 1).
@@ -33,7 +34,7 @@ OVERRIDE_COLUMNS = ("scope", "month", "adjustment", "reason_code", "author", "co
 OVERRIDE_REFERENCE = ("family", "stat_forecast_qty (units)", "consensus_qty (units)")
 #: Reason codes offered in the drop-down (the codes the demo planners' overrides use; the
 #: contract itself accepts any code, see docs/forecasting.md).
-REASON_CODES: tuple[str, ...] = tuple(code for code, _sign, _comment in OVERRIDE_REASONS)
+REASON_CODES: tuple[str, ...] = OVERRIDE_REASON_CODES
 
 _QTY = "#,##0.0"
 _MONEY = "#,##0"
@@ -43,7 +44,7 @@ _INPUT_FILL = PatternFill("solid", fgColor="FFF2CC")
 _HEADER_FONT = Font(bold=True, color="FFFFFF")
 
 
-class WorkbookError(RuntimeError):
+class WorkbookError(OperationalError, RuntimeError):
     """The workbook cannot be written; ``exit_code`` 2 for an unknown month / version."""
 
     exit_code = 1

@@ -1,0 +1,1 @@
+"""Settings and the month calendar: what every other package may import (no Dagster, no I/O)."""

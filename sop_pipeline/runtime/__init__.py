@@ -1,0 +1,1 @@
+"""Running the monthly job from a terminal: the in-process runner, progress, step log, run summary."""

@@ -1,0 +1,1 @@
+"""The working database and its neighbours: DuckDB/PostgreSQL access, run locks, stage fingerprints."""

@@ -1,0 +1,209 @@
+"""Incremental runs: a stage whose inputs and code did not change since its last run for a plan
+month reuses what it wrote then, and says so.
+
+Each expensive stage computes a *fingerprint* of what decides its result — its input rows, the
+settings it reads and the source code of the modules that compute it — and records it with the
+tables it wrote in ``plan._stage_versions``. On the next run for the same plan month, the same
+fingerprint with those tables still holding the month's rows means the work is skipped. The
+fingerprint is also the asset's Dagster data version and the source hash (:func:`source_hash`) its Dagster code version, so the
+UI shows why a materialization was reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from sop_pipeline.storage.warehouse import PLAN_SCHEMA, check_name, table_exists
+
+VERSIONS_TABLE = "_stage_versions"
+
+
+@cache
+def source_hash(*modules: str) -> str:
+    """16 hex digits of a hash of the source of ``modules`` (dotted names).
+
+    Any edit to the code that computes a stage gives a new version, so results computed by
+    older code are never reused.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(name.encode())
+        digest.update(inspect.getsource(importlib.import_module(name)).encode())
+    return digest.hexdigest()[:16]
+
+
+def frame_digest(df: pd.DataFrame) -> str:
+    """Hash of a frame's columns, dtypes and values (row order included)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()]).encode())
+    digest.update(str(len(df)).encode())
+    if len(df):
+        digest.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprint(frames: Mapping[str, pd.DataFrame], settings: Mapping[str, Any], code: str) -> str:
+    """One fingerprint over named input frames, settings values and a source hash."""
+    digest = hashlib.sha256()
+    for name in sorted(frames):
+        digest.update(name.encode())
+        digest.update(frame_digest(frames[name]).encode())
+    digest.update(json.dumps(dict(settings), sort_keys=True, default=str).encode())
+    digest.update(code.encode())
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Reuse:
+    """A previous run's result that may stand for this one."""
+
+    run_id: str
+    computed_at: str
+    tables: dict[str, int]
+    metadata: dict[str, Any]
+
+
+def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"create schema if not exists {PLAN_SCHEMA}")
+    con.execute(
+        f"""
+        create table if not exists {PLAN_SCHEMA}.{VERSIONS_TABLE} (
+            stage varchar, plan_month varchar, fingerprint varchar, code_version varchar,
+            run_id varchar, computed_at varchar, tables varchar, metadata varchar,
+            primary key (stage, plan_month)
+        )
+        """
+    )
+
+
+def find_reusable(
+    con: duckdb.DuckDBPyConnection, stage: str, plan_month: str, fp: str
+) -> Reuse | None:
+    """The earlier result of ``stage`` for ``plan_month`` if it had fingerprint ``fp`` and
+    every table it wrote still holds the month's rows; else None."""
+    check_name(stage, "stage")
+    if not table_exists(con, PLAN_SCHEMA, VERSIONS_TABLE):
+        return None
+    row = con.execute(
+        f"select fingerprint, run_id, computed_at, tables, metadata "
+        f"from {PLAN_SCHEMA}.{VERSIONS_TABLE} where stage = ? and plan_month = ?",
+        [stage, plan_month],
+    ).fetchone()
+    if row is None or row[0] != fp:
+        return None
+    tables = json.loads(row[3])
+    if tables_rows(con, tables, plan_month) != tables:
+        return None
+    return Reuse(run_id=row[1], computed_at=row[2], tables=tables, metadata=json.loads(row[4]))
+
+
+def record(
+    con: duckdb.DuckDBPyConnection,
+    stage: str,
+    plan_month: str,
+    fp: str,
+    code: str,
+    run_id: str,
+    tables: Mapping[str, int],
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Remember that ``stage`` for ``plan_month`` wrote ``tables`` (name → rows) from ``fp``.
+
+    Call it after the tables are written: a run killed in between leaves no record, and the
+    next run recomputes.
+    """
+    check_name(stage, "stage")
+    _ensure_table(con)
+    con.execute(
+        f"insert or replace into {PLAN_SCHEMA}.{VERSIONS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            stage,
+            plan_month,
+            fp,
+            code,
+            run_id,
+            datetime.now(UTC).isoformat(timespec="seconds"),
+            json.dumps(dict(tables), sort_keys=True),
+            json.dumps(_plain(metadata or {}), sort_keys=True),
+        ],
+    )
+
+
+def forget(con: duckdb.DuckDBPyConnection, stage: str, plan_month: str) -> None:
+    """Drop the record of ``stage`` for ``plan_month`` (before rewriting its tables)."""
+    check_name(stage, "stage")
+    if table_exists(con, PLAN_SCHEMA, VERSIONS_TABLE):
+        con.execute(
+            f"delete from {PLAN_SCHEMA}.{VERSIONS_TABLE} where stage = ? and plan_month = ?",
+            [stage, plan_month],
+        )
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy of metadata made of dicts, lists, numbers and strings."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float | int | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+def stage_history(con: duckdb.DuckDBPyConnection, plan_month: str) -> pd.DataFrame:
+    """What each stage recorded for ``plan_month`` (for ``sop status`` and tests)."""
+    if not table_exists(con, PLAN_SCHEMA, VERSIONS_TABLE):
+        return pd.DataFrame(columns=["stage", "fingerprint", "run_id", "computed_at"])
+    return con.execute(
+        f"select stage, fingerprint, code_version, run_id, computed_at "
+        f"from {PLAN_SCHEMA}.{VERSIONS_TABLE} where plan_month = ? order by stage",
+        [plan_month],
+    ).df()
+
+
+def tables_rows(
+    con: duckdb.DuckDBPyConnection, tables: Iterable[str], plan_month: str
+) -> dict[str, int | None]:
+    """Rows per table: ``name`` is a plan table (rows of ``plan_month``), ``schema.name`` a
+    whole table of another schema (dbt's marts hold one plan month at a time); None when the
+    table does not exist."""
+    out: dict[str, int | None] = {}
+    for name in tables:
+        schema, _, table = name.rpartition(".")
+        schema = check_name(schema or PLAN_SCHEMA, "schema")
+        check_name(table, "table")
+        if not table_exists(con, schema, table):
+            out[name] = None
+        elif schema == PLAN_SCHEMA:
+            out[name] = con.execute(
+                f"select count(*) from {schema}.{table} where plan_month = ?", [plan_month]
+            ).fetchone()[0]
+        else:
+            out[name] = con.execute(f"select count(*) from {schema}.{table}").fetchone()[0]
+    return out
+
+
+def files_digest(root: Path, patterns: Iterable[str]) -> str:
+    """Hash of the names and bytes of the files under ``root`` matching ``patterns``."""
+    digest = hashlib.sha256()
+    for pattern in patterns:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file():
+                digest.update(str(path.relative_to(root)).encode())
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
