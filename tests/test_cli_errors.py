@@ -328,7 +328,7 @@ def test_piped_sop_in_a_subprocess_prints_whole_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOP_", "DAGSTER_"))}
     env.update(SOP_HOME=str(deep), COLUMNS="")
     proc = subprocess.run(
-        [sys.executable, "-m", "sop_pipeline.cli.commands", "status"],
+        [sys.executable, "-m", "sop_pipeline.cli", "status"],
         capture_output=True,
         text=True,
         env=env,

@@ -195,8 +195,7 @@ def test_plan_versions_records_the_run(planned: Settings) -> None:
 
 
 def test_gate_failure_blocks_publication_and_keeps_published_files(planned: Settings) -> None:
-    from sop_pipeline.assets import publish
-
+    from sop_pipeline.defs.publish import assets as publish
     from sop_pipeline.defs.resources import build_resources
 
     before = _hash_tree(planned.published_dir)

@@ -253,9 +253,11 @@ def homes(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Homes
     ingest loaded them), builds the marts with dbt on DuckDB and runs the planning assets
     on them: the two plans differ only in the warehouse the stages read.
     """
-    from sop_pipeline.assets import demand, executive, finance, supply
-
+    from sop_pipeline.defs.demand import assets as demand
+    from sop_pipeline.defs.executive import assets as executive
+    from sop_pipeline.defs.finance import assets as finance
     from sop_pipeline.defs.resources import build_resources
+    from sop_pipeline.defs.supply import assets as supply
 
     # the Python stages of the job: everything between dbt and the gate
     planning = [

@@ -12,8 +12,8 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 import pytest
-from sop_pipeline.assets import _meta
 
+from sop_pipeline.defs import metadata as _meta
 from sop_pipeline.publish.tables import TABLES
 
 REPO = Path(__file__).resolve().parents[1]

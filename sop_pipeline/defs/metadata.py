@@ -352,3 +352,13 @@ def published_tables_md() -> str:
         )
         lines.append(f"| `{name}` | {dictionary.table_description(name)} | {views} |")
     return "\n".join(lines)
+
+
+def plan_in(table: str) -> dg.AssetIn:
+    """An input of this month's rows of ``plan.<table>`` (loaded by the IO manager)."""
+    return dg.AssetIn(key=dg.AssetKey(["plan", table]))
+
+
+def mart_in(model: str) -> dg.AssetIn:
+    """An input of the dbt mart ``marts.<model>`` of the month (loaded by the IO manager)."""
+    return dg.AssetIn(key=dg.AssetKey(["marts", model]))

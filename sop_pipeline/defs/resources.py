@@ -256,9 +256,14 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     working = WarehouseResource(
         database=str(settings.warehouse_path), sop_home=str(settings.sop_home)
     )
+    from sop_pipeline.defs.io_manager import PlanTablesIOManager
+
+    marts = MartsResource.from_settings(settings, working)
     return {
         "sop": SopResource.from_settings(settings),
         "warehouse": working,
-        "marts": MartsResource.from_settings(settings, working),
+        "marts": marts,
         "dbt": dbt_resource(settings.dbt_target),
+        # the default IO manager: plan tables by plan month, marts through the marts reader
+        "io_manager": PlanTablesIOManager(warehouse=working, marts=marts),
     }

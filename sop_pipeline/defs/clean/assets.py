@@ -165,7 +165,8 @@ DBT_FILES = ("dbt_project.yml", "profiles.yml", "models/**/*", "macros/**/*", "t
 
 def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
     """(fingerprint, code version): raw loads (the ingest log), dbt project files, vars,
-    target and tool versions."""
+    target and tool versions.
+    """
     import importlib.metadata
 
     import pandas as pd
@@ -195,7 +196,8 @@ def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
 
 def _reused_results(context: dg.AssetExecutionContext, reuse, fp: str):
     """The outputs and check results of a build that stands for this one, upstream first
-    (Dagster wants a multi-asset's outputs in dependency order)."""
+    (Dagster wants a multi-asset's outputs in dependency order).
+    """
     from graphlib import TopologicalSorter
 
     meta = {"reused_from_run": reuse.run_id, "data_version": fp[:12]}
@@ -247,7 +249,8 @@ def _column_metadata(
     warehouse: DuckDBResource, context, target_path=None
 ) -> dict[str, dict[str, Any]]:
     """Column schema and lineage of every dbt model, read once dbt has exited (see
-    :func:`column_metadata`); a failure only logs a warning, it never fails the build."""
+    :func:`column_metadata`); a failure only logs a warning, it never fails the build.
+    """
     import json
 
     try:

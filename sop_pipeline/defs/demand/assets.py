@@ -359,7 +359,7 @@ def plan_demand(
             "override_qty (units)": qty(totals["override_qty"]),
             "consensus_qty (units)": qty(totals["consensus_qty"]),
             "consensus_revenue": money(totals["consensus_revenue"], sop.settings.base_currency),
-            "overrides_applied": dg.MetadataValue.int(int(len(result.override_log))),
+            "overrides_applied": dg.MetadataValue.int(len(result.override_log)),
             "families": dg.MetadataValue.int(int(demand["family"].nunique())),
             "plot": family_forecast_png(history, demand),
             "preview": preview(demand, table="plan_demand"),

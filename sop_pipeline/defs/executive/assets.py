@@ -5,11 +5,11 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.core.months import month_key, month_start, parse_month
-from sop_pipeline.defs.metadata import plan_table_metadata, preview, text_list
+from sop_pipeline.defs.metadata import mart_in, plan_in, plan_table_metadata, preview, text_list
 from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.defs.resources import MartsResource, SopResource
 from sop_pipeline.defs.retry import no_retry_on_validation
-from sop_pipeline.storage.warehouse import read_plan, replace_plan_rows, table_exists
+from sop_pipeline.storage.warehouse import read_plan, table_exists
 
 EXEC_TAGS = {"sop_step": "executive_sop"}
 OWNERS = ["team:sop-process"]
@@ -56,8 +56,6 @@ def scenario_comparison(
         scenarios,
         progress=lambda done, total, name: context.log.info(f"progress {done}/{total}: {name}"),
     )
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "scenario_comparison", out, month)
     summary = (
         out[out["metric"].isin(["revenue", "gap_qty", "inventory_value"])]
         .groupby(["scenario", "metric"], as_index=False)["delta"]
@@ -67,13 +65,13 @@ def scenario_comparison(
         if len(out)
         else pd.DataFrame()
     )
-    return dg.MaterializeResult(
+    return dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "scenarios": dg.MetadataValue.int(len(scenarios)),
             "notes": text_list([str(n) for n in out.attrs.get("notes", [])]),
             "deltas_over_horizon": preview(summary, rows=20),
-        }
+        },
     )
 
 
@@ -82,7 +80,11 @@ def scenario_comparison(
     group_name="executive",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[dg.AssetKey(["plan", "plan_inventory"]), dg.AssetKey(["plan", "plan_demand"])],
+    ins={
+        "plan_demand": plan_in("plan_demand"),
+        "plan_inventory": plan_in("plan_inventory"),
+        "dim_items": mart_in("dim_items"),
+    },
     description="Why this plan differs from last month's, one row per family × component (units and revenue).",
     owners=OWNERS,
     tags=EXEC_TAGS,
@@ -91,23 +93,24 @@ def scenario_comparison(
     pool="sop_warehouse",
 )
 def plan_waterfall(
-    context: dg.AssetExecutionContext, warehouse: DuckDBResource, marts: MartsResource
+    context: dg.AssetExecutionContext,
+    warehouse: DuckDBResource,
+    plan_demand: pd.DataFrame,
+    plan_inventory: pd.DataFrame,
+    dim_items: pd.DataFrame,
 ):
     """Bridge last month's plan to this month's: new actuals, model, CRM, overrides, capacity."""
     from sop_pipeline.planning.waterfall import check_waterfall, plan_change_waterfall
 
     month = context.partition_key
     previous = month_key(month_start(parse_month(month), -1))
-    with warehouse.get_connection() as con, marts.reader() as mart:
-        cur = {
-            t: read_plan(con, t, month)
-            for t in ("plan_demand", "plan_inventory", "backtest_results")
-        }
+    # last month's plan and both months' backtests (a side table of the forecast stage)
+    with warehouse.get_connection() as con:
+        backtest = read_plan(con, "backtest_results", month)
         prev = {}
         for t in ("plan_demand", "plan_inventory", "backtest_results"):
             frame = read_plan(con, t, previous) if table_exists(con, "plan", t) else pd.DataFrame()
             prev[t] = frame if len(frame) else None
-        items = mart.read_mart("dim_items")
     if prev["plan_demand"] is None:
         out = pd.DataFrame(columns=["family", "component", "qty", "revenue", "sort_order"])
         context.log.info(f"no plan of {previous} in the working database: no waterfall for {month}")
@@ -116,23 +119,21 @@ def plan_waterfall(
             prev["plan_demand"],
             prev["plan_inventory"],
             prev["backtest_results"],
-            cur["plan_demand"],
-            cur["plan_inventory"],
-            cur["backtest_results"],
-            items,
+            plan_demand,
+            plan_inventory,
+            backtest,
+            dim_items,
         )
         problems = check_waterfall(out)
         if problems:
             raise ValueError("plan-change waterfall does not add up: " + "; ".join(problems[:5]))
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "plan_waterfall", out, month)
     total = out.groupby("component", as_index=False)[["qty", "revenue"]].sum() if len(out) else out
-    return dg.MaterializeResult(
+    return dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "compared_with": dg.MetadataValue.text(
                 previous if prev["plan_demand"] is not None else "none"
             ),
             "total_by_component": preview(total, rows=12),
-        }
+        },
     )

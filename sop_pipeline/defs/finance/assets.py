@@ -1,16 +1,42 @@
 """Stage 4, finance review and follow-up: financials vs AOP, forecast accuracy, KPI scorecard."""
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.defs.metadata import count_table, money, plan_table_metadata, preview
+from sop_pipeline.defs.metadata import (
+    count_table,
+    mart_in,
+    money,
+    plan_in,
+    plan_table_metadata,
+    preview,
+)
 from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
-from sop_pipeline.defs.resources import MartsResource, SopResource
+from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.publish.approval import earlier_plan_snapshots
-from sop_pipeline.storage.warehouse import read_plan, replace_plan_rows
+from sop_pipeline.storage.warehouse import read_plan, table_exists
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
 OWNERS = ["team:finance"]
+#: what the KPI scorecard reads of this month's plan, and of the marts
+KPI_PLAN_INPUTS = (
+    "plan_demand",
+    "plan_capacity",
+    "plan_financials",
+    "forecast_accuracy",
+    "plan_inventory",
+)
+KPI_MART_INPUTS = (
+    "fct_order_lines",
+    "fct_production_orders",
+    "fct_inventory_history",
+    "fct_inventory_position",
+    "fct_demand_history",
+    "fct_aop_targets",
+    "dim_items",
+    "fct_routings",
+)
 
 
 @dg.asset(
@@ -18,11 +44,12 @@ OWNERS = ["team:finance"]
     group_name="finance",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[
-        dg.AssetKey(["plan", "plan_inventory"]),
-        dg.AssetKey(["plan", "plan_demand"]),
-        dg.AssetKey(["marts", "fct_aop_targets"]),
-    ],
+    ins={
+        "plan_demand": plan_in("plan_demand"),
+        "plan_inventory": plan_in("plan_inventory"),
+        "dim_items": mart_in("dim_items"),
+        "fct_aop_targets": mart_in("fct_aop_targets"),
+    },
     description="Revenue, COGS, gross margin and inventory value vs AOP, one row per family × month.",
     owners=OWNERS,
     tags=FINANCE_TAGS,
@@ -41,32 +68,26 @@ OWNERS = ["team:finance"]
 def plan_financials(
     context: dg.AssetExecutionContext,
     sop: SopResource,
-    warehouse: DuckDBResource,
-    marts: MartsResource,
+    plan_demand: pd.DataFrame,
+    plan_inventory: pd.DataFrame,
+    dim_items: pd.DataFrame,
+    fct_aop_targets: pd.DataFrame,
 ):
     """Value the constrained plan (served units × price/cost) and compare with the AOP."""
     from sop_pipeline.planning.finance import check_finance_matches_units, financials
 
-    month = context.partition_key
-    with warehouse.get_connection() as con, marts.reader() as mart:
-        demand = read_plan(con, "plan_demand", month)
-        inv = read_plan(con, "plan_inventory", month)
-        items = mart.read_mart("dim_items")
-        aop = mart.read_mart("fct_aop_targets")
-    out = financials(demand, inv, items, aop)
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "plan_financials", out, month)
-    problems = check_finance_matches_units(out, inv, items)
+    out = financials(plan_demand, plan_inventory, dim_items, fct_aop_targets)
+    problems = check_finance_matches_units(out, plan_inventory, dim_items)
     cur = sop.settings.base_currency
-    yield dg.MaterializeResult(
+    yield dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "revenue": money(out["revenue"].sum(), cur),
             "gross_margin": money(out["gross_margin"].sum(), cur),
             "aop_revenue": money(out["aop_revenue"].sum(skipna=True), cur),
             "revenue_vs_aop (difference)": money(out["revenue_vs_aop"].sum(skipna=True), cur),
             "preview": preview(out, table="plan_financials"),
-        }
+        },
     )
     yield dg.AssetCheckResult(
         check_name="finance_matches_units",
@@ -81,7 +102,8 @@ def plan_financials(
     group_name="finance",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[dg.AssetKey(["plan", "plan_demand"]), dg.AssetKey(["marts", "fct_demand_history"])],
+    deps=[dg.AssetKey(["plan", "plan_demand"])],
+    ins={"fct_demand_history": mart_in("fct_demand_history"), "dim_items": mart_in("dim_items")},
     description=(
         "Accuracy of earlier plans' naive, statistical and consensus forecasts against actuals, "
         "one row per forecast kind × level × lag × month."
@@ -96,38 +118,36 @@ def forecast_accuracy(
     context: dg.AssetExecutionContext,
     sop: SopResource,
     warehouse: DuckDBResource,
-    marts: MartsResource,
+    fct_demand_history: pd.DataFrame,
+    dim_items: pd.DataFrame,
 ):
     """Score every earlier plan's forecast snapshot against the actuals known at this close."""
-    import pandas as pd
-
     from sop_pipeline.planning.accuracy import forecast_accuracy as score
-    from sop_pipeline.storage.warehouse import table_exists
 
     month = context.partition_key
-    with warehouse.get_connection() as con, marts.reader() as mart:
+    with warehouse.get_connection() as con:
         # earlier plans as approved, where a month has an approved plan (docs/kpis.md)
         snapshots = earlier_plan_snapshots(con, sop.settings.sop_home, month)
-        history = mart.read_mart("fct_demand_history")
-        items = mart.read_mart("dim_items")
-    out = score(snapshots, history[["item_id", "location_id", "month", "demand_qty"]], items)
-    with warehouse.get_connection() as con:
         # the forecast stage's own rolling-origin backtest (forecast_kind *_backtest): more
         # origins and lags than the earlier published plans, with interval coverage
-        if table_exists(con, "plan", "backtest_accuracy"):
-            backtest = read_plan(con, "backtest_accuracy", month)
-            if len(backtest):
-                out = pd.concat([out, backtest[out.columns]], ignore_index=True)
-        replace_plan_rows(con, "forecast_accuracy", out, month)
+        backtest = (
+            read_plan(con, "backtest_accuracy", month)
+            if table_exists(con, "plan", "backtest_accuracy")
+            else None
+        )
+    history = fct_demand_history[["item_id", "location_id", "month", "demand_qty"]]
+    out = score(snapshots, history, dim_items)
+    if backtest is not None and len(backtest):
+        out = pd.concat([out, backtest[out.columns]], ignore_index=True)
     latest = out[out["month"] == out["month"].max()] if len(out) else out
-    return dg.MaterializeResult(
+    return dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "earlier_plans_scored": dg.MetadataValue.int(
                 int(snapshots["plan_month"].nunique()) if len(snapshots) else 0
             ),
             "latest_month": preview(latest, rows=27, table="forecast_accuracy"),
-        }
+        },
     )
 
 
@@ -136,15 +156,10 @@ def forecast_accuracy(
     group_name="finance",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[
-        dg.AssetKey(["plan", "plan_financials"]),
-        dg.AssetKey(["plan", "plan_capacity"]),
-        dg.AssetKey(["plan", "forecast_accuracy"]),
-        dg.AssetKey(["marts", "fct_order_lines"]),
-        dg.AssetKey(["marts", "fct_production_orders"]),
-        dg.AssetKey(["marts", "fct_inventory_history"]),
-        dg.AssetKey(["plan", "plan_inventory"]),
-    ],
+    ins={
+        **{name: plan_in(name) for name in KPI_PLAN_INPUTS},
+        **{name: mart_in(name) for name in KPI_MART_INPUTS},
+    },
     description="S&OP KPI scorecard with targets and status, one row per KPI × scope × month.",
     owners=["team:sop-process"],
     tags={"sop_step": "follow_up"},
@@ -156,41 +171,40 @@ def kpi_scorecard(
     context: dg.AssetExecutionContext,
     sop: SopResource,
     warehouse: DuckDBResource,
-    marts: MartsResource,
+    **frames: pd.DataFrame,
 ):
     """Past KPIs from actuals and earlier plans, forward KPIs from the new plan."""
     from sop_pipeline.planning.kpis import KpiInputs
     from sop_pipeline.planning.kpis import kpi_scorecard as scorecard
 
     month = context.partition_key
-    with warehouse.get_connection() as con, marts.reader() as mart:
-        inputs = KpiInputs(
-            order_lines=mart.read_mart("fct_order_lines"),
-            production_orders=mart.read_mart("fct_production_orders"),
-            inventory_history=mart.read_mart("fct_inventory_history"),
-            inventory_position=mart.read_mart("fct_inventory_position"),
-            demand_history=mart.read_mart("fct_demand_history"),
-            plan_demand=read_plan(con, "plan_demand", month),
-            plan_capacity=read_plan(con, "plan_capacity", month),
-            plan_financials=read_plan(con, "plan_financials", month),
-            aop=mart.read_mart("fct_aop_targets"),
-            accuracy=read_plan(con, "forecast_accuracy", month),
-            items=mart.read_mart("dim_items"),
-            snapshots=earlier_plan_snapshots(con, sop.settings.sop_home, month),
-            plan_inventory=read_plan(con, "plan_inventory", month),
-            routings=mart.read_mart("fct_routings"),
-        )
+    with warehouse.get_connection() as con:
+        snapshots = earlier_plan_snapshots(con, sop.settings.sop_home, month)
+    inputs = KpiInputs(
+        order_lines=frames["fct_order_lines"],
+        production_orders=frames["fct_production_orders"],
+        inventory_history=frames["fct_inventory_history"],
+        inventory_position=frames["fct_inventory_position"],
+        demand_history=frames["fct_demand_history"],
+        plan_demand=frames["plan_demand"],
+        plan_capacity=frames["plan_capacity"],
+        plan_financials=frames["plan_financials"],
+        aop=frames["fct_aop_targets"],
+        accuracy=frames["forecast_accuracy"],
+        items=frames["dim_items"],
+        snapshots=snapshots,
+        plan_inventory=frames["plan_inventory"],
+        routings=frames["fct_routings"],
+    )
     # the projected service level is scored against the service level safety stock targets
     out = scorecard(
         inputs, month, {"projected_service_level": {"target": sop.settings.service_level}}
     )
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "kpi_scorecard", out, month)
     missing = out.attrs.get("missing", {})
     total = out[out["scope"] == "total"]
-    return dg.MaterializeResult(
+    return dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "off_track": dg.MetadataValue.int(int((out["status"] == "off_track").sum())),
             "at_risk": dg.MetadataValue.int(int((out["status"] == "at_risk").sum())),
             "missing_kpis": dg.MetadataValue.md(
@@ -208,5 +222,5 @@ def kpi_scorecard(
             "total_scope": preview(
                 total[["kpi", "month", "value", "target", "status"]], rows=20, table="kpi_scorecard"
             ),
-        }
+        },
     )

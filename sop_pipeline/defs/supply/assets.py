@@ -6,7 +6,9 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.defs.metadata import (
     count_table,
+    mart_in,
     money,
+    plan_in,
     plan_table_metadata,
     preview,
     qty,
@@ -266,7 +268,11 @@ def supply_plan(
     group_name="supply",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[dg.AssetKey(["plan", "plan_inventory"]), PLAN_DEMAND],
+    ins={
+        "plan_demand": plan_in("plan_demand"),
+        "plan_inventory": plan_in("plan_inventory"),
+        "dim_items": mart_in("dim_items"),
+    },
     description="Demand-supply gaps, one row per family × month, in units and value with the binding constraint.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
@@ -277,31 +283,25 @@ def supply_plan(
 def plan_gaps(
     context: dg.AssetExecutionContext,
     sop: SopResource,
-    warehouse: DuckDBResource,
-    marts: MartsResource,
+    plan_demand: pd.DataFrame,
+    plan_inventory: pd.DataFrame,
+    dim_items: pd.DataFrame,
 ):
     """Family × month gaps between consensus demand and what the constrained plan serves."""
     from sop_pipeline.planning.finance import gaps
 
-    month = context.partition_key
-    with warehouse.get_connection() as con, marts.reader() as mart:
-        demand = read_plan(con, "plan_demand", month)
-        inv = read_plan(con, "plan_inventory", month)
-        items = mart.read_mart("dim_items")
-    out = gaps(demand, inv, items)
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "plan_gaps", out, month)
+    out = gaps(plan_demand, plan_inventory, dim_items)
     short = out[out["gap_qty"] > 0]
-    return dg.MaterializeResult(
+    return dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "family_months_short": dg.MetadataValue.int(len(short)),
             "gap_qty (units)": qty(out["gap_qty"].sum()),
             "gap_value": money(out["gap_value"].sum(), sop.settings.base_currency),
             "largest_gaps": preview(
                 short.sort_values("gap_value", ascending=False), table="plan_gaps"
             ),
-        }
+        },
     )
 
 
@@ -310,11 +310,13 @@ def plan_gaps(
     group_name="supply",
     partitions_def=plan_month_partitions,
     backfill_policy=MONTHLY_RUNS,
-    deps=[
-        dg.AssetKey(["plan", "plan_inventory"]),
-        dg.AssetKey(["plan", "plan_capacity"]),
-        dg.AssetKey(["plan", "plan_materials"]),
-    ],
+    deps=[dg.AssetKey(["plan", "plan_materials"])],
+    ins={
+        "plan_capacity": plan_in("plan_capacity"),
+        "plan_inventory": plan_in("plan_inventory"),
+        "dim_items": mart_in("dim_items"),
+        "fct_routings": mart_in("fct_routings"),
+    },
     description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, excess cover, missing data), one row per exception type × scope × month.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
@@ -326,37 +328,35 @@ def plan_exceptions(
     context: dg.AssetExecutionContext,
     sop: SopResource,
     warehouse: DuckDBResource,
-    marts: MartsResource,
+    plan_capacity: pd.DataFrame,
+    plan_inventory: pd.DataFrame,
+    dim_items: pd.DataFrame,
+    fct_routings: pd.DataFrame,
 ):
     """Exceptions list with a reason and the binding constraint for each."""
     from sop_pipeline.planning.exceptions import find_exceptions
     from sop_pipeline.planning.materials import with_material_exceptions
 
     settings = sop.settings
-    month = context.partition_key
-    with warehouse.get_connection() as con, marts.reader() as mart:
-        cap = read_plan(con, "plan_capacity", month)
-        inv = read_plan(con, "plan_inventory", month)
-        items = mart.read_mart("dim_items")
-        routings = mart.read_mart("fct_routings")
     out = find_exceptions(
-        cap,
-        inv,
-        items,
-        routings,
+        plan_capacity,
+        plan_inventory,
+        dim_items,
+        fct_routings,
         cover_limit_days=settings.cover_limit_days,
         overtime_share=settings.overtime_share,
         stockout_risk_threshold=settings.stockout_risk_threshold,
     )
+    # an empty materials plan (no BOM extract) may have no table yet
     with warehouse.get_connection() as con:
         if table_exists(con, "plan", "plan_materials"):
-            out = with_material_exceptions(out, read_plan(con, "plan_materials", month))
-        replace_plan_rows(con, "plan_exceptions", out, month)
+            materials = read_plan(con, "plan_materials", context.partition_key)
+            out = with_material_exceptions(out, materials)
     counts = out["exception_type"].value_counts() if len(out) else pd.Series(dtype=int)
-    return dg.MaterializeResult(
+    return dg.Output(
+        out,
         metadata={
-            "dagster/row_count": dg.MetadataValue.int(len(out)),
             "by_type": count_table(counts.to_dict(), "exception_type", "exceptions"),
             "preview": preview(out, table="plan_exceptions"),
-        }
+        },
     )
