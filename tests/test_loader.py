@@ -10,7 +10,8 @@ import duckdb
 import pytest
 from test_reader import company_rows, write_company, write_extract
 
-from sop_pipeline.ingest.loader import IngestError, load_extracts
+from sop_pipeline.ingest.loader import load_extracts
+from sop_pipeline.ingest.problems import IngestError
 
 
 @pytest.fixture

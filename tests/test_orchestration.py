@@ -23,7 +23,7 @@ from sop_pipeline.defs.orchestration.schedules import (
 from sop_pipeline.defs.partitions import plan_month_partitions
 from sop_pipeline.defs.retry import TRANSIENT_RETRY, no_retry_on_validation
 from sop_pipeline.ingest.contract import COMPLETE_MARKER, REQUIRED_EXTRACTS
-from sop_pipeline.ingest.loader import IngestError
+from sop_pipeline.ingest.problems import IngestError
 from sop_pipeline.runtime.runner import _error_chain_message
 
 OLD = time.time() - 3600  # an hour ago: settled

@@ -19,7 +19,8 @@ import pytest
 
 from sop_pipeline.ingest.contract import EXTRACTS, REQUIRED_EXTRACTS
 from sop_pipeline.ingest.dialect import Dialect, DialectError, load_dialect
-from sop_pipeline.ingest.reader import ExtractError, read_extract
+from sop_pipeline.ingest.problems import ExtractError
+from sop_pipeline.ingest.reader import read_extract
 
 # --------------------------------------------------------------------------------------
 # fixture company
@@ -542,7 +543,8 @@ def test_reader_is_vectorised_on_100k_rows(month_dir):
 
 
 def test_one_gx_run_over_several_files_gives_each_file_its_own_problems(tmp_path):
-    from sop_pipeline.ingest.reader import check_parsed, parse_extract
+    from sop_pipeline.ingest.checks import check_parsed
+    from sop_pipeline.ingest.reader import parse_extract
 
     landing = tmp_path / "landing"
     paths = []

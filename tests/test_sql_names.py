@@ -23,8 +23,9 @@ from test_reader import write_company
 
 from sop_pipeline.core.settings import Settings, SettingsError
 from sop_pipeline.ingest.dialect import DialectError, load_dialect
-from sop_pipeline.ingest.loader import IngestError, load_extracts, parse_scenarios
-from sop_pipeline.ingest.reader import ExtractError
+from sop_pipeline.ingest.loader import load_extracts
+from sop_pipeline.ingest.problems import ExtractError, IngestError
+from sop_pipeline.ingest.scenarios_file import parse_scenarios
 from sop_pipeline.storage.warehouse import read_mart, read_plan, replace_plan_rows
 
 INJECTIONS = [

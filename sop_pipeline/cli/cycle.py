@@ -123,7 +123,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_overrides(args: argparse.Namespace) -> int:
-    from sop_pipeline.ingest.workbook import WorkbookReadError, import_overrides
+    from sop_pipeline.ingest.override_import import WorkbookReadError, import_overrides
 
     settings = settings_or_exit()
     try:

@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from sop_pipeline.generator.catalog import FAMILIES, LOCATIONS
-from sop_pipeline.generator.company import (
+from sop_pipeline.generator.common import (
     _dates,
     _dec,
     _ints,

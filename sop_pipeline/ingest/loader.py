@@ -6,7 +6,7 @@ that is new or changed since it was loaded (sha256 in ``raw._ingest_log``):
 
 1. reads and parses it (:func:`sop_pipeline.ingest.reader.parse_extract`) and checks it
    against the extract's Great Expectations suite, one GX run per batch of files of one
-   extract (:func:`sop_pipeline.ingest.reader.check_parsed`);
+   extract (:func:`sop_pipeline.ingest.checks.check_parsed`);
 2. checks foreign keys against master data of the same month or earlier, and currency
    codes against the base currency and ``fx_rates``;
 3. applies the reject-rate policy: above ``max_reject_rate`` nothing of the file loads;
@@ -22,43 +22,50 @@ examination of the others: every problem of the run is collected, committed to
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
-import numpy as np
-import pandas as pd
-import pyarrow as pa
-import yaml
 
-from sop_pipeline.core.months import month_range, parse_month
-from sop_pipeline.core.settings import STRATEGIES
-from sop_pipeline.errors import InvalidInputError
+from sop_pipeline.core.months import parse_month
+from sop_pipeline.ingest.checks import check_parsed
 from sop_pipeline.ingest.contract import (
-    COMPLETE_MARKER,
-    DIALECT_FILE,
     EXTRACTS,
-    REQUIRED_EXTRACTS,
-    SCENARIOS_FILE,
     Extract,
 )
 from sop_pipeline.ingest.dialect import load_dialect
-from sop_pipeline.ingest.raw_schema import SQL_TYPES, create_raw_tables
-from sop_pipeline.ingest.reader import (
-    DECIMAL_TYPE,
+from sop_pipeline.ingest.landing import (
+    _month_files,
+    _month_folders,
+    _sha256,
+)
+from sop_pipeline.ingest.parsing import ParsedExtract
+from sop_pipeline.ingest.problems import (
     ExtractError,
-    ParsedExtract,
+    IngestError,
+    LoadSummary,
     ReadResult,
     RowProblem,
-    check_parsed,
-    display_path,
-    parse_extract,
+)
+from sop_pipeline.ingest.raw_schema import create_raw_tables
+from sop_pipeline.ingest.raw_writes import (
+    _FileRejects,
+    _insert_rows,
+    _loaded_shas,
+    _log,
+    _restated_rows,
+    _write_rejects,
+)
+from sop_pipeline.ingest.reader import parse_extract
+from sop_pipeline.ingest.references import (
+    _KnownValues,
+    _reference_problems,
+)
+from sop_pipeline.ingest.scenarios_file import (
+    _load_scenarios,
 )
 
 #: Master data first, so the foreign keys of the same month can be checked against them.
@@ -82,8 +89,6 @@ LOAD_ORDER = (
 )
 assert set(LOAD_ORDER) == set(EXTRACTS), "LOAD_ORDER must list every extract of the contract"
 
-#: Columns whose currency code must be the base currency or have an fx rate.
-CURRENCY_COLUMNS = {"items": "currency", "sales_orders": "currency", "opportunities": "currency"}
 #: Extracts whose rows only make sense together (a BOM is a graph): any problem rejects the
 #: whole file whatever the reject-rate policy.
 WHOLE_FILE_EXTRACTS = ("bom", "supplier_capacity")
@@ -99,621 +104,8 @@ STALE_CHECKED = tuple(
 #: is ~0.1 s per run plus a little per row, so fewer, larger runs are faster).
 GX_BATCH_ROWS = 1_000_000
 
-_MONTH_DIR_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
-_SCENARIO_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-_YM_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 Progress = Callable[[int, int, str], None]
-
-
-class IngestError(InvalidInputError, RuntimeError):
-    """The landing folder cannot be loaded as it is; the message lists what and where.
-
-    Attributes:
-        rejected: source file (relative to the landing folder) → its problems (empty for
-            structural errors such as a missing folder).
-        total_problems: number of problems over all rejected files.
-        summary: what the run did load besides the rejected files (None for structural
-            errors found before anything was read).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        rejected: dict[str, list[RowProblem]] | None = None,
-        *,
-        summary: LoadSummary | None = None,
-    ):
-        super().__init__(message)
-        self.rejected = rejected or {}
-        self.total_problems = sum(len(v) for v in self.rejected.values())
-        self.summary = summary
-
-
-@dataclass
-class LoadSummary:
-    """What one :func:`load_extracts` call did.
-
-    Attributes:
-        plan_month: the plan month (``YYYY-MM``).
-        months: the month folders considered (``<= plan_month``), ascending.
-        files_loaded: files read and loaded this time (paths relative to the landing folder).
-        files_skipped: files already loaded with the same content (sha256).
-        rows_loaded: extract → rows inserted this time.
-        rows_rejected: rows of loaded files that went to ``raw.rejects`` (within tolerance).
-        restated_files: files whose content changed since they were loaded (replaced).
-        restated_rows: rows of newly loaded transaction files whose key already exists from
-            an earlier extract month (late restatements; the latest extract wins downstream).
-        restated_rows_by_extract: the same, per extract.
-        scenarios_loaded: scenario rows stored this time.
-        files_rejected: files of which nothing was loaded (their problems are in
-            ``raw.rejects``; :class:`IngestError` is raised at the end of such a run).
-        rows_in_rejected_files: rejected file → its rows with a problem (0 when the file
-            as a whole is unusable).
-        seconds: wall seconds per stage (plan, read, contract, references, write, other,
-            total), for benchmarks and logs.
-    """
-
-    plan_month: str
-    months: list[str] = field(default_factory=list)
-    files_loaded: list[str] = field(default_factory=list)
-    files_skipped: list[str] = field(default_factory=list)
-    rows_loaded: dict[str, int] = field(default_factory=dict)
-    rows_rejected: int = 0
-    restated_files: list[str] = field(default_factory=list)
-    restated_rows: int = 0
-    restated_rows_by_extract: dict[str, int] = field(default_factory=dict)
-    scenarios_loaded: int = 0
-    files_rejected: list[str] = field(default_factory=list)
-    rows_in_rejected_files: dict[str, int] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    #: what was skipped on purpose (e.g. the other sheets of demand_overrides.xlsx)
-    notes: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------------------
-# landing folder structure
-# --------------------------------------------------------------------------------------
-
-
-def _month_folders(landing_dir: Path, plan_month: str) -> list[str]:
-    """Month folders ``<= plan_month``; bad names, gaps or a missing plan month raise."""
-    if not landing_dir.is_dir():
-        raise IngestError(
-            f"{landing_dir}: the landing folder does not exist; run `sop generate` or point "
-            "SOP_HOME at the folder holding landing/."
-        )
-    names = sorted(
-        p.name for p in landing_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-    )
-    bad = [n for n in names if not _MONTH_DIR_RE.match(n)]
-    if bad:
-        raise IngestError(
-            f"{landing_dir.name}/{bad[0]}: folder name is not a month; the landing folder holds one "
-            "folder per extract month named YYYY-MM (e.g. 2026-10); rename or move it."
-        )
-    months = [n for n in names if n <= plan_month]
-    if not months:
-        raise IngestError(
-            f"{landing_dir.name}/: no month folder at or before the plan month {plan_month}; "
-            f"add {landing_dir.name}/{plan_month}/ with that month's extracts."
-        )
-    expected = month_range(months[0], plan_month)
-    missing = sorted(set(expected) - set(months))
-    if missing:
-        what = (
-            "the plan month's folder" if missing == [plan_month] else "a gap in the month folders"
-        )
-        raise IngestError(
-            f"{landing_dir.name}/{missing[0]}: missing ({what}: folders run from {months[0]} to "
-            f"{months[-1]} but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} absent); "
-            "add the missing month's extracts (point in time needs every month)."
-        )
-    return months
-
-
-def check_landing(landing_dir: Path, plan_month: str) -> None:
-    """Check the landing folder's structure for ``plan_month`` without reading a file.
-
-    The checks the load makes first (month folder names, no gap up to the plan month, each
-    month's required extracts present once): ``sop run`` calls this before a Dagster run
-    starts, so a missing file does not leave a failed run behind.
-
-    Raises:
-        IngestError: what is missing or misnamed, and how to fix it.
-    """
-    landing_dir = Path(landing_dir)
-    for month in _month_folders(landing_dir, plan_month):
-        _month_files(landing_dir, month)
-
-
-def _month_files(landing_dir: Path, month: str) -> tuple[dict[str, Path], Path | None]:
-    """Extract → file of one month folder (+ scenarios.yaml); missing/doubled files raise."""
-    folder = landing_dir / month
-    found: dict[str, list[Path]] = {}
-    scenarios = None
-    for path in sorted(folder.iterdir()):
-        if (
-            path.name.startswith(".")
-            or path.name in (COMPLETE_MARKER, DIALECT_FILE)
-            or path.is_dir()
-        ):
-            continue
-        if path.name == SCENARIOS_FILE:
-            scenarios = path
-            continue
-        suffix = path.suffix.lower()
-        if suffix == ".xlsx" and path.name.startswith("~$"):
-            raise IngestError(
-                f"{landing_dir.name}/{month}/{path.name}: Excel's lock file, so "
-                f"{path.name[2:]} is open in Excel and may not be saved yet; save and close it "
-                "(or delete the lock file if Excel is not running), then run again."
-            )
-        if suffix == ".xlsx" and path.stem == "demand_overrides":
-            suffix = ".csv"  # the planner's workbook (sop export): read like the CSV
-        if suffix not in (".csv", ".parquet"):
-            continue  # notes, READMEs: not ours to judge
-        if path.stem not in EXTRACTS:
-            raise IngestError(
-                f"{landing_dir.name}/{month}/{path.name}: not an extract of the contract; expected "
-                f"one of {', '.join(EXTRACTS)} (.csv or .parquet); rename or remove the file."
-            )
-        found.setdefault(path.stem, []).append(path)
-    for name, paths in found.items():
-        if len(paths) > 1:
-            raise IngestError(
-                f"{landing_dir.name}/{month}: {name} is there as both "
-                f"{' and '.join(p.name for p in paths)}; keep one of them."
-            )
-    missing = [n for n in REQUIRED_EXTRACTS if n not in found]
-    if missing:
-        raise IngestError(
-            f"{landing_dir.name}/{month}: required extract(s) {', '.join(missing)} missing "
-            f"(expected {missing[0]}.csv or {missing[0]}.parquet); add the file(s) from the source system."
-        )
-    return {n: p[0] for n, p in found.items()}, scenarios
-
-
-# --------------------------------------------------------------------------------------
-# checks against the database (foreign keys, currencies)
-# --------------------------------------------------------------------------------------
-
-
-class _KnownValues:
-    """The first extract month of every master-data value, read once per run.
-
-    ``value known for month m`` ⇔ ``first month <= m``: the same answer as looking the
-    value up in the master rows of month m or earlier, without re-reading those rows for
-    every file (on a first load of 60 months that was 60 reads of each master table per
-    referencing extract). An entry is dropped when its table is written.
-    """
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, base_currency: str):
-        self.con = con
-        self.base_currency = base_currency
-        self._cache: dict[tuple[str, str], pd.Series] = {}
-
-    def _read(self, table: str, what: str, sql: str) -> pd.Series:
-        key = (table, what)
-        if key not in self._cache:
-            df = self.con.execute(sql).df()
-            self._cache[key] = pd.Series(df["m"].to_numpy(), index=df["v"].to_numpy())
-        return self._cache[key]
-
-    def column(self, extract: str, column: str) -> pd.Series:
-        """value → first ``_extract_month`` of ``raw.<extract>.<column>``."""
-        return self._read(
-            extract,
-            column,
-            f"SELECT {column} AS v, min(_extract_month) AS m FROM raw.{extract} "
-            f"WHERE {column} IS NOT NULL GROUP BY 1",
-        )
-
-    def currencies(self) -> pd.Series:
-        """currency → first month it has an fx rate; the base currency is always known."""
-        rates = self.column("fx_rates", "currency")
-        rates = rates[rates.index != self.base_currency]
-        return pd.concat([pd.Series([""], index=[self.base_currency]), rates])
-
-    def scopes(self) -> pd.Series:
-        """item_id or family → first month it is in the items extract."""
-        return self._read(
-            "items",
-            "scope",
-            "SELECT v, min(m) AS m FROM (SELECT item_id AS v, _extract_month AS m FROM raw.items "
-            "UNION ALL SELECT family, _extract_month FROM raw.items WHERE family IS NOT NULL) "
-            "GROUP BY v",
-        )
-
-    def written(self, extract: str) -> None:
-        """Forget what was read of ``raw.<extract>``: rows were just written to it."""
-        for key in [k for k in self._cache if k[0] == extract]:
-            del self._cache[key]
-
-
-def _unknown_values(
-    frame: pd.DataFrame, column: str, first_month: pd.Series, month: str
-) -> tuple[np.ndarray, list]:
-    """Rows and values of ``frame`` whose non-null ``column`` is not known by ``month``."""
-    values = frame[column]
-    present = values.notna().to_numpy()
-    if not present.any():
-        return np.zeros(0, np.int64), []
-    first = values[present].map(first_month)
-    bad = (first.isna() | (first.fillna("") > month)).to_numpy()
-    rows = frame["_source_row"].to_numpy()[present][bad]
-    return rows, values[present][bad].tolist()
-
-
-def _reference_problems(
-    known: _KnownValues, extract: Extract, frame: pd.DataFrame, month: str
-) -> list[RowProblem]:
-    problems: list[RowProblem] = []
-    for fk in extract.foreign_keys:
-        if fk.column not in frame:
-            continue
-        rows, values = _unknown_values(
-            frame, fk.column, known.column(fk.ref_extract, fk.ref_column), month
-        )
-        problems += [
-            RowProblem(
-                int(r),
-                fk.column,
-                str(v),
-                f"unknown {fk.column} '{v}': not in {fk.ref_extract}.{fk.ref_column} of {month} or earlier",
-                f"add it to the {fk.ref_extract} extract or correct the value",
-            )
-            for r, v in zip(rows, values, strict=True)
-        ]
-    currency_col = CURRENCY_COLUMNS.get(extract.name)
-    if currency_col:
-        rows, values = _unknown_values(frame, currency_col, known.currencies(), month)
-        problems += [
-            RowProblem(
-                int(r),
-                currency_col,
-                str(v),
-                f"currency '{v}' is neither the base currency {known.base_currency} nor in fx_rates of {month} or earlier",
-                "add its rates to the fx_rates extract or correct the currency code",
-            )
-            for r, v in zip(rows, values, strict=True)
-        ]
-    if extract.name == "supplier_capacity" and "family" in frame:
-        rows, values = _unknown_values(frame, "family", known.column("items", "family"), month)
-        problems += [
-            RowProblem(
-                int(r),
-                "family",
-                str(v),
-                f"unknown family '{v}': no item of items of {month} or earlier has it",
-                "use a family name from the items extract, or give the item_id instead",
-            )
-            for r, v in zip(rows, values, strict=True)
-        ]
-    if extract.name == "demand_overrides":
-        rows, values = _unknown_values(frame, "scope", known.scopes(), month)
-        problems += [
-            RowProblem(
-                int(r),
-                "scope",
-                str(v),
-                f"scope '{v}' is neither an item_id nor a family in items of {month} or earlier",
-                "use an item_id or a family name from the items extract",
-            )
-            for r, v in zip(rows, values, strict=True)
-        ]
-    return problems
-
-
-# --------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------
-
-
-@dataclass
-class _FileRejects:
-    """The problems of one file, to replace its earlier entries in ``raw.rejects``."""
-
-    month: str
-    extract: str
-    source_file: str
-    problems: list[RowProblem]
-
-
-def _write_rejects(con: duckdb.DuckDBPyConnection, files: list[_FileRejects], at: datetime) -> None:
-    """Replace the rejects of each file by its problems (call inside a transaction)."""
-    if not files:
-        return
-    con.execute(
-        "DELETE FROM raw.rejects WHERE list_contains(?, source_file)",
-        [[f.source_file for f in files]],
-    )
-    problems = [(f, p) for f in files for p in f.problems]
-    if not problems:
-        return
-    df = pd.DataFrame(
-        {
-            "extract_month": [f.month for f, _ in problems],
-            "extract": [f.extract for f, _ in problems],
-            "source_file": [f.source_file for f, _ in problems],
-            "source_row": pd.array([p.row for _, p in problems], dtype="Int64"),
-            "column_name": pd.Series([p.column for _, p in problems], dtype=object),
-            "value": pd.Series([p.value for _, p in problems], dtype=object),
-            "reason": [p.reason for _, p in problems],
-            "fix": [p.fix for _, p in problems],
-        }
-    )
-    con.register("_rejects", pa.Table.from_pandas(df, preserve_index=False))
-    try:
-        con.execute(
-            "INSERT INTO raw.rejects SELECT extract_month, extract, source_file, source_row, "
-            "CAST(column_name AS VARCHAR), CAST(value AS VARCHAR), reason, fix, ? FROM _rejects",
-            [at],
-        )
-    finally:
-        con.unregister("_rejects")
-
-
-def _log(con, entries: list[tuple[str, str, str, str, int, int, str]], at: datetime) -> None:
-    """Append ``(month, extract, source_file, sha256, rows, rejected, status)`` to the log."""
-    if not entries:
-        return
-    names = ("extract_month", "extract", "source_file", "sha256", "row_count", "rejected_rows")
-    df = pd.DataFrame({n: [e[i] for e in entries] for i, n in enumerate(names)})
-    df["status"] = [e[6] for e in entries]
-    con.register("_log_rows", pa.Table.from_pandas(df, preserve_index=False))
-    try:
-        con.execute("INSERT INTO raw._ingest_log SELECT *, ? FROM _log_rows", [at])
-    finally:
-        con.unregister("_log_rows")
-
-
-def _arrow_schema(extract: Extract) -> pa.Schema:
-    """Arrow types of the typed frame's contract columns (an all-empty column stays typed)."""
-    types = {
-        "str": pa.string(),
-        "int": pa.int64(),
-        "num": DECIMAL_TYPE,
-        "date": pa.timestamp("ns"),
-        "month": pa.timestamp("ns"),
-    }
-    return pa.schema(
-        [pa.field(c.name, types[c.type]) for c in extract.columns]
-        + [pa.field("_source_row", pa.int64())]
-    )
-
-
-def _insert_rows(
-    con, extract: Extract, files: list[tuple[str, str, pd.DataFrame]], at: datetime
-) -> None:
-    """Replace the rows of ``extract`` of each ``(month, source_file, frame)`` by the frame.
-
-    Call inside a transaction. One DELETE and one INSERT for all the files.
-    """
-    if not files:
-        return
-    con.execute(
-        f"DELETE FROM raw.{extract.name} WHERE list_contains(?, _extract_month)",
-        [[month for month, _, _ in files]],
-    )
-    schema = _arrow_schema(extract)
-    tables = []
-    for month, source_file, frame in files:
-        if frame.empty:
-            continue
-        table = pa.Table.from_pandas(
-            frame[[*extract.column_names, "_source_row"]], schema=schema, preserve_index=False
-        )
-        n = table.num_rows
-        table = table.append_column(
-            "_extract_month", pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [month])
-        ).append_column(
-            "_source_file", pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), [source_file])
-        )
-        tables.append(table)
-    if not tables:
-        return
-    select = ", ".join(f"CAST({c.name} AS {SQL_TYPES[c.type]})" for c in extract.columns)
-    con.register("_load", pa.concat_tables(tables).unify_dictionaries())
-    try:
-        con.execute(
-            f"INSERT INTO raw.{extract.name} ({', '.join(extract.column_names)}, "
-            "_extract_month, _source_file, _source_row, _loaded_at) "
-            f"SELECT {select}, CAST(_extract_month AS VARCHAR), CAST(_source_file AS VARCHAR), "
-            "_source_row, ? FROM _load",
-            [at],
-        )
-    finally:
-        con.unregister("_load")
-
-
-def _restated_rows(
-    con: duckdb.DuckDBPyConnection, extract: Extract, months: list[str]
-) -> dict[str, int]:
-    """Rows of the given extract months whose key an earlier extract month already delivered.
-
-    Call right after those months' rows were written. A key's first extract month is
-    earlier than ``m`` exactly when some earlier month delivered it, so one grouped query
-    answers for every month of a batch.
-    """
-    if extract.kind != "transaction" or not months:
-        return {}
-    key = ", ".join(extract.key)
-    rows = con.execute(
-        f"WITH firsts AS (SELECT {key}, min(_extract_month) AS first_month "
-        f"FROM raw.{extract.name} GROUP BY {key}) "
-        f"SELECT f._extract_month, count(*) FROM raw.{extract.name} f JOIN firsts USING ({key}) "
-        "WHERE list_contains(?, f._extract_month) AND first_month < f._extract_month GROUP BY 1",
-        [months],
-    ).fetchall()
-    return {m: int(n) for m, n in rows}
-
-
-def _loaded_shas(con) -> dict[tuple[str, str], str]:
-    """(extract month, extract) → sha256 of its latest load, for every file loaded so far."""
-    rows = con.execute(
-        "SELECT extract_month, extract, arg_max(sha256, loaded_at) FROM raw._ingest_log "
-        "WHERE status IN ('loaded', 'restated') GROUP BY 1, 2"
-    ).fetchall()
-    return {(m, e): sha for m, e, sha in rows}
-
-
-def _loaded_sha(con, month: str, extract: str) -> str | None:
-    row = con.execute(
-        "SELECT sha256 FROM raw._ingest_log WHERE extract_month = ? AND extract = ? "
-        "AND status IN ('loaded', 'restated') ORDER BY loaded_at DESC LIMIT 1",
-        [month, extract],
-    ).fetchone()
-    return row[0] if row else None
-
-
-# --------------------------------------------------------------------------------------
-# scenarios.yaml
-# --------------------------------------------------------------------------------------
-
-_LEVER_FIELDS: dict[str, tuple[str, ...]] = {
-    "capacity_loss": ("work_center_id", "months", "pct"),
-    "demand_change": ("months", "pct"),
-    "supplier_delay": ("supplier_id", "days"),
-    "price_change": ("pct",),
-    "strategy": ("value",),
-}
-
-
-def parse_scenarios(path: Path) -> list[dict]:
-    """Read and check ``scenarios.yaml``.
-
-    Shape: ``scenarios:`` a list of ``{name, description?, levers: [...]}``; a lever has a
-    ``type`` (capacity_loss, demand_change, supplier_delay, price_change, strategy) and the
-    fields of that type (``months`` as ``YYYY-MM`` strings, ``pct`` a number, ``days`` a
-    whole number, ``value`` a strategy). Demand and price changes name a ``family`` or an
-    ``item_id``.
-
-    Args:
-        path: the ``scenarios.yaml`` file.
-
-    Returns:
-        The scenarios as dicts (``name``, ``description``, ``levers``).
-
-    Raises:
-        ExtractError: the file is not YAML or not of that shape; the message says where.
-    """
-    shown = display_path(path)
-
-    def fail(problem: str, where: str = "") -> ExtractError:
-        return ExtractError(
-            shown,
-            f"{where}: {problem}" if where else problem,
-            "fix the file; see the scenarios shape in DESIGN.md §4 (scenarios: [{name, description, levers: [...]}])",
-        )
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise fail(f"not valid YAML ({str(exc).splitlines()[0]})") from None
-    except UnicodeDecodeError:
-        raise fail("not UTF-8 text") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scenarios"), list):
-        raise fail("expected a top-level 'scenarios:' list")
-    out: list[dict] = []
-    seen: set[str] = set()
-    for i, sc in enumerate(data["scenarios"]):
-        where = f"scenario #{i + 1}"
-        if not isinstance(sc, dict):
-            raise fail("each scenario must be a mapping with name and levers", where)
-        name = sc.get("name")
-        if not isinstance(name, str) or not _SCENARIO_NAME_RE.match(name):
-            raise fail(
-                f"name {name!r} must match ^[a-z][a-z0-9_]{{0,62}}$ (lowercase letters, digits, underscores)",
-                where,
-            )
-        where = f"scenario {name}"
-        if name in seen:
-            raise fail("the name is used twice; scenario names must be unique", where)
-        seen.add(name)
-        desc = sc.get("description")
-        if desc is not None and not isinstance(desc, str):
-            raise fail("description must be text", where)
-        levers = sc.get("levers")
-        if not isinstance(levers, list) or not levers:
-            raise fail("levers must be a non-empty list", where)
-        for j, lever in enumerate(levers):
-            lw = f"{where}, lever #{j + 1}"
-            _check_lever(lever, lw, fail)
-        out.append({"name": name, "description": desc, "levers": levers})
-    return out
-
-
-def _check_lever(lever, where: str, fail) -> None:
-    if not isinstance(lever, dict) or lever.get("type") not in _LEVER_FIELDS:
-        raise fail(f"lever type must be one of {', '.join(_LEVER_FIELDS)}", where)
-    kind = lever["type"]
-    missing = [f for f in _LEVER_FIELDS[kind] if f not in lever]
-    if missing:
-        raise fail(f"a {kind} lever needs {', '.join(missing)}", where)
-    if kind in ("demand_change", "price_change") and not (
-        lever.get("family") or lever.get("item_id")
-    ):
-        raise fail(f"a {kind} lever needs a family or an item_id", where)
-    if "months" in lever:
-        months = lever["months"]
-        if (
-            not isinstance(months, list)
-            or not months
-            or not all(isinstance(m, str) and _YM_RE.match(m) for m in months)
-        ):
-            raise fail(
-                'months must be a list of YYYY-MM strings, e.g. ["2026-12", "2027-01"]', where
-            )
-    if "pct" in lever and (
-        isinstance(lever["pct"], bool) or not isinstance(lever["pct"], int | float)
-    ):
-        raise fail("pct must be a number (a fraction: 0.15 = +15%)", where)
-    if "days" in lever and (
-        isinstance(lever["days"], bool) or not isinstance(lever["days"], int) or lever["days"] < 0
-    ):
-        raise fail("days must be a whole number of days >= 0", where)
-    if kind == "strategy" and lever["value"] not in STRATEGIES:
-        raise fail(f"strategy value must be one of {', '.join(STRATEGIES)}", where)
-
-
-def _load_scenarios(
-    con, landing_dir: Path, month: str, path: Path, at: datetime, summary: LoadSummary
-) -> None:
-    source_file = path.relative_to(landing_dir).as_posix()
-    sha = _sha256(path)
-    if _loaded_sha(con, month, "scenarios") == sha:
-        summary.files_skipped.append(source_file)
-        return
-    scenarios = parse_scenarios(path)
-    df = pd.DataFrame(
-        {
-            "name": [s["name"] for s in scenarios],
-            "description": pd.Series([s["description"] for s in scenarios], dtype=object),
-            "levers_json": [json.dumps(s["levers"], sort_keys=True) for s in scenarios],
-        }
-    )
-    restated = _loaded_sha(con, month, "scenarios") is not None
-    con.execute("BEGIN TRANSACTION")
-    try:
-        con.execute("DELETE FROM raw.scenarios WHERE extract_month = ?", [month])
-        if len(df):
-            con.register("_scen", pa.Table.from_pandas(df, preserve_index=False))
-            con.execute(
-                "INSERT INTO raw.scenarios SELECT ?, name, CAST(description AS VARCHAR), levers_json, ?, ? FROM _scen",
-                [month, source_file, at],
-            )
-            con.unregister("_scen")
-        status = "restated" if restated else "loaded"
-        _log(con, [(month, "scenarios", source_file, sha, len(df), 0, status)], at)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    summary.files_loaded.append(source_file)
-    summary.scenarios_loaded += len(df)
-    if restated:
-        summary.restated_files.append(source_file)
 
 
 # --------------------------------------------------------------------------------------
@@ -1057,21 +449,6 @@ class _Run:
                 )
         for item, result, problems in rejects:
             self._rejected(item, result.row_count, problems)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise IngestError(
-            f"{display_path(path)}: the file cannot be read ({exc.strerror or exc}; locked by "
-            "another program, or not readable for this user); close it where it is open (Excel "
-            "locks a workbook it has open), make it readable and run again."
-        ) from None
-    return digest.hexdigest()
 
 
 def _record_rejection(con, month, extract, source_file, sha, row_count, problems, at) -> None:

@@ -72,7 +72,7 @@ _CLASS_PREFIX = re.compile(
 
 
 def _strip_class_name(message: str) -> str:
-    """``sop_pipeline.ingest.loader.IngestError: landing/…`` → ``landing/…`` (the sentence)."""
+    """``sop_pipeline.ingest.problems.IngestError: landing/…`` → ``landing/…`` (the sentence)."""
     return _CLASS_PREFIX.sub("", message.strip(), count=1)
 
 
