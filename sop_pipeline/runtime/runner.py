@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from sop_pipeline.core.settings import Settings
-from sop_pipeline.storage.runlock import PROCESS_TAG, process_tag, recover_orphaned_runs, run_lock
+from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
+from sop_pipeline.storage.runlock import PROCESS_TAG, process_tag, run_lock
 
 
 @dataclass
