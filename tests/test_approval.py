@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from fixtures_plan import SCENARIOS, publish_sample, sample_settings
+from factories.plan import SCENARIOS, publish_sample, sample_settings
 
 from sop_pipeline.cli import commands as cli
 from sop_pipeline.publish import dictionary, writer

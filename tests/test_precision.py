@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 import pytest
 from dbt_inprocess import invoke_dbt
-from test_publish import sample_tables
+from factories.plan import sample_tables
 
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.ingest.loader import load_extracts

@@ -9,7 +9,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from fixtures_plan import ITEMS, plan_months, publish_sample, sample_settings
+from factories.plan import ITEMS, plan_months, publish_sample, sample_settings
 
 from sop_pipeline.cli import commands as cli
 from sop_pipeline.ingest.checks import check_parsed
