@@ -20,7 +20,8 @@ import pandas as pd
 import pytest
 from factories.plan import publish_candidate, sample_tables
 
-from sop_pipeline.publish import writer
+from sop_pipeline.publish import published_file, writer
+from sop_pipeline.publish.published_file import AuditError, PublishError, bi_connect
 from sop_pipeline.publish.tables import (
     PLAN_TABLES,
     RECORD_TABLES,
@@ -28,12 +29,7 @@ from sop_pipeline.publish.tables import (
     ConformError,
     conform,
 )
-from sop_pipeline.publish.writer import (
-    AuditError,
-    PublishError,
-    bi_connect,
-    read_published,
-)
+from sop_pipeline.publish.writer import read_published
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
@@ -161,7 +157,7 @@ _KILL_SCRIPT = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     from factories.plan import publish_candidate, sample_tables
-    from sop_pipeline.publish import writer
+    from sop_pipeline.publish import published_file, writer
 
     def hold(stage_dir):
         print("BUILT", stage_dir, flush=True)
@@ -405,7 +401,7 @@ def test_full_disk_fails_cleanly_and_the_next_publication_succeeds(tmp_path: Pat
         with filler.open("wb") as fh:  # leave 64 KB: far less than a new sop.duckdb
             fh.write(b"\0" * (free - 64 * 1024))
         before["filler"] = hashlib.sha256(filler.read_bytes()).hexdigest()
-        with pytest.raises(writer.PublishDiskFullError) as caught:
+        with pytest.raises(published_file.PublishDiskFullError) as caught:
             publish_candidate(pub, run_id="run-2")
         _assert_clean_failure(pub, before)
         text = str(caught.value)
@@ -424,7 +420,7 @@ def test_read_only_published_folder_fails_cleanly(tmp_path: Path) -> None:
     publish_candidate(pub, run_id="run-1")
     before = _hash_tree(pub)
     with _mounted(pub, "--bind", str(pub), then=("-o", "remount,ro,bind")):
-        with pytest.raises(writer.PublishNotWritableError) as caught:
+        with pytest.raises(published_file.PublishNotWritableError) as caught:
             publish_candidate(pub, run_id="run-2")
         _assert_clean_failure(pub, before)
         # BI keeps reading the previous publication from the read-only folder
@@ -452,12 +448,12 @@ def _failing(real, code: int, when: Callable[[tuple], bool]):
     ("call", "code", "expected", "says"),
     [
         # the lock file cannot be created: a folder the pipeline's user may not write
-        ("open", errno.EACCES, writer.PublishNotWritableError, "permission denied"),
+        ("open", errno.EACCES, published_file.PublishNotWritableError, "permission denied"),
         # the Parquet folders cannot be moved into place on a read-only mount
-        ("rename", errno.EROFS, writer.PublishNotWritableError, "read-only file system"),
+        ("rename", errno.EROFS, published_file.PublishNotWritableError, "read-only file system"),
         # the commit itself: the disk is full (or over quota) at the last moment
-        ("replace", errno.ENOSPC, writer.PublishDiskFullError, "no space left on device"),
-        ("replace", errno.EDQUOT, writer.PublishDiskFullError, "disk quota exceeded"),
+        ("replace", errno.ENOSPC, published_file.PublishDiskFullError, "no space left on device"),
+        ("replace", errno.EDQUOT, published_file.PublishDiskFullError, "disk quota exceeded"),
     ],
 )
 def test_os_errors_of_the_disk_fail_cleanly_with_path_and_fix(
@@ -473,7 +469,7 @@ def test_os_errors_of_the_disk_fail_cleanly_with_path_and_fix(
     publish_candidate(pub, run_id="run-1")
     before = _hash_tree(pub)
     if call == "open":
-        when = lambda args: str(args[0]).endswith(writer.LOCK_NAME)  # noqa: E731
+        when = lambda args: str(args[0]).endswith(published_file.LOCK_NAME)  # noqa: E731
     else:
         when = lambda args: True  # noqa: E731
     monkeypatch.setattr(writer.os, call, _failing(getattr(os, call), code, when))
@@ -484,5 +480,5 @@ def test_os_errors_of_the_disk_fail_cleanly_with_path_and_fix(
     assert not list(pub.glob("parquet/*/plan_month=2026-01/plan_version=2"))
     text = str(caught.value)
     assert says in text and str(pub) in text and "previous publication is unchanged" in text
-    assert ("Free space" in text) == (expected is writer.PublishDiskFullError)
+    assert ("Free space" in text) == (expected is published_file.PublishDiskFullError)
     assert publish_candidate(pub, run_id="run-3").plan_version == 2

@@ -159,7 +159,7 @@ def kpi_scorecard(
     marts: MartsResource,
 ):
     """Past KPIs from actuals and earlier plans, forward KPIs from the new plan."""
-    from sop_pipeline.planning.kpis import KpiInputs
+    from sop_pipeline.planning.kpi_formulas import KpiInputs
     from sop_pipeline.planning.kpis import kpi_scorecard as scorecard
 
     month = context.partition_key
