@@ -9,6 +9,7 @@ modules together) and under ``TYPE_CHECKING``.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,29 @@ def test_plain_python_packages_do_not_import_dagster(layer):
         if _layer(m) == layer and _imports(m)[1] & {"dagster", "dagster_dbt", "dagster_duckdb"}
     )
     assert not wrong, f"{layer}/ is plain Python (no Dagster import), but: {wrong}"
+
+
+_SCRIPT_IMPORT = re.compile(r"^\s*(?:from|import) (test_\w+)", re.MULTILINE)
+
+
+def test_no_test_module_imports_another():
+    # shared builders live in tests/factories/ and fixtures in tests/conftest.py
+    tests = Path(__file__).resolve().parent
+    wrong = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            wrong += [
+                f"{path.name} imports {n}" for n in names if n.split(".")[-1].startswith("test_")
+            ]
+            # a script the test runs in a subprocess (a string) counts too
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                wrong += [
+                    f"{path.name} runs a script that imports {m}"
+                    for m in _SCRIPT_IMPORT.findall(node.value)
+                ]
+    assert not wrong, wrong
