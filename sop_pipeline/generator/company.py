@@ -30,11 +30,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 from sop_pipeline.core.months import latest_complete_month, parse_month
-from sop_pipeline.generator.catalog import (
-    CURRENCIES,
-    FAMILIES,
-    WORK_CENTERS,
-)
+from sop_pipeline.generator.catalog import CURRENCIES, FAMILIES, WORK_CENTERS
 from sop_pipeline.generator.common import (
     CALENDAR_HORIZON,
     ITEM_LISTED_MONTHS_AHEAD,

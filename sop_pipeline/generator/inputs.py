@@ -27,15 +27,8 @@ from sop_pipeline.generator.common import (
     _take,
     _Timeline,
 )
-from sop_pipeline.generator.demand import (
-    _Customers,
-    _Items,
-    _price_factor,
-    _Series,
-)
-from sop_pipeline.generator.operations import (
-    _Capacity,
-)
+from sop_pipeline.generator.demand import _Customers, _Items, _price_factor, _Series
+from sop_pipeline.generator.operations import _Capacity
 
 #: Probability of each open opportunity stage and the stage order.
 STAGE_PROBABILITY = {

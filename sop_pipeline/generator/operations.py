@@ -14,11 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sop_pipeline.generator.catalog import (
-    FAMILIES,
-    LOCATIONS,
-    WORK_CENTERS,
-)
+from sop_pipeline.generator.catalog import FAMILIES, LOCATIONS, WORK_CENTERS
 from sop_pipeline.generator.common import (
     _dates,
     _ids,
@@ -28,11 +24,7 @@ from sop_pipeline.generator.common import (
     _take,
     _Timeline,
 )
-from sop_pipeline.generator.demand import (
-    _NO_EOL,
-    _Items,
-    _Series,
-)
+from sop_pipeline.generator.demand import _NO_EOL, _Items, _Series
 
 #: Peak utilization of the bottleneck month of each work center on expected demand.
 PEAK_UTILIZATION = 0.92

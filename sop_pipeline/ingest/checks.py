@@ -14,9 +14,7 @@ import pandas as pd
 from sop_pipeline.core.months import month_start, parse_month
 from sop_pipeline.ingest.bom_rules import bom_rules, supplier_capacity_rules
 from sop_pipeline.ingest.parsing import ParsedExtract, quoted
-from sop_pipeline.ingest.problems import (
-    ReadResult,
-)
+from sop_pipeline.ingest.problems import ReadResult
 from sop_pipeline.quality.extract_suites import extract_suite
 from sop_pipeline.quality.gx import validate_dataframe
 

@@ -22,11 +22,7 @@ import pyarrow.parquet as pq
 
 from sop_pipeline.ingest.contract import Extract
 from sop_pipeline.ingest.dialect import Dialect
-from sop_pipeline.ingest.problems import (
-    ExtractError,
-    dialect_file_of,
-    display_path,
-)
+from sop_pipeline.ingest.problems import ExtractError, dialect_file_of, display_path
 
 PARQUET_DIALECT = Dialect()  # Parquet carries its own types; text values are ISO / dot decimals
 

@@ -20,10 +20,7 @@ from sop_pipeline.ingest.contract import (
     REQUIRED_EXTRACTS,
     SCENARIOS_FILE,
 )
-from sop_pipeline.ingest.problems import (
-    IngestError,
-    display_path,
-)
+from sop_pipeline.ingest.problems import IngestError, display_path
 
 _MONTH_DIR_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 

@@ -32,16 +32,9 @@ import duckdb
 
 from sop_pipeline.core.months import parse_month
 from sop_pipeline.ingest.checks import check_parsed
-from sop_pipeline.ingest.contract import (
-    EXTRACTS,
-    Extract,
-)
+from sop_pipeline.ingest.contract import EXTRACTS, Extract
 from sop_pipeline.ingest.dialect import load_dialect
-from sop_pipeline.ingest.landing import (
-    _month_files,
-    _month_folders,
-    _sha256,
-)
+from sop_pipeline.ingest.landing import _month_files, _month_folders, _sha256
 from sop_pipeline.ingest.parsing import ParsedExtract
 from sop_pipeline.ingest.problems import (
     ExtractError,
@@ -60,13 +53,8 @@ from sop_pipeline.ingest.raw_writes import (
     _write_rejects,
 )
 from sop_pipeline.ingest.reader import parse_extract
-from sop_pipeline.ingest.references import (
-    _KnownValues,
-    _reference_problems,
-)
-from sop_pipeline.ingest.scenarios_file import (
-    _load_scenarios,
-)
+from sop_pipeline.ingest.references import _KnownValues, _reference_problems
+from sop_pipeline.ingest.scenarios_file import _load_scenarios
 
 #: Master data first, so the foreign keys of the same month can be checked against them.
 LOAD_ORDER = (

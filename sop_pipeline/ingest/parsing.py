@@ -19,9 +19,7 @@ import pyarrow.compute as pc
 from sop_pipeline.core.months import month_start, parse_month
 from sop_pipeline.ingest.contract import Column, Extract
 from sop_pipeline.ingest.dialect import Dialect
-from sop_pipeline.ingest.problems import (
-    RowProblem,
-)
+from sop_pipeline.ingest.problems import RowProblem
 
 #: Dates before this are typing errors, not history.
 MIN_PLAUSIBLE_DATE = pd.Timestamp("1990-01-01")

@@ -16,13 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from sop_pipeline.ingest.contract import (
-    Extract,
-)
+from sop_pipeline.ingest.contract import Extract
 from sop_pipeline.ingest.parsing import DECIMAL_TYPE
-from sop_pipeline.ingest.problems import (
-    RowProblem,
-)
+from sop_pipeline.ingest.problems import RowProblem
 from sop_pipeline.ingest.raw_schema import SQL_TYPES
 
 # --------------------------------------------------------------------------------------

@@ -10,12 +10,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.ingest.contract import (
-    Extract,
-)
-from sop_pipeline.ingest.problems import (
-    RowProblem,
-)
+from sop_pipeline.ingest.contract import Extract
+from sop_pipeline.ingest.problems import RowProblem
 
 #: Columns whose currency code must be the base currency or have an fx rate.
 CURRENCY_COLUMNS = {"items": "currency", "sales_orders": "currency", "opportunities": "currency"}

@@ -14,18 +14,9 @@ import pyarrow as pa
 import yaml
 
 from sop_pipeline.core.settings import STRATEGIES
-from sop_pipeline.ingest.landing import (
-    _sha256,
-)
-from sop_pipeline.ingest.problems import (
-    ExtractError,
-    LoadSummary,
-    display_path,
-)
-from sop_pipeline.ingest.raw_writes import (
-    _loaded_sha,
-    _log,
-)
+from sop_pipeline.ingest.landing import _sha256
+from sop_pipeline.ingest.problems import ExtractError, LoadSummary, display_path
+from sop_pipeline.ingest.raw_writes import _loaded_sha, _log
 
 _SCENARIO_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 

@@ -23,12 +23,7 @@ from sop_pipeline.publish.published_file import (
     _q,
     create_approved_view,
 )
-from sop_pipeline.publish.tables import (
-    PLAN_TABLES,
-    PLAN_VERSIONS_EXTRA,
-    TABLES,
-    TableSpec,
-)
+from sop_pipeline.publish.tables import PLAN_TABLES, PLAN_VERSIONS_EXTRA, TABLES, TableSpec
 
 
 def _select_new(spec: TableSpec, view: str, extras: list[str], types: dict[str, str]) -> str:

@@ -61,16 +61,8 @@ from sop_pipeline.publish.published_file import (
     _q,
     _storage_error,
 )
-from sop_pipeline.publish.staging import (
-    _audit,
-    _build,
-    _write_parquet,
-)
-from sop_pipeline.publish.tables import (
-    PLAN_TABLES,
-    TABLES,
-    conform,
-)
+from sop_pipeline.publish.staging import _audit, _build, _write_parquet
+from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, conform
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

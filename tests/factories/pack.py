@@ -11,10 +11,7 @@ import pandas as pd
 
 from factories.frames import demand_frame, inventory_frame, supply_frame
 from sop_pipeline.publish.writer import publish_plan
-from sop_pipeline.report.pack import (
-    build_pack,
-    load_pack_data,
-)
+from sop_pipeline.report.pack import build_pack, load_pack_data
 
 MONTH = "2026-03"
 
