@@ -12,17 +12,12 @@ import dagster as dg
 import duckdb
 import pandas as pd
 import pytest
-from fixtures_plan import SCENARIOS, publish_sample, sample_settings
+from factories.plan import SCENARIOS, publish_sample, sample_settings
 
 from sop_pipeline.cli import commands as cli
-from sop_pipeline.publish import dictionary, writer
-from sop_pipeline.publish.approval import (
-    ApprovalError,
-    UnknownPlanError,
-    approve_plan,
-    reject_plan,
-    version_statuses,
-)
+from sop_pipeline.publish import dictionary, published_file, writer
+from sop_pipeline.publish.approval import approve_plan, reject_plan
+from sop_pipeline.publish.decision_log import ApprovalError, UnknownPlanError, version_statuses
 from sop_pipeline.publish.tables import PLAN_TABLES, TABLES
 from sop_pipeline.publish.writer import read_published
 from sop_pipeline.storage.runlock import RunLockTimeout, run_lock
@@ -184,7 +179,7 @@ def test_the_file_keeps_its_storage_version_and_descriptions(two_versions) -> No
     approve_plan(s, "2026-01", version=1, by="COO")
     header = (s.published_dir / "sop.duckdb").read_bytes()[:20]
     assert header[8:12] == b"DUCK" and struct.unpack("<Q", header[12:20])[0] == 64
-    con = writer.bi_connect(s.published_dir / "sop.duckdb")
+    con = published_file.bi_connect(s.published_dir / "sop.duckdb")
     try:
         comment = con.execute(
             "SELECT comment FROM duckdb_tables() WHERE table_name = 'plan_decisions'"
@@ -299,7 +294,7 @@ def test_approve_and_publish_at_the_same_time_both_land(two_versions, monkeypatc
 def test_a_bi_reader_sees_the_old_plan_or_the_new_one(two_versions) -> None:
     s = two_versions
     db = s.published_dir / "sop.duckdb"
-    held_open = writer.bi_connect(db)  # a BI tool that keeps its connection
+    held_open = published_file.bi_connect(db)  # a BI tool that keeps its connection
     seen: set[tuple[int, int]] = set()
     stop = threading.Event()
     errors: list[BaseException] = []

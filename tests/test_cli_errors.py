@@ -378,7 +378,7 @@ def test_a_failed_steps_message_is_the_sentence_without_the_class_name():
     from sop_pipeline.runtime.runner import _error_chain_message
 
     deepest = SimpleNamespace(
-        message="sop_pipeline.ingest.loader.IngestError: landing/2026-10: required extract(s) "
+        message="sop_pipeline.ingest.problems.IngestError: landing/2026-10: required extract(s) "
         "items missing\n\nStack Trace:\n  File ...",
         cause=None,
     )

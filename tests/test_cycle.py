@@ -18,8 +18,9 @@ import pytest
 
 from sop_pipeline.core.settings import Settings
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.ingest.loader import IngestError, load_extracts
-from sop_pipeline.ingest.workbook import import_overrides
+from sop_pipeline.ingest.loader import load_extracts
+from sop_pipeline.ingest.override_import import import_overrides
+from sop_pipeline.ingest.problems import IngestError
 from sop_pipeline.publish.approval import approve_plan
 from sop_pipeline.publish.writer import read_published
 from sop_pipeline.report.workbook import OVERRIDES_SHEET, export_workbook

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from factories.frames import demand_frame, inventory_frame, supply_frame
 
 from sop_pipeline.quality.gate import GATED_TABLES, SUITES_DIR, run_gate
 from sop_pipeline.quality.gx import load_suite
@@ -24,27 +25,16 @@ def good_candidate() -> dict[str, pd.DataFrame]:
     base["family"] = base["item_id"].map({"I1": "F1", "I2": "F2"})
     qty = pd.Series([10.0, 12.0, 14.0, 5.0, 6.0, 7.0])
     price = base["item_id"].map({"I1": 10.0, "I2": 4.0})
-    demand = base.assign(
-        stat_forecast_qty=qty,
-        stat_lo80_qty=qty * 0.8,
-        stat_hi80_qty=qty * 1.2,
-        stat_lo95_qty=qty * 0.6,
-        stat_hi95_qty=qty * 1.4,
-        stat_model="AutoETS",
-        crm_adjustment_qty=0.0,
-        override_qty=0.0,
-        consensus_qty=qty,
-        consensus_revenue=qty * price,
-    )
+    demand = demand_frame(base, qty, qty * price, lo95=0.6, hi95=1.4, override_columns=False)
     shortage = pd.Series([0.0, 2.0, 0.0, 0.0, 0.0, 1.0])
     served = qty - shortage
-    supply = base[["item_id", "location_id", "month"]].assign(
-        planned_production_qty=served, planned_purchase_qty=0.0, open_order_receipts_qty=0.0
-    )
-    inventory = base[["item_id", "location_id", "month"]].assign(
+    keys = base[["item_id", "location_id", "month"]]
+    supply = supply_frame(keys, served, receipts=0.0)
+    inventory = inventory_frame(
+        keys,
+        served,
+        qty,
         opening_qty=0.0,
-        receipts_qty=served,
-        demand_qty=qty,
         closing_qty=0.0,
         safety_stock_qty=0.0,
         days_of_cover=0.0,

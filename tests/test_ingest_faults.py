@@ -12,29 +12,13 @@ import shutil
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_reader import company_rows, write_company, write_extract
+from factories.extracts import company_rows, count, load, write_company, write_extract
 
 from sop_pipeline.ingest.contract import EXTRACTS
-from sop_pipeline.ingest.loader import IngestError, load_extracts
-
-
-@pytest.fixture
-def con():
-    connection = duckdb.connect(":memory:")
-    yield connection
-    connection.close()
-
-
-def load(con, landing: Path, plan_month: str = "2026-10", **kw):
-    return load_extracts(con, landing, plan_month, base_currency="USD", **kw)
-
-
-def count(con, table: str, where: str = "TRUE") -> int:
-    return con.execute(f"SELECT count(*) FROM raw.{table} WHERE {where}").fetchone()[0]
+from sop_pipeline.ingest.problems import IngestError
 
 
 def rejects(con, source_file: str) -> list[tuple]:

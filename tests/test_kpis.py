@@ -7,15 +7,8 @@ from dataclasses import replace
 import pandas as pd
 import pytest
 
-from sop_pipeline.planning.kpis import (
-    DEFAULT_TARGETS,
-    KPIS,
-    STATUSES,
-    KpiInputs,
-    KpiTarget,
-    kpi_scorecard,
-    status,
-)
+from sop_pipeline.planning.kpi_formulas import KPIS, KpiInputs
+from sop_pipeline.planning.kpis import DEFAULT_TARGETS, STATUSES, KpiTarget, kpi_scorecard, status
 
 JAN = pd.Timestamp("2026-01-01")
 FEB = pd.Timestamp("2026-02-01")

@@ -23,7 +23,7 @@ from sop_pipeline.defs.orchestration.schedules import (
 from sop_pipeline.defs.partitions import plan_month_partitions
 from sop_pipeline.defs.retry import TRANSIENT_RETRY, no_retry_on_validation
 from sop_pipeline.ingest.contract import COMPLETE_MARKER, REQUIRED_EXTRACTS
-from sop_pipeline.ingest.loader import IngestError
+from sop_pipeline.ingest.problems import IngestError
 from sop_pipeline.runtime.runner import _error_chain_message
 
 OLD = time.time() - 3600  # an hour ago: settled
@@ -396,7 +396,7 @@ def test_opening_a_locked_working_database_gives_up_after_bounded_attempts(
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_the_cli_shows_our_message_not_the_os_error_it_was_raised_from(wrapped: bool) -> None:
     """A disk error is re-raised as our own error with path and fix: the CLI shows that one."""
-    from sop_pipeline.publish.writer import PublishDiskFullError
+    from sop_pipeline.publish.published_file import PublishDiskFullError
     from sop_pipeline.runtime.runner import collect_errors
 
     ours = "publication of plan 2026-06 failed: no space left on device writing /srv/p. Free space"

@@ -25,11 +25,12 @@ import duckdb
 import pandas as pd
 import pytest
 from dbt_inprocess import invoke_dbt
-from test_publish import sample_tables
+from factories.plan import sample_tables
 
 from sop_pipeline.generator.company import generate_company
 from sop_pipeline.ingest.loader import load_extracts
-from sop_pipeline.publish.writer import bi_connect, publish_plan
+from sop_pipeline.publish.published_file import bi_connect
+from sop_pipeline.publish.writer import publish_plan
 from sop_pipeline.storage.warehouse import read_mart, read_plan, replace_plan_rows
 
 PLAN = "2026-06"

@@ -18,8 +18,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from factories.plan import publish_candidate, sample_tables
 
-from sop_pipeline.publish import writer
+from sop_pipeline.publish import published_file, writer
+from sop_pipeline.publish.published_file import AuditError, PublishError, bi_connect
 from sop_pipeline.publish.tables import (
     PLAN_TABLES,
     RECORD_TABLES,
@@ -27,141 +29,7 @@ from sop_pipeline.publish.tables import (
     ConformError,
     conform,
 )
-from sop_pipeline.publish.writer import (
-    AuditError,
-    PublishError,
-    bi_connect,
-    publish_plan,
-    read_published,
-)
-
-MONTHS = pd.to_datetime(["2026-02-01", "2026-03-01", "2026-04-01"])
-
-
-def sample_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
-    """A tiny but complete candidate plan (every published table, a few rows each)."""
-    keys = pd.MultiIndex.from_product(
-        [["I1", "I2"], ["DC1"], MONTHS], names=["item_id", "location_id", "month"]
-    )
-    base = keys.to_frame(index=False)
-    n = len(base)
-    qty = pd.Series(range(1, n + 1), dtype="float64") * 10 * scale
-    demand = base.assign(
-        family=base["item_id"].map({"I1": "F1", "I2": "F2"}),
-        stat_forecast_qty=qty,
-        stat_lo80_qty=qty * 0.8,
-        stat_hi80_qty=qty * 1.2,
-        stat_lo95_qty=qty * 0.7,
-        stat_hi95_qty=qty * 1.3,
-        stat_model="AutoETS",
-        crm_adjustment_qty=0.0,
-        override_qty=0.0,
-        consensus_qty=qty,
-        consensus_revenue=qty * 5,
-        override_reason_code=None,
-        override_author=None,
-    )
-    supply = base.assign(
-        planned_production_qty=qty, planned_purchase_qty=0.0, open_order_receipts_qty=1.0
-    )
-    inventory = base.assign(
-        opening_qty=5.0,
-        receipts_qty=qty,
-        demand_qty=qty,
-        closing_qty=5.0,
-        safety_stock_qty=2.0,
-        days_of_cover=10.0,
-        shortage_qty=0.0,
-        stockout_probability=0.05,
-        expected_fill_rate=0.99,
-    )
-    capacity = pd.DataFrame(
-        {
-            "work_center_id": ["WC1"] * 3,
-            "month": MONTHS,
-            "available_hours": 100.0,
-            "required_hours": 80.0 * scale,
-            "planned_hours": 80.0 * scale,
-            "utilization": 0.8 * scale,
-        }
-    )
-    fam = pd.MultiIndex.from_product([["F1", "F2"], MONTHS], names=["family", "month"]).to_frame(
-        index=False
-    )
-    gaps = fam.assign(demand_qty=10.0 * scale, supply_qty=10.0 * scale, gap_qty=0.0, gap_value=0.0)
-    fin = fam.assign(
-        revenue=50.0 * scale,
-        cogs=30.0,
-        gross_margin=20.0,
-        inventory_value=100.0,
-        aop_revenue=55.0,
-        revenue_vs_aop=-5.0,
-    )
-    kpis = pd.DataFrame(
-        {
-            "kpi": ["forecast_accuracy", "order_fill_rate"],
-            "scope": ["total", "total"],
-            "month": pd.to_datetime(["2026-01-01", "2026-01-01"]),
-            "value": [0.8 * scale, 0.97],
-            "target": [0.75, 0.98],
-            "status": ["on_track", "at_risk"],
-            "unit": ["ratio", "ratio"],
-        }
-    )
-    acc = pd.DataFrame(
-        {
-            "forecast_kind": ["naive", "statistical"],
-            "level": ["total", "total"],
-            "lag": [1, 1],
-            "month": pd.to_datetime(["2026-01-01"] * 2),
-            "mape": [0.2, 0.1],
-            "wape": [0.2, 0.1],
-            "bias": [0.0, 0.05],
-            "mase": [1.0, 0.7],
-            "coverage_80": [None, 0.81],
-            "coverage_95": [None, 0.94],
-            "interval_score": [None, 3.2],
-        }
-    )
-    scen = pd.DataFrame(
-        {
-            "scenario": ["promo"],
-            "family": ["F1"],
-            "month": MONTHS[:1],
-            "metric": ["revenue"],
-            "base_value": [50.0],
-            "scenario_value": [60.0],
-            "delta": [10.0],
-        }
-    )
-    return {
-        "plan_demand": demand,
-        "plan_supply": supply,
-        "plan_inventory": inventory,
-        "plan_capacity": capacity,
-        "plan_gaps": gaps,
-        "plan_financials": fin,
-        "kpi_scorecard": kpis,
-        "forecast_accuracy": acc,
-        "scenario_comparison": scen,
-    }
-
-
-def _publish(
-    pub: Path, month: str = "2026-01", run_id: str = "run-1", **kw
-) -> writer.PublishResult:
-    tables = kw.pop("tables", None) or sample_tables()
-    return publish_plan(
-        pub,
-        month,
-        tables,
-        run_id=run_id,
-        input_fingerprint="fp-123",
-        code_version="0.1.0",
-        checks_passed=12,
-        checks_failed=0,
-        **kw,
-    )
+from sop_pipeline.publish.writer import read_published
 
 
 def _hash_tree(root: Path) -> dict[str, str]:
@@ -178,8 +46,8 @@ def _without_version(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_versions_are_kept_and_current_view_shows_latest(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    r1 = _publish(pub, run_id="run-1")
-    r2 = _publish(pub, run_id="run-2")
+    r1 = publish_candidate(pub, run_id="run-1")
+    r2 = publish_candidate(pub, run_id="run-2")
     assert (r1.plan_version, r2.plan_version) == (1, 2)
     assert r2.row_counts["plan_demand"] == 6 and r2.row_counts["plan_versions"] == 1
 
@@ -203,8 +71,8 @@ def test_versions_are_kept_and_current_view_shows_latest(tmp_path: Path) -> None
     pd.testing.assert_frame_equal(_without_version(current), _without_version(v1))
 
     # a later month becomes current; re-publishing an older month (backfill) does not change it
-    _publish(pub, month="2026-02", run_id="run-3", tables=sample_tables(scale=2.0))
-    _publish(pub, month="2026-01", run_id="run-4", is_backfill=True)
+    publish_candidate(pub, month="2026-02", run_id="run-3", tables=sample_tables(scale=2.0))
+    publish_candidate(pub, month="2026-01", run_id="run-4", is_backfill=True)
     current = read_published(pub, "plan_capacity_current")
     assert set(current["plan_month"]) == {"2026-02"} and current["required_hours"].iloc[0] == 160.0
     latest = read_published(pub, "plan_capacity_latest_versions")
@@ -223,8 +91,8 @@ def test_same_inputs_give_identical_contents_whatever_the_row_order(tmp_path: Pa
     pub = tmp_path / "published"
     tables = sample_tables()
     shuffled = {k: v.sample(frac=1.0, random_state=7) for k, v in tables.items()}
-    _publish(pub, run_id="a", tables=tables)
-    _publish(pub, run_id="b", tables=shuffled)
+    publish_candidate(pub, run_id="a", tables=tables)
+    publish_candidate(pub, run_id="b", tables=shuffled)
     for name in PLAN_TABLES:
         v1 = read_published(pub, name, "2026-01", 1)
         v2 = read_published(pub, name, "2026-01", 2)
@@ -236,7 +104,7 @@ def test_failure_before_the_swap_leaves_published_files_byte_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     before = _hash_tree(pub)
 
     if where == "audit":
@@ -254,20 +122,20 @@ def test_failure_before_the_swap_leaves_published_files_byte_identical(
         monkeypatch.setattr(writer.os, "replace", broken_replace)
         expected = OSError
     with pytest.raises(expected, match="injected"):
-        _publish(pub, run_id="run-2", tables=sample_tables(scale=3.0))
+        publish_candidate(pub, run_id="run-2", tables=sample_tables(scale=3.0))
 
     assert _hash_tree(pub) == before
     assert not list(pub.glob(".staging-*"))
     assert not list(pub.glob("parquet/*/plan_month=2026-01/plan_version=2"))
     monkeypatch.undo()
-    assert _publish(pub, run_id="run-3").plan_version == 2
+    assert publish_candidate(pub, run_id="run-3").plan_version == 2
 
 
 def test_audit_catches_rows_missing_from_the_staged_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     before = _hash_tree(pub)
     real_build = writer._build
 
@@ -279,7 +147,7 @@ def test_audit_catches_rows_missing_from_the_staged_file(
 
     monkeypatch.setattr(writer, "_build", lying_build)
     with pytest.raises(AuditError, match="plan_gaps: 6 rows of version 2"):
-        _publish(pub, run_id="run-2")
+        publish_candidate(pub, run_id="run-2")
     assert _hash_tree(pub) == before
 
 
@@ -288,22 +156,22 @@ _KILL_SCRIPT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {tests!r})
-    from test_publish import _publish, sample_tables
-    from sop_pipeline.publish import writer
+    from factories.plan import publish_candidate, sample_tables
+    from sop_pipeline.publish import published_file, writer
 
     def hold(stage_dir):
         print("BUILT", stage_dir, flush=True)
         time.sleep(120)
 
     writer._before_swap = hold
-    _publish(Path({pub!r}), run_id="killed-run", tables=sample_tables(scale=5.0))
+    publish_candidate(Path({pub!r}), run_id="killed-run", tables=sample_tables(scale=5.0))
     """
 )
 
 
 def test_sigkill_between_build_and_swap_keeps_previous_version(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     before = {k: v for k, v in _hash_tree(pub).items()}
     script = _KILL_SCRIPT.format(tests=str(Path(__file__).parent), pub=str(pub))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
@@ -321,7 +189,7 @@ def test_sigkill_between_build_and_swap_keeps_previous_version(tmp_path: Path) -
     assert {k: v for k, v in after.items() if not k.startswith(".staging-")} == before
     assert read_published(pub, "plan_versions")["plan_version"].tolist() == [1]
 
-    result = _publish(pub, run_id="run-2")
+    result = publish_candidate(pub, run_id="run-2")
     assert result.plan_version == 2
     assert not list(pub.glob(".staging-*"))
     assert read_published(pub, "plan_versions")["run_id"].tolist() == ["run-1", "run-2"]
@@ -329,12 +197,12 @@ def test_sigkill_between_build_and_swap_keeps_previous_version(tmp_path: Path) -
 
 def test_orphan_parquet_of_an_unpublished_version_is_removed(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     # a run killed after renaming Parquet but before the DuckDB swap leaves version 2 folders
     orphan = pub / "parquet" / "plan_gaps" / "plan_month=2026-01" / "plan_version=2"
     orphan.mkdir(parents=True)
     (orphan / "part-0.parquet").write_bytes(b"half-published")
-    _publish(pub, run_id="run-2")
+    publish_candidate(pub, run_id="run-2")
     rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{orphan}/part-0.parquet')").fetchone()[0]
     assert rows == 6
 
@@ -350,13 +218,13 @@ _READER_SCRIPT = textwrap.dedent(
 
 def test_open_reader_keeps_old_view_and_new_reader_sees_new_version(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     db = pub / "sop.duckdb"
     inode_before = db.stat().st_ino
     reader = bi_connect(db)
     try:
         assert reader.execute("SELECT max(plan_version) FROM plan_versions").fetchone()[0] == 1
-        _publish(
+        publish_candidate(
             pub, run_id="run-2", tables=sample_tables(scale=2.0)
         )  # must not be blocked by the reader
         assert db.stat().st_ino != inode_before  # a new file was renamed over the old one
@@ -381,7 +249,7 @@ def test_open_reader_keeps_old_view_and_new_reader_sees_new_version(tmp_path: Pa
 
 def test_every_published_table_has_its_stable_columns_and_types(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub)
+    publish_candidate(pub)
     con = bi_connect(pub / "sop.duckdb")
     try:
         for name, spec in TABLES.items():
@@ -408,7 +276,7 @@ def test_every_published_table_has_its_stable_columns_and_types(tmp_path: Path) 
 
 def test_published_file_uses_a_storage_version_old_clients_read(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub)
+    publish_candidate(pub)
     header = (pub / "sop.duckdb").read_bytes()[:20]
     assert header[8:12] == b"DUCK"
     assert struct.unpack("<Q", header[12:20])[0] == 64  # storage format of DuckDB 1.0 / 1.1
@@ -416,7 +284,7 @@ def test_published_file_uses_a_storage_version_old_clients_read(tmp_path: Path) 
 
 def test_bi_connection_is_read_only_without_file_access(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub)
+    publish_candidate(pub)
     con = bi_connect(pub / "sop.duckdb")
     try:
         assert con.execute("SELECT count(*) FROM plan_demand_current").fetchone()[0] == 6
@@ -439,7 +307,7 @@ def test_concurrent_publishers_never_interleave(tmp_path: Path) -> None:
 
     def run(i: int) -> None:
         try:
-            _publish(pub, run_id=f"t{i}")
+            publish_candidate(pub, run_id=f"t{i}")
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -454,22 +322,22 @@ def test_concurrent_publishers_never_interleave(tmp_path: Path) -> None:
 
 def test_extra_files_are_published_with_the_version(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub, extra_files={"report.html": b"<html>pack</html>"})
+    publish_candidate(pub, extra_files={"report.html": b"<html>pack</html>"})
     assert (
         pub / "files" / "plan_month=2026-01" / "plan_version=1" / "report.html"
     ).read_bytes() == b"<html>pack</html>"
     with pytest.raises(PublishError, match="plain file name"):
-        _publish(pub, run_id="run-2", extra_files={"../evil": b"x"})
+        publish_candidate(pub, run_id="run-2", extra_files={"../evil": b"x"})
 
 
 def test_unknown_table_and_missing_columns_are_refused_clearly(tmp_path: Path) -> None:
     pub = tmp_path / "published"
     with pytest.raises(PublishError, match="unknown published table.*plan_demnad"):
-        _publish(pub, tables={"plan_demnad": pd.DataFrame()})
+        publish_candidate(pub, tables={"plan_demnad": pd.DataFrame()})
     broken = sample_tables()
     broken["plan_gaps"] = broken["plan_gaps"].drop(columns=["gap_qty", "gap_value"])
     with pytest.raises(ConformError, match="plan_gaps: missing stable column.*gap_qty, gap_value"):
-        _publish(pub, tables=broken)
+        publish_candidate(pub, tables=broken)
     assert not (pub / "sop.duckdb").exists()
 
 
@@ -526,15 +394,15 @@ def test_full_disk_fails_cleanly_and_the_next_publication_succeeds(tmp_path: Pat
     pub = tmp_path / "published"
     pub.mkdir()
     with _mounted(pub, "-t", "tmpfs", "-o", "size=16m", "tmpfs"):
-        _publish(pub, run_id="run-1")
+        publish_candidate(pub, run_id="run-1")
         before = _hash_tree(pub)
         free = os.statvfs(pub).f_bavail * os.statvfs(pub).f_frsize
         filler = pub / "filler"
         with filler.open("wb") as fh:  # leave 64 KB: far less than a new sop.duckdb
             fh.write(b"\0" * (free - 64 * 1024))
         before["filler"] = hashlib.sha256(filler.read_bytes()).hexdigest()
-        with pytest.raises(writer.PublishDiskFullError) as caught:
-            _publish(pub, run_id="run-2")
+        with pytest.raises(published_file.PublishDiskFullError) as caught:
+            publish_candidate(pub, run_id="run-2")
         _assert_clean_failure(pub, before)
         text = str(caught.value)
         assert "no space left on device" in text and str(pub) in text
@@ -544,16 +412,16 @@ def test_full_disk_fails_cleanly_and_the_next_publication_succeeds(tmp_path: Pat
         assert "sop run --month 2026-01" in text
 
         filler.unlink()  # space freed: the same publication goes through
-        assert _publish(pub, run_id="run-3").plan_version == 2
+        assert publish_candidate(pub, run_id="run-3").plan_version == 2
 
 
 def test_read_only_published_folder_fails_cleanly(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     before = _hash_tree(pub)
     with _mounted(pub, "--bind", str(pub), then=("-o", "remount,ro,bind")):
-        with pytest.raises(writer.PublishNotWritableError) as caught:
-            _publish(pub, run_id="run-2")
+        with pytest.raises(published_file.PublishNotWritableError) as caught:
+            publish_candidate(pub, run_id="run-2")
         _assert_clean_failure(pub, before)
         # BI keeps reading the previous publication from the read-only folder
         con = bi_connect(pub / "sop.duckdb")
@@ -564,7 +432,7 @@ def test_read_only_published_folder_fails_cleanly(tmp_path: Path) -> None:
     text = str(caught.value)
     assert "read-only file system" in text and str(pub) in text
     assert "make it writable for the user running the pipeline" in text
-    assert _publish(pub, run_id="run-3").plan_version == 2
+    assert publish_candidate(pub, run_id="run-3").plan_version == 2
 
 
 def _failing(real, code: int, when: Callable[[tuple], bool]):
@@ -580,12 +448,12 @@ def _failing(real, code: int, when: Callable[[tuple], bool]):
     ("call", "code", "expected", "says"),
     [
         # the lock file cannot be created: a folder the pipeline's user may not write
-        ("open", errno.EACCES, writer.PublishNotWritableError, "permission denied"),
+        ("open", errno.EACCES, published_file.PublishNotWritableError, "permission denied"),
         # the Parquet folders cannot be moved into place on a read-only mount
-        ("rename", errno.EROFS, writer.PublishNotWritableError, "read-only file system"),
+        ("rename", errno.EROFS, published_file.PublishNotWritableError, "read-only file system"),
         # the commit itself: the disk is full (or over quota) at the last moment
-        ("replace", errno.ENOSPC, writer.PublishDiskFullError, "no space left on device"),
-        ("replace", errno.EDQUOT, writer.PublishDiskFullError, "disk quota exceeded"),
+        ("replace", errno.ENOSPC, published_file.PublishDiskFullError, "no space left on device"),
+        ("replace", errno.EDQUOT, published_file.PublishDiskFullError, "disk quota exceeded"),
     ],
 )
 def test_os_errors_of_the_disk_fail_cleanly_with_path_and_fix(
@@ -598,19 +466,19 @@ def test_os_errors_of_the_disk_fail_cleanly_with_path_and_fix(
 ) -> None:
     """The same faults simulated at the OS-call level (where mounting is not possible)."""
     pub = tmp_path / "published"
-    _publish(pub, run_id="run-1")
+    publish_candidate(pub, run_id="run-1")
     before = _hash_tree(pub)
     if call == "open":
-        when = lambda args: str(args[0]).endswith(writer.LOCK_NAME)  # noqa: E731
+        when = lambda args: str(args[0]).endswith(published_file.LOCK_NAME)  # noqa: E731
     else:
         when = lambda args: True  # noqa: E731
     monkeypatch.setattr(writer.os, call, _failing(getattr(os, call), code, when))
     with pytest.raises(expected) as caught:
-        _publish(pub, run_id="run-2", tables=sample_tables(scale=2.0))
+        publish_candidate(pub, run_id="run-2", tables=sample_tables(scale=2.0))
     monkeypatch.undo()
     _assert_clean_failure(pub, before)
     assert not list(pub.glob("parquet/*/plan_month=2026-01/plan_version=2"))
     text = str(caught.value)
     assert says in text and str(pub) in text and "previous publication is unchanged" in text
-    assert ("Free space" in text) == (expected is writer.PublishDiskFullError)
-    assert _publish(pub, run_id="run-3").plan_version == 2
+    assert ("Free space" in text) == (expected is published_file.PublishDiskFullError)
+    assert publish_candidate(pub, run_id="run-3").plan_version == 2

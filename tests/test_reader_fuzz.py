@@ -19,16 +19,12 @@ import pandas as pd
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from sop_pipeline.ingest.checks import IN_EXTRACT_MONTH, NOT_AFTER_EXTRACT_MONTH
 from sop_pipeline.ingest.contract import EXTRACTS, Column
 from sop_pipeline.ingest.dialect import Dialect
-from sop_pipeline.ingest.reader import (
-    IN_EXTRACT_MONTH,
-    MAX_YEARS_AHEAD,
-    MIN_PLAUSIBLE_DATE,
-    NOT_AFTER_EXTRACT_MONTH,
-    ExtractError,
-    read_extract,
-)
+from sop_pipeline.ingest.parsing import MAX_YEARS_AHEAD, MIN_PLAUSIBLE_DATE
+from sop_pipeline.ingest.problems import ExtractError
+from sop_pipeline.ingest.reader import read_extract
 
 MONTH = "2026-10"
 # a master extract, a transaction extract with two-column rules, a month column, optional

@@ -316,8 +316,8 @@ needs_chromium = pytest.mark.skipif(
 @pytest.mark.slow
 @needs_chromium
 def test_pack_renders_in_headless_chromium_offline_without_errors(tmp_path):
+    from factories.pack import build_full_pack  # tests/ is on sys.path under pytest
     from PIL import Image
-    from test_report import build_full_pack  # tests/ is on sys.path under pytest
 
     pack = build_full_pack(tmp_path)
     png, errors, requests, facts = render(pack)
@@ -338,7 +338,7 @@ def test_pack_renders_in_headless_chromium_offline_without_errors(tmp_path):
 @pytest.mark.slow
 @needs_chromium
 def test_pack_waterfall_axis_and_exceptions_summary_in_the_browser(tmp_path):
-    from test_report import build_full_pack  # tests/ is on sys.path under pytest
+    from factories.pack import build_full_pack  # tests/ is on sys.path under pytest
 
     pack = build_full_pack(tmp_path)  # waterfall 1,000 -> +150 -> -50 -> 1,100 units
     _png, errors, _requests, facts = render(pack, probe=PRESENTATION_FACTS)

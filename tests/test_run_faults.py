@@ -31,7 +31,7 @@ import duckdb
 import pytest
 
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.publish.writer import bi_connect
+from sop_pipeline.publish.published_file import bi_connect
 
 pytestmark = pytest.mark.slow
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
 from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.storage.runlock import (
     LOCK_NAME,
@@ -26,7 +27,6 @@ from sop_pipeline.storage.runlock import (
     RunLockTimeout,
     process_alive,
     process_tag,
-    recover_orphaned_runs,
     run_lock,
 )
 

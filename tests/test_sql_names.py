@@ -19,12 +19,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-from test_reader import write_company
+from factories.extracts import write_company
+from factories.plan import sample_tables
 
 from sop_pipeline.core.settings import Settings, SettingsError
 from sop_pipeline.ingest.dialect import DialectError, load_dialect
-from sop_pipeline.ingest.loader import IngestError, load_extracts, parse_scenarios
-from sop_pipeline.ingest.reader import ExtractError
+from sop_pipeline.ingest.loader import load_extracts
+from sop_pipeline.ingest.problems import ExtractError, IngestError
+from sop_pipeline.ingest.scenarios_file import parse_scenarios
 from sop_pipeline.storage.warehouse import read_mart, read_plan, replace_plan_rows
 
 INJECTIONS = [
@@ -154,7 +156,6 @@ def test_settings_that_reach_sql_or_dbt_are_pattern_checked(variable: str, value
 
 def test_a_sop_home_with_quotes_is_only_ever_a_quoted_path(tmp_path: Path) -> None:
     """Paths reach SQL as string literals (ATTACH, COPY, read_parquet), quotes doubled."""
-    from test_publish import sample_tables
 
     from sop_pipeline.publish.writer import publish_plan, read_published
 

@@ -28,7 +28,7 @@ import requests
 
 from sop_pipeline.core.settings import Settings
 from sop_pipeline.generator.company import generate_company
-from sop_pipeline.publish.writer import bi_connect
+from sop_pipeline.publish.published_file import bi_connect
 from sop_pipeline.runtime.runner import run_plan_month
 
 pytestmark = pytest.mark.slow

@@ -9,13 +9,15 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from fixtures_plan import ITEMS, plan_months, publish_sample, sample_settings
+from factories.plan import ITEMS, plan_months, publish_sample, sample_settings
 
 from sop_pipeline.cli import commands as cli
+from sop_pipeline.ingest.checks import check_parsed
 from sop_pipeline.ingest.contract import EXTRACTS
 from sop_pipeline.ingest.dialect import Dialect
-from sop_pipeline.ingest.reader import ExtractError, check_parsed, parse_extract
-from sop_pipeline.ingest.workbook import WorkbookReadError, import_overrides
+from sop_pipeline.ingest.override_import import WorkbookReadError, import_overrides
+from sop_pipeline.ingest.problems import ExtractError
+from sop_pipeline.ingest.reader import parse_extract
 from sop_pipeline.publish.approval import approve_plan
 from sop_pipeline.publish.writer import read_published
 from sop_pipeline.report.workbook import OVERRIDES_SHEET, REASON_CODES, export_workbook

@@ -28,8 +28,9 @@ def _fail(message: str, code: int) -> int:
 
 
 def _decide(args: argparse.Namespace, decision: str) -> int:
-    from sop_pipeline.publish.approval import ApprovalError, approve_plan, reject_plan
-    from sop_pipeline.publish.writer import PublishError
+    from sop_pipeline.publish.approval import approve_plan, reject_plan
+    from sop_pipeline.publish.decision_log import ApprovalError
+    from sop_pipeline.publish.published_file import PublishError
     from sop_pipeline.storage.runlock import RunLockTimeout
 
     settings = settings_or_exit()
@@ -101,7 +102,7 @@ def cmd_reject(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from sop_pipeline.publish.writer import PublishError
+    from sop_pipeline.publish.published_file import PublishError
     from sop_pipeline.report.workbook import WorkbookError, export_workbook
 
     settings = settings_or_exit()
@@ -123,7 +124,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_overrides(args: argparse.Namespace) -> int:
-    from sop_pipeline.ingest.workbook import WorkbookReadError, import_overrides
+    from sop_pipeline.ingest.override_import import WorkbookReadError, import_overrides
 
     settings = settings_or_exit()
     try:

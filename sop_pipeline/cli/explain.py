@@ -91,7 +91,7 @@ def parse_where(where: str | None, table: str) -> Filter:
 
 
 def _connect_published(path: Path) -> duckdb.DuckDBPyConnection:
-    from sop_pipeline.publish.writer import BI_CONFIG
+    from sop_pipeline.publish.published_file import BI_CONFIG
 
     if not path.exists():
         raise ExplainError(f"{path} does not exist; nothing has been published yet (sop run).")

@@ -176,7 +176,8 @@ def check_run_month(settings: Settings, month: str) -> None:
             f"plan month {month} is after the last landing month: {window.describe()}. Add "
             f"landing/{month}/ with that month's extracts, or " + _suggest(first, last, lower=True)
         )
-    from sop_pipeline.ingest.loader import IngestError, check_landing
+    from sop_pipeline.ingest.landing import check_landing
+    from sop_pipeline.ingest.problems import IngestError
 
     try:
         check_landing(landing, month)

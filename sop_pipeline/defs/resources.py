@@ -18,8 +18,9 @@ import duckdb
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.core.settings import WAREHOUSES, Settings, get_settings
+from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
 from sop_pipeline.errors import OperationalError
-from sop_pipeline.storage.runlock import recover_orphaned_runs, run_lock
+from sop_pipeline.storage.runlock import run_lock
 from sop_pipeline.storage.warehouse import DuckDBMarts, MartReader
 
 if TYPE_CHECKING:

@@ -21,14 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from sop_pipeline.generator.catalog import FAMILIES, LOCATIONS
-from sop_pipeline.generator.company import (
-    _dates,
-    _dec,
-    _ints,
-    _strs,
-    _table,
-    _take,
-)
+from sop_pipeline.generator.common import _dates, _dec, _ints, _strs, _table, _take
 
 #: The random stream of this module: ``default_rng([seed, STREAM_TAG])``.
 STREAM_TAG = 16

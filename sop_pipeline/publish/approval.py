@@ -2,7 +2,8 @@
 
 A published version is a *candidate* until executives decide. ``approve_plan`` and
 ``reject_plan`` append one row to ``plan_decisions`` (never changed afterwards) and derive
-the status columns of ``plan_versions`` from that log (:func:`version_statuses`):
+the status columns of ``plan_versions`` from that log
+(:func:`~sop_pipeline.publish.decision_log.version_statuses`):
 
 - ``approved``: the latest approval of its plan month (at most one per month);
 - ``superseded``: approved once, then another version of the month was approved;
@@ -39,27 +40,17 @@ import duckdb
 import pandas as pd
 
 from sop_pipeline.core.months import parse_month
-from sop_pipeline.errors import OperationalError
-from sop_pipeline.publish import dictionary, writer
+from sop_pipeline.publish import dictionary, published_file, writer
+from sop_pipeline.publish.decision_log import (
+    STATUS_COLUMNS,
+    ApprovalError,
+    UnknownPlanError,
+    _check_text,
+    _resolve,
+    version_statuses,
+)
 from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, conform
 from sop_pipeline.storage.runlock import run_lock
-
-STATUSES = ("candidate", "approved", "rejected", "superseded")
-DECISIONS = ("approved", "rejected")
-STATUS_COLUMNS = ("status", "approved_by", "approved_at", "decision_note", "chosen_scenario")
-MAX_TEXT = 2000
-
-
-class ApprovalError(OperationalError, RuntimeError):
-    """The decision was refused; nothing changed. ``exit_code``: 1 refused, 2 unknown input."""
-
-    exit_code = 1
-
-
-class UnknownPlanError(ApprovalError):
-    """The month, version or scenario named does not exist in ``published/``."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -87,59 +78,11 @@ class DecisionResult:
     seconds: float
 
 
-def version_statuses(versions: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
-    """The status columns of ``plan_versions``, replayed from the decision log.
-
-    Args:
-        versions: ``plan_month``, ``plan_version`` (one row per published version).
-        decisions: ``plan_decisions`` rows (``decision_id`` gives the order).
-
-    Returns:
-        ``plan_month``, ``plan_version`` and :data:`STATUS_COLUMNS`, one row per version.
-        ``approved_by`` / ``approved_at`` are those of the version's latest approval (kept
-        when it is superseded); ``decision_note`` / ``chosen_scenario`` of its latest decision.
-    """
-    state: dict[tuple[str, int], dict[str, object]] = {
-        (str(m), int(v)): {
-            "status": "candidate",
-            "approved_by": None,
-            "approved_at": pd.NaT,
-            "decision_note": None,
-            "chosen_scenario": None,
-        }
-        for m, v in zip(versions["plan_month"], versions["plan_version"], strict=True)
-    }
-    approved: dict[str, int] = {}
-    for d in decisions.sort_values("decision_id").itertuples(index=False):
-        key = (str(d.plan_month), int(d.plan_version))
-        if key not in state:
-            continue
-        row = state[key]
-        row["decision_note"] = None if pd.isna(d.note) else d.note
-        row["chosen_scenario"] = None if pd.isna(d.chosen_scenario) else d.chosen_scenario
-        if d.decision == "approved":
-            previous = approved.get(key[0])
-            if previous is not None and previous != key[1]:
-                state[(key[0], previous)]["status"] = "superseded"
-            approved[key[0]] = key[1]
-            row.update(status="approved", approved_by=d.decided_by, approved_at=d.decided_at)
-        else:
-            row["status"] = "rejected"
-            if approved.get(key[0]) == key[1]:
-                del approved[key[0]]
-    out = pd.DataFrame(
-        [{"plan_month": m, "plan_version": v, **row} for (m, v), row in state.items()],
-        columns=["plan_month", "plan_version", *STATUS_COLUMNS],
-    )
-    out["approved_at"] = pd.to_datetime(out["approved_at"]).astype("datetime64[ns]")
-    return out
-
-
 def _read_state(db_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """plan_versions, plan_decisions and the scenario names per version of the published file."""
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH {writer._lit(str(db_path))} AS cur (READ_ONLY)")
+        con.execute(f"ATTACH {published_file._lit(str(db_path))} AS cur (READ_ONLY)")
         tables = set(
             con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'cur'")
             .fetchnumpy()["table_name"]
@@ -175,83 +118,6 @@ def _empty_decisions() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object") for c in spec.column_names})
 
 
-def _check_text(value: str | None, what: str, *, required: bool) -> str | None:
-    if value is None or not str(value).strip():
-        if required:
-            raise UnknownPlanError(f"{what} is required (a non-empty text).")
-        return None
-    value = str(value).strip()
-    if len(value) > MAX_TEXT:
-        raise UnknownPlanError(f"{what} is {len(value)} characters; keep it under {MAX_TEXT}.")
-    return value
-
-
-def _resolve(
-    versions: pd.DataFrame,
-    statuses: pd.DataFrame,
-    scenarios: pd.DataFrame,
-    plan_month: str,
-    version: int | None,
-    decision: str,
-    scenario: str | None,
-) -> tuple[int, int | None]:
-    """Check the decision against the rules; return (version, version it supersedes)."""
-    published = sorted(set(versions["plan_month"].astype(str)))
-    if plan_month not in published:
-        shown = ", ".join(published[-6:]) or "none"
-        raise UnknownPlanError(
-            f"plan month {plan_month} is not published (published months: {shown}); "
-            f"run `sop run --month {plan_month}` first."
-        )
-    month_rows = versions[versions["plan_month"] == plan_month]
-    numbers = sorted(int(v) for v in month_rows["plan_version"])
-    if version is None:
-        version = numbers[-1]
-    if int(version) not in numbers:
-        raise UnknownPlanError(
-            f"plan {plan_month} has no version {version} (published versions: "
-            f"{', '.join(map(str, numbers))})."
-        )
-    version = int(version)
-    row = month_rows[month_rows["plan_version"] == version].iloc[0]
-    st = statuses[(statuses["plan_month"] == plan_month) & (statuses["plan_version"] == version)]
-    status = st["status"].iloc[0]
-    approved_now = statuses[
-        (statuses["plan_month"] == plan_month) & (statuses["status"] == "approved")
-    ]["plan_version"]
-    current = int(approved_now.iloc[0]) if len(approved_now) else None
-    if decision == "approved":
-        failed, passed = int(row["checks_failed"] or 0), int(row["checks_passed"] or 0)
-        if failed or not passed:
-            raise ApprovalError(
-                f"plan {plan_month} v{version} did not pass the gate ({failed} check(s) failed, "
-                f"{passed} passed); only a gated version can be approved. Fix what the gate "
-                f"reported and publish a new version with `sop run --month {plan_month}`."
-            )
-        if status == "approved":
-            raise ApprovalError(f"plan {plan_month} v{version} is already the approved plan.")
-        if scenario is not None:
-            names = sorted(
-                scenarios[
-                    (scenarios["plan_month"] == plan_month) & (scenarios["plan_version"] == version)
-                ]["scenario"].astype(str)
-            )
-            if scenario not in names:
-                raise UnknownPlanError(
-                    f"scenario {scenario!r} is not in scenario_comparison of plan {plan_month} "
-                    f"v{version} (scenarios: {', '.join(names) or 'none'})."
-                )
-        return version, current
-    if status == "approved":
-        raise ApprovalError(
-            f"plan {plan_month} v{version} is the approved plan; to replace it, approve another "
-            f"version (it supersedes v{version}) rather than rejecting it."
-        )
-    if status == "rejected":
-        raise ApprovalError(f"plan {plan_month} v{version} is already rejected.")
-    return version, None
-
-
 def _stage_file(
     stage_dir: Path,
     db_path: Path,
@@ -259,12 +125,12 @@ def _stage_file(
     statuses: pd.DataFrame,
 ) -> Path:
     """Copy the published file beside it and record the decision in the copy."""
-    stage_db = stage_dir / writer.DB_NAME
+    stage_db = stage_dir / published_file.DB_NAME
     shutil.copyfile(db_path, stage_db)
-    q = writer._q
+    q = published_file._q
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH {writer._lit(str(stage_db))} AS pub")
+        con.execute(f"ATTACH {published_file._lit(str(stage_db))} AS pub")
         con.execute("USE pub")
         existing = {
             r[0]
@@ -287,7 +153,7 @@ def _stage_file(
             con.execute(f"CREATE TABLE plan_decisions ({cols})")
             con.execute(
                 "COMMENT ON TABLE plan_decisions IS "
-                f"{writer._lit(dictionary.table_description('plan_decisions'))}"
+                f"{published_file._lit(dictionary.table_description('plan_decisions'))}"
             )
         con.register("new_statuses", statuses)
         sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in STATUS_COLUMNS)
@@ -304,19 +170,19 @@ def _stage_file(
                 "AND table_name = $t",
                 {"t": name},
             ).fetchone()[0]:
-                writer.create_approved_view(con, name)
+                published_file.create_approved_view(con, name)
         con.execute("USE memory")
         con.execute("CHECKPOINT pub")
         con.execute("DETACH pub")
     finally:
         con.close()
-    writer._fsync_path(stage_db)
+    published_file._fsync_path(stage_db)
     return stage_db
 
 
 def _parquet_rel(table: str, plan_month: str, plan_version: int) -> Path:
     return (
-        Path(writer.PARQUET_DIR)
+        Path(published_file.PARQUET_DIR)
         / table
         / f"plan_month={plan_month}"
         / f"plan_version={plan_version}"
@@ -329,19 +195,19 @@ def _stage_parquet(stage_db: Path, stage_dir: Path, changed: list[tuple[str, int
     rels: list[Path] = []
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH {writer._lit(str(stage_db))} AS pub (READ_ONLY)")
+        con.execute(f"ATTACH {published_file._lit(str(stage_db))} AS pub (READ_ONLY)")
         for month, version in changed:
             for table in ("plan_versions", "plan_decisions"):
                 rel = _parquet_rel(table, month, version)
                 target = stage_dir / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                order = ", ".join(writer._q(c) for c in TABLES[table].sort_key)
+                order = ", ".join(published_file._q(c) for c in TABLES[table].sort_key)
                 con.execute(
-                    f"COPY (SELECT * FROM pub.main.{writer._q(table)} WHERE plan_month = "
-                    f"{writer._lit(month)} AND plan_version = {int(version)} ORDER BY {order}) "
-                    f"TO {writer._lit(str(target))} (FORMAT parquet, COMPRESSION zstd)"
+                    f"COPY (SELECT * FROM pub.main.{published_file._q(table)} WHERE plan_month = "
+                    f"{published_file._lit(month)} AND plan_version = {int(version)} ORDER BY {order}) "
+                    f"TO {published_file._lit(str(target))} (FORMAT parquet, COMPRESSION zstd)"
                 )
-                writer._fsync_path(target)
+                published_file._fsync_path(target)
                 rels.append(rel)
     finally:
         con.close()
@@ -352,11 +218,11 @@ def _audit(stage_db: Path, plan_month: str, plan_version: int, decision: str, n_
     con = duckdb.connect()
     problems = []
     try:
-        con.execute(f"ATTACH {writer._lit(str(stage_db))} AS pub (READ_ONLY)")
+        con.execute(f"ATTACH {published_file._lit(str(stage_db))} AS pub (READ_ONLY)")
         tag = con.execute(
             "SELECT tags FROM duckdb_databases() WHERE database_name = 'pub'"
         ).fetchone()[0]
-        if not str(tag.get("storage_version", "")).startswith(writer.STORAGE_VERSION):
+        if not str(tag.get("storage_version", "")).startswith(published_file.STORAGE_VERSION):
             problems.append(f"storage version is {tag.get('storage_version')}")
         n = con.execute("SELECT count(*) FROM pub.main.plan_decisions").fetchone()[0]
         if n != n_before + 1:
@@ -375,13 +241,13 @@ def _audit(stage_db: Path, plan_month: str, plan_version: int, decision: str, n_
         if approved > 1:
             problems.append(f"{approved} approved versions of {plan_month}")
         for name in PLAN_TABLES:
-            con.execute(f"SELECT count(*) FROM pub.main.{writer._q(name + '_approved')}")
+            con.execute(f"SELECT count(*) FROM pub.main.{published_file._q(name + '_approved')}")
     except duckdb.Error as exc:
         problems.append(f"cannot read the staged file: {exc}")
     finally:
         con.close()
     if problems:
-        raise writer.AuditError(
+        raise published_file.AuditError(
             f"audit of the staged decision {stage_db} failed: {'; '.join(problems)}. Nothing "
             "changed; the published plan is as it was."
         )
@@ -406,7 +272,7 @@ def _decide(
     note = _check_text(note, "--note", required=decision == "rejected")
     scenario = _check_text(scenario, "--scenario", required=False)
     published_dir = Path(settings.published_dir)
-    db_path = published_dir / writer.DB_NAME
+    db_path = published_dir / published_file.DB_NAME
     if not db_path.exists():
         raise UnknownPlanError(
             f"{db_path} does not exist; nothing has been published yet (run `sop run`)."
@@ -420,7 +286,7 @@ def _decide(
             timeout=settings.run_lock_timeout,
             on_wait=on_wait,
         ),
-        writer._publish_lock(published_dir),
+        published_file._publish_lock(published_dir),
     ):
         versions, decisions, scenarios = _read_state(db_path)
         statuses = version_statuses(versions, decisions)
@@ -455,7 +321,7 @@ def _decide(
             for m, v in zip(new_statuses["plan_month"], new_statuses["plan_version"], strict=True)
             if (m, int(v)) in {(plan_month, version), (plan_month, superseded)}
         ]
-        stage_dir = published_dir / f"{writer.STAGING_PREFIX}{verb}-{uuid.uuid4().hex[:12]}"
+        stage_dir = published_dir / f"{published_file.STAGING_PREFIX}{verb}-{uuid.uuid4().hex[:12]}"
         stage_dir.mkdir()
         replaced: list[tuple[Path, Path | None]] = []
         try:
@@ -482,7 +348,7 @@ def _decide(
                     target.unlink(missing_ok=True)
             shutil.rmtree(stage_dir, ignore_errors=True)
             raise
-        writer._fsync_path(published_dir)
+        published_file._fsync_path(published_dir)
         shutil.rmtree(stage_dir, ignore_errors=True)
     return DecisionResult(
         plan_month=plan_month,
@@ -591,7 +457,7 @@ def approved_plan_demand(published_dir: Path, before_month: str) -> pd.DataFrame
     """
     try:
         out = writer.read_published(published_dir, "plan_demand_approved")
-    except writer.PublishError:
+    except published_file.PublishError:
         return None
     return out[out["plan_month"] < before_month].reset_index(drop=True)
 

@@ -35,126 +35,40 @@ file open keep reading the old inode, new readers open the new file.
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sop_pipeline.core.months import parse_month
-from sop_pipeline.errors import InvalidInputError, OperationalError
-from sop_pipeline.publish import dictionary
-from sop_pipeline.publish.tables import (
-    PLAN_TABLES,
-    PLAN_VERSIONS_EXTRA,
-    TABLES,
-    TableSpec,
-    conform,
+from sop_pipeline.publish.published_file import (
+    DB_NAME,
+    FILES_DIR,
+    PARQUET_DIR,
+    STAGING_PREFIX,
+    PublishError,
+    _fsync_path,
+    _lit,
+    _publish_lock,
+    _q,
+    _storage_error,
 )
-
-DB_NAME = "sop.duckdb"
-PARQUET_DIR = "parquet"
-FILES_DIR = "files"
-LOCK_NAME = ".publish.lock"
-STAGING_PREFIX = ".staging-"
-#: Oldest on-disk format DuckDB 1.5 can write; readable by every DuckDB ≥ 1.0 (header 64).
-STORAGE_VERSION = "v1.0.0"
-LOCK_TIMEOUT_SECONDS = 600.0
-
-#: Read-only, no file access, no extension downloads, settings frozen (see docs/bi.md).
-BI_CONFIG: dict[str, object] = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "lock_configuration": True,
-}
+from sop_pipeline.publish.staging import _audit, _build, _write_parquet
+from sop_pipeline.publish.tables import PLAN_TABLES, TABLES, conform
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 #: Test hook: called with the staging folder after the new file is built and audited, just
 #: before the Parquet folders are renamed into place (tests kill the process here).
 _before_swap: Callable[[Path], None] | None = None
-
-
-class PublishError(OperationalError, RuntimeError):
-    """The publication failed; the previous publication is unchanged."""
-
-
-class AuditError(PublishError):
-    """The staged database does not hold what was written; nothing was published."""
-
-
-class PublishStorageError(PublishError):
-    """The disk refused a write (full, read-only, no permission); nothing was published."""
-
-
-class PublishDiskFullError(PublishStorageError):
-    """No space left on the device holding ``published/`` (a retry may help once freed)."""
-
-
-class PublishNotWritableError(PublishStorageError, InvalidInputError):
-    """``published/`` is read-only or not writable for this user (retrying cannot help)."""
-
-
-#: errno → what the disk said, for messages; the first group is "full", the rest "not writable".
-_DISK_FULL = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
-_NOT_WRITABLE = {
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
-}
-_MESSAGE_ERRNO = {
-    "no space left on device": errno.ENOSPC,
-    "disk quota exceeded": errno.EDQUOT,
-    "read-only file system": errno.EROFS,
-    "permission denied": errno.EACCES,
-    "operation not permitted": errno.EPERM,
-}
-
-
-def _storage_error(
-    exc: BaseException, published_dir: Path, plan_month: str, db_path: Path
-) -> PublishStorageError | None:
-    """A clear :class:`PublishStorageError` for a write the disk refused, else None.
-
-    Python's file operations raise ``OSError`` with an errno; DuckDB (the database and the
-    Parquet files) raises ``duckdb.IOException`` whose text carries the OS message.
-    """
-    code = exc.errno if isinstance(exc, OSError) else None
-    if code is None and isinstance(exc, duckdb.Error | OSError):  # pyarrow: OSError, no errno
-        text = str(exc).lower()
-        code = next((c for m, c in _MESSAGE_ERRNO.items() if m in text), None)
-    if code not in _DISK_FULL and code not in _NOT_WRITABLE:
-        return None
-    where = getattr(exc, "filename", None) or published_dir
-    detail = str(exc).splitlines()[0]
-    unchanged = "Nothing was published; the previous publication is unchanged."
-    again = f"then run `sop run --month {plan_month}` again."
-    if code in _DISK_FULL:
-        size_mb = db_path.stat().st_size / 1e6 if db_path.exists() else 0.0
-        return PublishDiskFullError(
-            f"publication of plan {plan_month} failed: {_DISK_FULL[code]} writing {where} "
-            f"({detail}). {unchanged} Free space on the disk holding {published_dir} (a "
-            f"publication writes a new copy of sop.duckdb beside the current {size_mb:.1f} MB "
-            f"one, plus its Parquet files), {again}"
-        )
-    return PublishNotWritableError(
-        f"publication of plan {plan_month} failed: {_NOT_WRITABLE[code]} writing {where} "
-        f"({detail}). {unchanged} The pipeline needs write access to {published_dir} (BI "
-        f"users need read access only): make it writable for the user running the pipeline "
-        f"(or point SOP_HOME at a writable folder), {again}"
-    )
 
 
 @dataclass(frozen=True)
@@ -174,50 +88,6 @@ class PublishResult:
     path: Path
     row_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
-
-
-def _q(name: str) -> str:
-    """Quote an identifier (``month`` is a keyword in DuckDB)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _fsync_path(path: Path) -> None:
-    """fsync a file or a directory so a rename survives a power cut, not only a kill."""
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
-    fd = os.open(path, flags)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _publish_lock(published_dir: Path, timeout: float = LOCK_TIMEOUT_SECONDS) -> Iterator[None]:
-    """Exclusive lock on ``published/.publish.lock`` (released by the kernel if we die)."""
-    lock_path = published_dir / LOCK_NAME
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    raise PublishError(
-                        f"another publication holds {lock_path} for more than {timeout:.0f} s; "
-                        f"wait for it to finish (or end the stuck process) and run again."
-                    ) from None
-                time.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the flock
 
 
 def _published_versions(db_path: Path) -> pd.DataFrame:
@@ -303,231 +173,6 @@ def _plan_versions_row(
         }
     )
     return conform("plan_versions", row, plan_month, plan_version)
-
-
-def _select_new(spec: TableSpec, view: str, extras: list[str], types: dict[str, str]) -> str:
-    """SELECT of a registered frame with stable columns cast to their published types."""
-    cols = [f"CAST({_q(c)} AS {t}) AS {_q(c)}" for c, t in spec.columns]
-    cols += [f"CAST({_q(c)} AS {types[c]}) AS {_q(c)}" if c in types else _q(c) for c in extras]
-    return f"SELECT {', '.join(cols)} FROM {view}"
-
-
-def _create_views(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """``<table>_current`` and ``<table>_latest_versions``, resolved via ``plan_versions``.
-
-    Versions come from ``plan_versions`` (not the table) so a version that published zero
-    rows for a table shows as empty rather than falling back to an older version.
-    """
-    t = _q(table)
-    con.execute(
-        f"""
-        CREATE VIEW {_q(table + "_current")} AS
-        SELECT * FROM {t}
-        WHERE plan_month = (SELECT max(plan_month) FROM plan_versions)
-          AND plan_version = (
-            SELECT max(plan_version) FROM plan_versions
-            WHERE plan_month = (SELECT max(plan_month) FROM plan_versions))
-        """
-    )
-    con.execute(
-        f"""
-        CREATE VIEW {_q(table + "_latest_versions")} AS
-        SELECT t.* FROM {t} AS t
-        JOIN (SELECT plan_month, max(plan_version) AS plan_version
-              FROM plan_versions GROUP BY plan_month) AS l
-          ON t.plan_month = l.plan_month AND t.plan_version = l.plan_version
-        """
-    )
-    create_approved_view(con, table)
-
-
-def _comment_columns(con: duckdb.DuckDBPyConnection, name: str, kind: str) -> None:
-    """``COMMENT ON`` a table or view and each of its columns, from the data dictionary.
-
-    A column without a description is left without a comment (``tests/test_dictionary.py``
-    names it); the publication does not fail for a missing text.
-    """
-    base = dictionary.base_table(name)
-    text = dictionary.table_description(base) if base == name else dictionary.view_description(name)
-    con.execute(f"COMMENT ON {kind} {_q(name)} IS {_lit(text)}")
-    columns = con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
-        "AND schema_name = 'main' AND table_name = $t ORDER BY column_index",
-        {"t": name},
-    ).fetchall()
-    for (column,) in columns:
-        described = dictionary.column_description(base, column)
-        if described:
-            con.execute(f"COMMENT ON COLUMN {_q(name)}.{_q(column)} IS {_lit(described)}")
-
-
-def _build(
-    stage_db: Path,
-    old_db: Path | None,
-    frames: dict[str, pd.DataFrame],
-) -> dict[str, tuple[int, int]]:
-    """Build the staged database; return per table (rows of the new version, total rows)."""
-    con = duckdb.connect()
-    counts: dict[str, tuple[int, int]] = {}
-    try:
-        if old_db is not None:
-            con.execute(f"ATTACH {_lit(str(old_db))} AS old (READ_ONLY)")
-            old_tables = set(
-                con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'old'")
-                .fetchnumpy()["table_name"]
-                .tolist()
-            )
-        else:
-            old_tables = set()
-        con.execute(
-            f"ATTACH {_lit(str(stage_db))} AS pub (STORAGE_VERSION {_lit(STORAGE_VERSION)})"
-        )
-        for name, spec in TABLES.items():
-            df = frames[name]
-            view = f"new_{name}"
-            con.register(view, df)
-            extras = [c for c in df.columns if c not in spec.types]
-            extra_types = dict(PLAN_VERSIONS_EXTRA) if name == "plan_versions" else {}
-            new_sql = _select_new(spec, view, extras, extra_types)
-            order = ", ".join(_q(c) for c in spec.sort_key)
-            if name in old_tables:
-                # BY NAME: an older publication may lack extra columns added since
-                source = f"SELECT * FROM old.main.{_q(name)} UNION ALL BY NAME {new_sql}"
-            else:
-                source = new_sql
-            con.execute(
-                f"CREATE TABLE pub.main.{_q(name)} AS SELECT * FROM ({source}) ORDER BY {order}"
-            )
-            con.unregister(view)
-            total = con.execute(f"SELECT count(*) FROM pub.main.{_q(name)}").fetchone()[0]
-            counts[name] = (len(df), int(total))
-        con.execute("USE pub")  # views bind names in the file's own catalog
-        for name in TABLES:
-            _comment_columns(con, name, "TABLE")
-        for name in PLAN_TABLES:
-            _create_views(con, name)
-        # every view of a published table (_current, _latest_versions, _approved, ...)
-        for (view,) in con.execute(
-            "SELECT view_name FROM duckdb_views() WHERE database_name = 'pub' AND NOT internal"
-        ).fetchall():
-            if dictionary.base_table(view) in TABLES:
-                _comment_columns(con, view, "VIEW")
-        con.execute("USE memory")
-        if old_db is not None:
-            con.execute("DETACH old")
-        con.execute("CHECKPOINT pub")
-        con.execute("DETACH pub")
-    finally:
-        con.close()
-    return counts
-
-
-def _write_parquet(
-    stage_db: Path, stage_dir: Path, plan_month: str, plan_version: int
-) -> dict[str, Path]:
-    """Write the new version of every table as Parquet under the staging folder."""
-    con = duckdb.connect()
-    written: dict[str, Path] = {}
-    try:
-        con.execute(f"ATTACH {_lit(str(stage_db))} AS pub (READ_ONLY)")
-        for name, spec in TABLES.items():
-            rel = (
-                Path(PARQUET_DIR)
-                / name
-                / f"plan_month={plan_month}"
-                / f"plan_version={plan_version}"
-            )
-            target = stage_dir / rel
-            target.mkdir(parents=True)
-            order = ", ".join(_q(c) for c in spec.sort_key)
-            table = con.execute(
-                f"SELECT * FROM pub.main.{_q(name)} WHERE plan_month = {_lit(plan_month)} "
-                f"AND plan_version = {int(plan_version)} ORDER BY {order}"
-            ).to_arrow_table()
-            pq.write_table(
-                _with_descriptions(name, table), target / "part-0.parquet", compression="zstd"
-            )
-            _fsync_path(target / "part-0.parquet")
-            written[name] = rel
-    finally:
-        con.close()
-    return written
-
-
-def _with_descriptions(name: str, table: pa.Table) -> pa.Table:
-    """The table with the dictionary's texts as Parquet schema metadata.
-
-    Each field carries ``description`` (what pyarrow, pandas and Spark show as the field's
-    metadata); the file carries ``description`` (the table's purpose and grain) and
-    ``sop_table``.
-    """
-    fields = []
-    for field_ in table.schema:
-        text = dictionary.column_description(name, field_.name)
-        fields.append(field_.with_metadata({"description": text}) if text else field_)
-    schema = pa.schema(
-        fields,
-        metadata={"description": dictionary.table_description(name), "sop_table": name},
-    )
-    return pa.Table.from_arrays(table.columns, schema=schema)
-
-
-def _audit(
-    stage_db: Path,
-    stage_dir: Path,
-    parquet: dict[str, Path],
-    counts: dict[str, tuple[int, int]],
-    plan_month: str,
-    plan_version: int,
-) -> None:
-    """Reopen the staged file read-only and check it holds exactly what was written."""
-    con = duckdb.connect()
-    problems: list[str] = []
-    try:
-        con.execute(f"ATTACH {_lit(str(stage_db))} AS pub (READ_ONLY)")
-        tag = con.execute(
-            "SELECT tags FROM duckdb_databases() WHERE database_name = 'pub'"
-        ).fetchone()[0]
-        if not str(tag.get("storage_version", "")).startswith(STORAGE_VERSION):
-            problems.append(
-                f"storage version is {tag.get('storage_version')}, expected {STORAGE_VERSION}"
-            )
-        for name, (new_rows, total_rows) in counts.items():
-            found_new, found_total = con.execute(
-                f"SELECT count(*) FILTER (WHERE plan_month = $m AND plan_version = $v), count(*) "
-                f"FROM pub.main.{_q(name)}",
-                {"m": plan_month, "v": plan_version},
-            ).fetchone()
-            if (found_new, found_total) != (new_rows, total_rows):
-                problems.append(
-                    f"{name}: {found_new} rows of version {plan_version} and {found_total} in total, "
-                    f"expected {new_rows} and {total_rows}"
-                )
-            path = stage_dir / parquet[name] / "part-0.parquet"
-            in_parquet = con.execute(
-                f"SELECT count(*) FROM read_parquet({_lit(str(path))})"
-            ).fetchone()[0]
-            if in_parquet != new_rows:
-                problems.append(f"{name}: Parquet holds {in_parquet} rows, expected {new_rows}")
-        for name in PLAN_TABLES:
-            con.execute(f"SELECT count(*) FROM pub.main.{_q(name + '_current')}").fetchone()
-        current = con.execute(
-            "SELECT count(*) FROM pub.main.plan_versions WHERE plan_month = $m AND plan_version = $v",
-            {"m": plan_month, "v": plan_version},
-        ).fetchone()[0]
-        if current != 1:
-            problems.append(
-                f"plan_versions holds {current} rows for {plan_month} v{plan_version}, expected 1"
-            )
-    except duckdb.Error as exc:
-        problems.append(f"cannot read the staged file: {exc}")
-    finally:
-        con.close()
-    if problems:
-        raise AuditError(
-            f"audit of the staged publication {stage_db} failed: {'; '.join(problems)}. Nothing "
-            f"was published; the previous publication is unchanged."
-        )
 
 
 def _publish_locked(
@@ -794,43 +439,3 @@ def read_published(
         return con.execute(sql, params).df()
     finally:
         con.close()
-
-
-def bi_connect(path: Path) -> duckdb.DuckDBPyConnection:
-    """Open a published DuckDB file the way a BI tool should: read-only and locked down.
-
-    No file system access (``read_csv('/etc/passwd')``, ``COPY … TO``, ``ATTACH`` fail), no
-    extension install/auto-load, settings cannot be changed back, no writes.
-
-    Note: DuckDB caches one database instance per file within a Python process; close
-    earlier connections to the file to see a newer publication from the same process.
-
-    Args:
-        path: ``published/sop.duckdb``.
-
-    Returns:
-        A read-only DuckDB connection.
-    """
-    return duckdb.connect(str(path), read_only=True, config=dict(BI_CONFIG))
-
-
-def create_approved_view(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """``<table>_approved``: the rows of the approved version of every plan month.
-
-    Called with the published file as the current catalog (the writer's ``USE pub``).
-    A month without an approved version has no rows in the view.
-    """
-    q = _q
-    con.execute(
-        f"""
-        CREATE OR REPLACE VIEW {q(table + "_approved")} AS
-        SELECT t.* FROM {q(table)} AS t
-        JOIN (SELECT plan_month, max(plan_version) AS plan_version
-              FROM plan_versions WHERE status = 'approved' GROUP BY plan_month) AS a
-          ON t.plan_month = a.plan_month AND t.plan_version = a.plan_version
-        """
-    )
-    con.execute(
-        f"COMMENT ON VIEW {q(table + '_approved')} IS "
-        f"{_lit(f'{table} of the approved plan of every plan month (the official numbers).')}"
-    )

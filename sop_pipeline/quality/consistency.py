@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from sop_pipeline.planning.kpis import KPI_RANGES
-from sop_pipeline.quality.gate import MAX_EXAMPLES, GateCheck, _plain_row
+from sop_pipeline.quality.checks import MAX_EXAMPLES, GateCheck, _plain_row
 
 #: scenario lever kinds (``scenario_comparison.lever_kinds``) that can only make a plan worse
 WORSENING_LEVERS = frozenset({"capacity_loss", "supplier_delay"})

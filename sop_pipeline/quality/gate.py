@@ -22,7 +22,7 @@ expectation (GX reports those two as successes; see TOOLCHAIN.md).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,8 @@ import pandas as pd
 
 from sop_pipeline.core.months import month_start, parse_month
 from sop_pipeline.publish.tables import TABLES
+from sop_pipeline.quality.checks import MAX_EXAMPLES, GateCheck, _plain_row
+from sop_pipeline.quality.consistency import consistency_checks
 from sop_pipeline.quality.gx import load_suite, validate_dataframe
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "data_quality" / "plan"
@@ -51,33 +53,6 @@ HORIZON_SERIES: dict[str, list[str]] = {
     "plan_gaps": ["family"],
     "plan_financials": ["family"],
 }
-MAX_EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class GateCheck:
-    """One check of the gate.
-
-    Attributes:
-        name: ``suite:<table>`` or the Python check's name.
-        table: the table checked (the first one for cross-table checks).
-        passed: the check passed.
-        evaluated: expectations (suites) or rules (Python checks) evaluated.
-        message: one readable paragraph: what failed, where, with example keys.
-        failures: one dict per failed expectation or rule: ``rule``, ``column``,
-            ``count``, ``examples`` (key values of failing rows).
-        blocking: a failure blocks publication; a non-blocking check that fails is a
-            warning: reported (run summary, gate_results, the Dagster check's text) but the
-            plan is published.
-    """
-
-    name: str
-    table: str
-    passed: bool
-    evaluated: int
-    message: str
-    failures: list[dict] = field(default_factory=list)
-    blocking: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,18 +97,6 @@ def _keys_of(df: pd.DataFrame, index: list, table: str) -> list[dict]:
     key = [c for c in TABLES[table].key if c in df.columns] if table in TABLES else []
     rows = df.loc[[i for i in index if i in df.index][:MAX_EXAMPLES], key or list(df.columns[:3])]
     return [_plain_row(r) for r in rows.to_dict("records")]
-
-
-def _plain_row(row: dict) -> dict:
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, pd.Timestamp):
-            out[k] = v.date().isoformat()
-        elif hasattr(v, "item"):
-            out[k] = v.item()
-        else:
-            out[k] = v
-    return out
 
 
 def _fmt_examples(examples: list[dict]) -> str:
@@ -411,7 +374,5 @@ def run_gate(
     checks += _horizon_complete(tables, plan_month, horizon)
     checks += _family_consistency(tables, rel_tol)
     checks += _revenue_consistency(tables, max(rel_tol, 1e-6))
-    from sop_pipeline.quality.consistency import consistency_checks
-
     checks += consistency_checks(tables, overtime_share=overtime_share, rel_tol=rel_tol)
     return GateResult(plan_month=plan_month, checks=checks)

@@ -25,7 +25,8 @@ from openpyxl.worksheet.datavalidation import DataValidation
 
 from sop_pipeline.errors import OperationalError
 from sop_pipeline.ingest.contract import OVERRIDE_REASON_CODES
-from sop_pipeline.publish.writer import PublishError, read_published
+from sop_pipeline.publish.published_file import PublishError
+from sop_pipeline.publish.writer import read_published
 
 #: The sheet the reader takes overrides from, and its contract columns (header row 1).
 OVERRIDES_SHEET = "Overrides"

@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from sop_pipeline.core.settings import Settings
-from sop_pipeline.storage.runlock import PROCESS_TAG, process_tag, recover_orphaned_runs, run_lock
+from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
+from sop_pipeline.storage.runlock import PROCESS_TAG, process_tag, run_lock
 
 
 @dataclass
@@ -72,7 +73,7 @@ _CLASS_PREFIX = re.compile(
 
 
 def _strip_class_name(message: str) -> str:
-    """``sop_pipeline.ingest.loader.IngestError: landing/…`` → ``landing/…`` (the sentence)."""
+    """``sop_pipeline.ingest.problems.IngestError: landing/…`` → ``landing/…`` (the sentence)."""
     return _CLASS_PREFIX.sub("", message.strip(), count=1)
 
 

@@ -32,7 +32,8 @@ class DecisionConfig(dg.Config):
     tags={"sop_step": "approve"},
 )
 def decide_plan(context: dg.OpExecutionContext, config: DecisionConfig, sop: SopResource) -> None:
-    from sop_pipeline.publish.approval import ApprovalError, approve_plan, reject_plan
+    from sop_pipeline.publish.approval import approve_plan, reject_plan
+    from sop_pipeline.publish.decision_log import ApprovalError
 
     if config.decision not in ("approve", "reject"):
         raise dg.Failure(f"decision must be 'approve' or 'reject', not {config.decision!r}.")

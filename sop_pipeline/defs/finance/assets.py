@@ -174,7 +174,7 @@ def kpi_scorecard(
     **frames: pd.DataFrame,
 ):
     """Past KPIs from actuals and earlier plans, forward KPIs from the new plan."""
-    from sop_pipeline.planning.kpis import KpiInputs
+    from sop_pipeline.planning.kpi_formulas import KpiInputs
     from sop_pipeline.planning.kpis import kpi_scorecard as scorecard
 
     month = context.partition_key

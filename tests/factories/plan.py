@@ -1,4 +1,7 @@
-"""A small but complete published plan for the approval and workbook tests (no pipeline run)."""
+"""Small but complete plans (no pipeline run): :func:`sample_plan` for the approval and
+workbook tests (three items at two DCs, published with :func:`publish_sample`), and
+:func:`sample_tables` for the publication tests (two items at one DC, with
+``forecast_accuracy``; published with :func:`publish_candidate`)."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from factories.frames import demand_frame, inventory_frame, supply_frame
 from sop_pipeline.core.settings import Settings
 from sop_pipeline.publish.writer import PublishResult, publish_plan
 
@@ -28,35 +32,9 @@ def sample_plan(plan_month: str = "2026-01", scale: float = 1.0) -> dict[str, pd
         [list(ITEMS), LOCATIONS, months], names=["item_id", "location_id", "month"]
     ).to_frame(index=False)
     qty = (pd.Series(range(1, len(base) + 1), dtype="float64") * 10 * scale).round(6)
-    demand = base.assign(
-        family=base["item_id"].map(ITEMS),
-        stat_forecast_qty=qty,
-        stat_lo80_qty=qty * 0.8,
-        stat_hi80_qty=qty * 1.2,
-        stat_lo95_qty=qty * 0.7,
-        stat_hi95_qty=qty * 1.3,
-        stat_model="AutoETS",
-        crm_adjustment_qty=0.0,
-        override_qty=0.0,
-        consensus_qty=qty,
-        consensus_revenue=qty * 5,
-        override_reason_code=None,
-        override_author=None,
-    )
-    supply = base.assign(
-        planned_production_qty=qty, planned_purchase_qty=0.0, open_order_receipts_qty=1.0
-    )
-    inventory = base.assign(
-        opening_qty=5.0,
-        receipts_qty=qty,
-        demand_qty=qty,
-        closing_qty=5.0,
-        safety_stock_qty=2.0,
-        days_of_cover=10.0,
-        shortage_qty=0.0,
-        stockout_probability=0.05,
-        expected_fill_rate=0.99,
-    )
+    demand = demand_frame(base.assign(family=base["item_id"].map(ITEMS)), qty, qty * 5)
+    supply = supply_frame(base, qty)
+    inventory = inventory_frame(base, qty, qty)
     capacity = pd.DataFrame(
         {
             "work_center_id": "WC1",
@@ -171,3 +149,108 @@ def sample_settings(home: Path) -> Settings:
     settings = Settings.from_env({"SOP_HOME": str(home), "SOP_RUN_LOCK_TIMEOUT": "30"})
     settings.ensure_dirs()
     return settings
+
+
+PUBLISH_MONTHS = pd.to_datetime(["2026-02-01", "2026-03-01", "2026-04-01"])
+
+
+def sample_tables(scale: float = 1.0) -> dict[str, pd.DataFrame]:
+    """A tiny but complete candidate plan (every published table, a few rows each)."""
+    keys = pd.MultiIndex.from_product(
+        [["I1", "I2"], ["DC1"], PUBLISH_MONTHS], names=["item_id", "location_id", "month"]
+    )
+    base = keys.to_frame(index=False)
+    n = len(base)
+    qty = pd.Series(range(1, n + 1), dtype="float64") * 10 * scale
+    demand = demand_frame(
+        base.assign(family=base["item_id"].map({"I1": "F1", "I2": "F2"})), qty, qty * 5
+    )
+    supply = supply_frame(base, qty)
+    inventory = inventory_frame(base, qty, qty)
+    capacity = pd.DataFrame(
+        {
+            "work_center_id": ["WC1"] * 3,
+            "month": PUBLISH_MONTHS,
+            "available_hours": 100.0,
+            "required_hours": 80.0 * scale,
+            "planned_hours": 80.0 * scale,
+            "utilization": 0.8 * scale,
+        }
+    )
+    fam = pd.MultiIndex.from_product(
+        [["F1", "F2"], PUBLISH_MONTHS], names=["family", "month"]
+    ).to_frame(index=False)
+    gaps = fam.assign(demand_qty=10.0 * scale, supply_qty=10.0 * scale, gap_qty=0.0, gap_value=0.0)
+    fin = fam.assign(
+        revenue=50.0 * scale,
+        cogs=30.0,
+        gross_margin=20.0,
+        inventory_value=100.0,
+        aop_revenue=55.0,
+        revenue_vs_aop=-5.0,
+    )
+    kpis = pd.DataFrame(
+        {
+            "kpi": ["forecast_accuracy", "order_fill_rate"],
+            "scope": ["total", "total"],
+            "month": pd.to_datetime(["2026-01-01", "2026-01-01"]),
+            "value": [0.8 * scale, 0.97],
+            "target": [0.75, 0.98],
+            "status": ["on_track", "at_risk"],
+            "unit": ["ratio", "ratio"],
+        }
+    )
+    acc = pd.DataFrame(
+        {
+            "forecast_kind": ["naive", "statistical"],
+            "level": ["total", "total"],
+            "lag": [1, 1],
+            "month": pd.to_datetime(["2026-01-01"] * 2),
+            "mape": [0.2, 0.1],
+            "wape": [0.2, 0.1],
+            "bias": [0.0, 0.05],
+            "mase": [1.0, 0.7],
+            "coverage_80": [None, 0.81],
+            "coverage_95": [None, 0.94],
+            "interval_score": [None, 3.2],
+        }
+    )
+    scen = pd.DataFrame(
+        {
+            "scenario": ["promo"],
+            "family": ["F1"],
+            "month": PUBLISH_MONTHS[:1],
+            "metric": ["revenue"],
+            "base_value": [50.0],
+            "scenario_value": [60.0],
+            "delta": [10.0],
+        }
+    )
+    return {
+        "plan_demand": demand,
+        "plan_supply": supply,
+        "plan_inventory": inventory,
+        "plan_capacity": capacity,
+        "plan_gaps": gaps,
+        "plan_financials": fin,
+        "kpi_scorecard": kpis,
+        "forecast_accuracy": acc,
+        "scenario_comparison": scen,
+    }
+
+
+def publish_candidate(
+    pub: Path, month: str = "2026-01", run_id: str = "run-1", **kw
+) -> PublishResult:
+    tables = kw.pop("tables", None) or sample_tables()
+    return publish_plan(
+        pub,
+        month,
+        tables,
+        run_id=run_id,
+        input_fingerprint="fp-123",
+        code_version="0.1.0",
+        checks_passed=12,
+        checks_failed=0,
+        **kw,
+    )
