@@ -8,7 +8,7 @@ The entry points (``write_pack``, ``write_pack_from_published``, ``build_pack``,
 - ``report/sections_plan.py`` and ``report/sections_review.py`` turn it into the plain data
   of each section (numbers, rows, texts; no HTML), ``report/approval_section.py`` that of
   the plan status;
-- ``report/figures.py`` draws the plotly charts;
+- ``report/figures.py`` and ``report/figures_review.py`` draw the plotly charts;
 - ``report/render.py`` renders the Jinja2 templates (``report/templates/*.html.j2``, one per
   section and a base layout, autoescaped) with ``report/static/pack.css`` and plotly.js
   inlined, so the file opens offline as one file.
