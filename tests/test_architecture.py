@@ -50,13 +50,6 @@ MAY_IMPORT: dict[str, set[str]] = {
 #: preamble: "plain-Python packages with no Dagster import").
 NO_DAGSTER = _PLAIN
 
-#: Known cycle, being removed by the rewrite of the executive pack (report/pack.py as data +
-#: templates, issue #13): approval_section renders a part of the pack and uses its HTML
-#: helpers, the pack includes the section. The integrator removes this entry at the merge.
-ALLOWED_CYCLES = {
-    frozenset({"sop_pipeline.report.approval_section", "sop_pipeline.report.pack"}),
-}
-
 
 def _modules() -> dict[str, tuple[Path, bool]]:
     """Dotted module name → (file, is a package ``__init__``)."""
@@ -192,16 +185,10 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_no_module_import_cycle():
-    cycles = [c for c in _cycles(GRAPH) if frozenset(c) not in ALLOWED_CYCLES]
+    cycles = _cycles(GRAPH)
     assert not cycles, "modules that import each other (directly or round a loop): " + "; ".join(
         " <-> ".join(sorted(c)) for c in cycles
     )
-
-
-def test_allowed_cycles_still_exist():
-    # an allowed cycle that is gone must leave the list, so that it cannot come back unseen
-    present = {frozenset(c) for c in _cycles(GRAPH)}
-    assert present >= ALLOWED_CYCLES, ALLOWED_CYCLES - present
 
 
 @pytest.mark.parametrize("layer", sorted(MAY_IMPORT))

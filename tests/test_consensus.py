@@ -415,7 +415,7 @@ def test_override_outside_horizon_is_kept_aside_not_applied(stat, items, history
 
 
 def test_family_figure_shows_history_forecast_and_bands(stat, items, history):
-    from sop_pipeline.planning.charts import family_forecast_figure, figure_html
+    from sop_pipeline.report.figures import family_forecast_figure, figure_html
 
     res = build_consensus(stat, items, _no_pipeline(), _overrides([]), history, PLAN)
     fig = family_forecast_figure(history, res.plan_demand, "F1")
@@ -433,3 +433,23 @@ def test_family_figure_shows_history_forecast_and_bands(stat, items, history):
     assert "<div" in html and "cdn.plot.ly" not in html
     with pytest.raises(ValueError, match="family 'F9'"):
         family_forecast_figure(history, res.plan_demand, "F9")
+
+
+def test_the_dagster_still_image_draws_the_same_family_series_as_the_pack(stat, items, history):
+    # the Dagster UI shows the family chart as a PNG (matplotlib), the pack with plotly: both
+    # come from one series function, so they show the same numbers
+    from sop_pipeline.report.figures import family_forecast_figure, family_forecast_still
+
+    res = build_consensus(stat, items, _no_pipeline(), _overrides([]), history, PLAN)
+    still = family_forecast_still(history, res.plan_demand, families=4)
+    axes = still.axes
+    assert [ax.get_title() for ax in axes] == [
+        "F1 (sum of item-level ranges)",  # largest consensus first
+        "F2 (sum of item-level ranges)",
+    ]
+    lines = {line.get_label(): list(line.get_ydata()) for line in axes[0].get_lines()}
+    fig = family_forecast_figure(history, res.plan_demand, "F1")
+    traces = {t.name: list(t.y) for t in fig.data}
+    assert lines["consensus"] == traces["consensus"] == [600.0] * len(MONTHS)
+    assert lines["statistical"] == traces["statistical forecast"]
+    assert lines["actual demand"] == traces["actual demand"][-36:]

@@ -6,8 +6,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from sop_pipeline.defs.io_manager import PlanTablesIOManager
-from sop_pipeline.defs.resources import MartsResource, WarehouseResource
+from sop_pipeline.defs.resources import MartsResource, PlanTablesIOManager, WarehouseResource
 
 MONTHS = dg.StaticPartitionsDefinition(["2026-09", "2026-10"])
 DIM_ITEMS = dg.AssetKey(["marts", "dim_items"])

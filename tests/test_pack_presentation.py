@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sop_pipeline.planning.charts import waterfall_axis_range
+from sop_pipeline.report.figures_review import waterfall_axis_range
 from sop_pipeline.report.pack import (
     TOP_EXCEPTIONS,
     TOP_LOW_EXCEPTIONS,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -347,3 +348,63 @@ def test_backlog_plan_shows_peak_backlog_and_the_one_unmet_figure(tmp_path):
     # inventory value vs AOP: 2× the target, a quarter of it safety stock
     assert figures.values["inventory_vs_aop_ratio"] == pytest.approx(2.0)
     assert figures.values["safety_stock_share"] == pytest.approx(0.25)
+
+
+def test_text_from_the_data_is_escaped_not_run_as_markup(tmp_path):
+    # item ids, family names and exception reasons come from the planners' extracts: a
+    # `<script>` in one must show as text in the pack, never run (Jinja2 autoescape)
+    attack = "<script>alert('pack')</script>"
+    tables = plan_tables()
+    for name in ("plan_demand", "plan_gaps", "plan_financials"):
+        tables[name] = tables[name].assign(family=tables[name]["family"].replace("pumps", attack))
+    inv = tables["plan_inventory"]
+    tables["plan_inventory"] = inv.assign(item_id=inv["item_id"].replace("P-1", f"P-1{attack}"))
+    publish(tmp_path, tables)
+    ex = exceptions().assign(reason=f"short </td>{attack}")
+    text = build_pack(load_pack_data(tmp_path, MONTH, None, history(), exceptions=ex))
+    assert "<script>alert" not in text and "</td><script>" not in text
+    visible = _Text()
+    visible.feed(text)
+    shown = "".join(visible.parts)
+    assert f"P-1{attack}" in shown  # the item at risk, as the planner typed it
+    assert f"short </td>{attack}" in shown  # the exception's reason
+    assert f"<b>{attack}</b>" not in text and attack in shown  # a family name
+
+
+class _Text(HTMLParser):
+    """The text a reader sees (script and style contents left out)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip = tag in ("script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip = False
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def test_templates_and_css_ship_with_the_package():
+    # an installed package reads them with importlib.resources: pyproject's package-data
+    # must cover every file the renderer loads
+    import tomllib
+    from fnmatch import fnmatch
+
+    root = Path(__file__).resolve().parents[1]
+    report = root / "sop_pipeline" / "report"
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["sop_pipeline.report"]
+    files = [
+        p.relative_to(report).as_posix()
+        for d in ("templates", "static")
+        for p in (report / d).iterdir()
+    ]
+    assert "static/pack.css" in files and "templates/base.html.j2" in files
+    assert [f for f in files if not any(fnmatch(f, pat) for pat in patterns)] == []

@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 import duckdb
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.core.settings import WAREHOUSES, Settings, get_settings
 from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
 from sop_pipeline.errors import OperationalError
 from sop_pipeline.storage.runlock import run_lock
-from sop_pipeline.storage.warehouse import DuckDBMarts, MartReader
+from sop_pipeline.storage.warehouse import DuckDBMarts, MartReader, read_plan, replace_plan_rows
 
 if TYPE_CHECKING:
     from sop_pipeline.storage.postgres import PostgresTarget
@@ -248,6 +249,62 @@ class MartsResource(dg.ConfigurableResource):
         }
 
 
+# --------------------------------------------------------------------------------------
+# the IO manager: where asset values live
+# --------------------------------------------------------------------------------------
+# Where asset values live: the plan tables and the marts, read and written in one place.
+#
+# Every asset of the monthly job is partitioned by plan month, so one value is one month:
+#
+# - an output of a ``plan/<table>`` asset replaces that month's rows of ``plan.<table>`` in the
+#   working database (:func:`sop_pipeline.storage.warehouse.replace_plan_rows`: one
+#   transaction, columns added later are kept);
+# - an input from ``plan/<table>`` is that month's rows (:func:`read_plan`: a fixed row order, so
+#   sums give the same bits on every run);
+# - an input from ``marts/<model>`` is the mart dbt built for the month, from DuckDB or PostgreSQL
+#   (:meth:`MartsResource.reader`).
+#
+# Asset bodies therefore take DataFrames and return a DataFrame (``dg.Output`` with metadata);
+# they only open the database themselves for what is not one month of one asset (earlier months,
+# the stage's side tables). Outputs of ``None`` — dbt models, assets that report a
+# ``MaterializeResult`` — are not stored here.
+
+PLAN_PREFIX = "plan"
+MARTS_PREFIX = "marts"
+
+
+class PlanTablesIOManager(dg.ConfigurableIOManager):
+    """Plan tables in schema ``plan`` keyed by plan month; marts read through the marts reader."""
+
+    warehouse: WarehouseResource
+    marts: MartsResource
+
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        if obj is None:
+            return
+        prefix, table = _split(context.asset_key)
+        if prefix != PLAN_PREFIX:
+            raise TypeError(f"{context.asset_key.to_user_string()} is not a plan table")
+        with self.warehouse.get_connection() as con:
+            rows = replace_plan_rows(con, table, obj, context.asset_partition_key)
+        context.add_output_metadata({"dagster/row_count": dg.MetadataValue.int(rows)})
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        prefix, table = _split(context.asset_key)
+        if prefix == MARTS_PREFIX:
+            with self.marts.reader() as mart:
+                return mart.read_mart(table)
+        if prefix != PLAN_PREFIX:
+            raise TypeError(f"{context.asset_key.to_user_string()} cannot be loaded as a frame")
+        with self.warehouse.get_connection() as con:
+            return read_plan(con, table, context.asset_partition_key)
+
+
+def _split(key: dg.AssetKey) -> tuple[str, str]:
+    path = key.path
+    return (path[0], path[-1]) if len(path) >= 2 else ("", path[-1])
+
+
 def build_resources(settings: Settings | None = None) -> dict[str, object]:
     """The resources of every asset, for ``Definitions`` and for ``dagster.materialize`` in tests."""
     from sop_pipeline.defs.clean.project import dbt_resource
@@ -257,8 +314,6 @@ def build_resources(settings: Settings | None = None) -> dict[str, object]:
     working = WarehouseResource(
         database=str(settings.warehouse_path), sop_home=str(settings.sop_home)
     )
-    from sop_pipeline.defs.io_manager import PlanTablesIOManager
-
     marts = MartsResource.from_settings(settings, working)
     return {
         "sop": SopResource.from_settings(settings),

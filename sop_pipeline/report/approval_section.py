@@ -1,5 +1,7 @@
-"""The pack's "Plan status" section: candidate or approved (by whom, when), and for a
-candidate what changed against the last approved plan (consensus by family).
+"""The data of the pack's "Plan status" section: candidate or approved (by whom, when), and
+for a candidate what changed against the last approved plan (consensus by family).
+
+``templates/status.html.j2`` shows it.
 
 The comparison plan is the approved version of the same plan month when there is one
 (e.g. v3 candidate after v2 was approved), otherwise the latest approved plan of an earlier
@@ -110,73 +112,40 @@ def change_vs_approved(demand: pd.DataFrame, ref: ApprovedReference) -> pd.DataF
     return out.sort_values("family").reset_index(drop=True)
 
 
-def status_section(data) -> str:
-    """HTML of the status section for a ``PackData``."""
-    from sop_pipeline.report.pack import _esc, _num, fmt_money, fmt_qty
+def status(data) -> dict:
+    """The data of the status section (``templates/status.html.j2``) for a ``PackData``.
 
+    Returns:
+        status (candidate, approved, superseded or rejected), who approved it and when, the
+        chosen scenario and the decision note; for a version that is not the approved one,
+        ``change``: the last approved plan and the family rows of :func:`change_vs_approved`.
+    """
     v = data.version_row
-    status = v.get("status")
-    status = "candidate" if status is None or pd.isna(status) else str(status)
+    state = v.get("status")
+    state = "candidate" if state is None or pd.isna(state) else str(state)
     when = v.get("approved_at")
-    when_text = "" if when is None or pd.isna(when) else f"{pd.Timestamp(when):%Y-%m-%d %H:%M} UTC"
     note = v.get("decision_note")
-    note_html = "" if note is None or pd.isna(note) else f" — “{_esc(note)}”"
     scenario = v.get("chosen_scenario")
-    scen_html = (
-        ""
-        if scenario is None or pd.isna(scenario)
-        else f"; chosen scenario <b>{_esc(scenario)}</b>"
-    )
-    if status == "approved":
-        head = (
-            f"<p class='ok' data-field='status'>Approved by <b>{_esc(v.get('approved_by'))}</b> "
-            f"at {_esc(when_text)}{scen_html}{note_html}. This is the official plan of "
-            f"{_esc(data.plan_month)} (the <code>_approved</code> views).</p>"
-        )
-    elif status == "superseded":
-        head = (
-            f"<p class='nodata' data-field='status'>Superseded: approved by "
-            f"{_esc(v.get('approved_by'))} at {_esc(when_text)}, then another version of "
-            f"{_esc(data.plan_month)} was approved.</p>"
-        )
-    elif status == "rejected":
-        head = f"<p class='nodata' data-field='status'>Rejected{note_html}.</p>"
-    else:
-        head = (
-            "<p class='nodata' data-field='status'>Candidate: awaiting the executives' decision "
-            f"(<code>sop approve --month {_esc(data.plan_month)} --version {data.plan_version} "
-            "--by NAME</code>).</p>"
-        )
+    out = {
+        "status": state,
+        "plan_month": data.plan_month,
+        "plan_version": data.plan_version,
+        "approved_by": v.get("approved_by"),
+        "when": "" if when is None or pd.isna(when) else f"{pd.Timestamp(when):%Y-%m-%d %H:%M} UTC",
+        "note": None if note is None or pd.isna(note) else note,
+        "scenario": None if scenario is None or pd.isna(scenario) else scenario,
+        "change": None,
+        "has_reference": getattr(data, "approved", None) is not None,
+    }
     ref = getattr(data, "approved", None)
-    if status == "approved" or ref is None:
-        if ref is None and status != "approved":
-            head += "<p class='muted'>No approved plan to compare with yet.</p>"
-        return head
+    if state == "approved" or ref is None:
+        return out
     change = change_vs_approved(data.table("plan_demand"), ref)
-    cur = data.base_currency
-    by = f" (approved by {_esc(ref.approved_by)})" if ref.approved_by else ""
-    rows = "".join(
-        f"<tr><td>{_esc(r.family)}</td>"
-        f"<td class='r'>{_num(r.approved_qty, fmt_qty(r.approved_qty))}</td>"
-        f"<td class='r'>{_num(r.qty, fmt_qty(r.qty))}</td>"
-        f"<td class='r {'neg' if r.delta_qty < 0 else 'pos'}'>{_num(r.delta_qty, fmt_qty(r.delta_qty))}</td>"
-        f"<td class='r {'neg' if r.delta_revenue < 0 else 'pos'}'>"
-        f"{_num(r.delta_revenue, fmt_money(r.delta_revenue, cur))}</td></tr>"
-        for r in change.itertuples(index=False)
-    )
-    total = change[["approved_qty", "qty", "delta_qty", "delta_revenue"]].sum()
-    rows += (
-        "<tr class='total'><td>Total</td>"
-        f"<td class='r'>{fmt_qty(total['approved_qty'])}</td><td class='r'>{fmt_qty(total['qty'])}</td>"
-        f"<td class='r'>{fmt_qty(total['delta_qty'])}</td>"
-        f"<td class='r'>{fmt_money(total['delta_revenue'], cur)}</td></tr>"
-    )
-    months = int(change["months"].iloc[0]) if len(change) else 0
-    return (
-        head
-        + f"<h3>Change against the last approved plan: {_esc(ref.plan_month)} v{ref.plan_version}{by}</h3>"
-        + f"<p class='muted'>Consensus demand over the {months} month(s) both plans cover.</p>"
-        + "<table class='approval-delta'><thead><tr><th>family</th><th class='r'>approved qty</th>"
-        + "<th class='r'>this plan qty</th><th class='r'>Δ qty</th>"
-        + f"<th class='r'>Δ revenue ({_esc(cur)})</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
+    out["change"] = {
+        "ref": ref,
+        "rows": change.to_dict("records"),
+        "total": change[["approved_qty", "qty", "delta_qty", "delta_revenue"]].sum().to_dict(),
+        "months": int(change["months"].iloc[0]) if len(change) else 0,
+        "cur": data.base_currency,
+    }
+    return out
