@@ -597,8 +597,14 @@ def _highs(
     a_eq: sparse.csr_matrix,
     b_eq: np.ndarray,
     label: str,
+    first: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve ``min obj·x`` with HiGHS; returns x and the row duals (≤ rows first)."""
+    """Solve ``min obj·x`` with HiGHS; returns x and the row duals (≤ rows first).
+
+    With ``first`` (a cost vector), lexicographically: ``min first·x``, then ``min obj·x``
+    with ``first·x`` kept at that minimum; the duals are the first stage's (what one more
+    unit of a row saves of ``first``).
+    """
     blocks = [a_ub, a_eq] if a_ub is not None else [a_eq]
     matrix = sparse.vstack(blocks, format="csc")
     lower = np.concatenate(
@@ -608,7 +614,7 @@ def _highs(
     lp = highspy.HighsLp()
     lp.num_col_ = len(obj)
     lp.num_row_ = matrix.shape[0]
-    lp.col_cost_ = obj
+    lp.col_cost_ = obj if first is None else first
     lp.col_lower_ = bounds[:, 0]
     lp.col_upper_ = np.where(np.isinf(bounds[:, 1]), highspy.kHighsInf, bounds[:, 1])
     lp.row_lower_ = lower
@@ -625,6 +631,20 @@ def _highs(
         solver.setOptionValue(key, value)
     solver.passModel(lp)
     solver.run()
+    if first is not None and solver.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        duals = np.asarray(solver.getSolution().row_dual, dtype=float)
+        best = float(solver.getInfo().objective_function_value)
+        used = np.flatnonzero(first)
+        # keep the first stage's optimum (a hair of slack for the solver's tolerances)
+        solver.addRow(
+            -highspy.kHighsInf, best + 1e-9 * abs(best) + 1e-6, len(used), used, first[used]
+        )
+        solver.changeColsCost(len(obj), np.arange(len(obj), dtype=np.int32), obj)
+        solver.run()
+        status = solver.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            x = np.asarray(solver.getSolution().col_value, dtype=float)
+            return x, duals
     status = solver.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
         raise SupplyPlanError(
@@ -847,7 +867,16 @@ def _solve_block(
         )
         b_vec = np.concatenate(b_ub)
 
-    x, row_dual = _highs(obj, bounds, a_ub, b_vec, a_eq, b_eq, f"{n} series and {w} work centers")
+    # unmet demand first, then the costs: a loss of capacity or material can then never
+    # plan less unmet demand (its feasible set is smaller), whatever it does to the costs
+    first = np.zeros(nxt)
+    first[i_short.reshape(-1)] = obj[i_short.reshape(-1)]
+    if chase:
+        # chase is defined by this trade: stock above safety stock costs more than a short
+        first[i_e] = obj[i_e]
+    x, row_dual = _highs(
+        obj, bounds, a_ub, b_vec, a_eq, b_eq, f"{n} series and {w} work centers", first=first
+    )
     shadow = np.zeros((w, horizon))
     if w:
         # A binding ≤ row has a non-positive dual when minimizing: the saving per extra hour is −dual.
