@@ -49,7 +49,13 @@ from sop_pipeline.planning.inventory import (
     lead_time_blocked_months,
     require_columns,
 )
-from sop_pipeline.planning.supply import QTY_EPS, SupplyCosts, SupplyPlanError, plan_supply
+from sop_pipeline.planning.supply import (
+    QTY_EPS,
+    MaterialNetwork,
+    SupplyCosts,
+    SupplyPlanError,
+    plan_supply,
+)
 
 EXPLODED_COLUMNS = [
     "top_item_id",
@@ -94,6 +100,8 @@ OPEN_END = pd.Timestamp(
 )  # the last pandas timestamp month (9999-12-31 is out of range)
 MAX_LEVELS = 20
 SHADOW_EPS = 1e-7
+#: material purchase cost in the joint LP's objective, × unit cost (a supplier tie-break)
+PURCHASE_TIE_BREAK = 1e-3
 
 
 # The explosion ------------------------------------------------------------------------
@@ -350,6 +358,148 @@ def _source_rows(
     return out
 
 
+def _material_stock(
+    mats: pd.MultiIndex,
+    inventory_position: pd.DataFrame,
+    open_supply: pd.DataFrame | None,
+    months: pd.DatetimeIndex,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stock on hand per material × location and its open purchase orders per month."""
+    on_hand = (
+        inventory_position.assign(
+            item_id=inventory_position["item_id"].astype(str),
+            location_id=inventory_position["location_id"].astype(str),
+        )
+        .groupby(SERIES)["on_hand_qty"]
+        .sum()
+        .reindex(mats, fill_value=0.0)
+        .clip(lower=0.0)
+        .to_numpy(dtype=float)
+    )
+    receipts = np.zeros((len(mats), len(months)))
+    if open_supply is not None and not open_supply.empty:
+        opens = open_supply.assign(
+            item_id=open_supply["item_id"].astype(str),
+            location_id=open_supply["location_id"].astype(str),
+        )
+        if "supply_type" in opens:
+            opens = opens[opens["supply_type"].astype(str).str.lower() != "production"]
+        opens = opens.assign(month=as_month_start(opens["due_month"]).clip(lower=months[0]))
+        opens = opens[opens["month"] <= months[-1]]
+        c_idx = mats.get_indexer(pd.MultiIndex.from_frame(opens[SERIES]))
+        keep = c_idx >= 0
+        np.add.at(
+            receipts,
+            (c_idx[keep], months.get_indexer(pd.DatetimeIndex(opens["month"][keep]))),
+            pd.to_numeric(opens["open_qty"][keep], errors="coerce").fillna(0.0).to_numpy(),
+        )
+    return on_hand, receipts
+
+
+def material_network(
+    series: pd.DataFrame,
+    exploded: pd.DataFrame,
+    supplier_capacity: pd.DataFrame | None,
+    items: pd.DataFrame,
+    inventory_position: pd.DataFrame,
+    open_supply: pd.DataFrame | None,
+    months: pd.DatetimeIndex,
+    *,
+    costs: SupplyCosts | None = None,
+) -> MaterialNetwork | None:
+    """The materials of the made series for the joint LP (``plan_supply(materials=...)``).
+
+    The same model as :func:`plan_materials` (BOM leaves, lead-time offsets, supplier
+    capacity and lead time, stock and open purchase orders), stated as constraints on
+    production instead of on a fixed production plan.
+
+    Args:
+        series: item_id, location_id of the series the LP plans (the made ones with a BOM
+            get links).
+        exploded: ``fct_bom_exploded``.
+        supplier_capacity: ``fct_supplier_capacity``, or None.
+        items: dim_items (unit_cost, lead_time_days).
+        inventory_position: material stock (item_id, location_id, on_hand_qty).
+        open_supply: open purchase orders of materials (or None).
+        months: the horizon months.
+        costs: the LP's weights (material stock is held at ``holding_rate`` × its cost).
+
+    Returns:
+        The network, or None when no series has a material within the horizon.
+    """
+    costs = costs or SupplyCosts()
+    reqs = leaf_requirements(exploded, months)
+    keys = series[SERIES].astype(str).drop_duplicates()
+    keys = keys[keys["item_id"].isin(set(reqs["top_item_id"]))]
+    if keys.empty or reqs.empty:
+        return None
+    links = keys.merge(reqs, left_on="item_id", right_on="top_item_id")
+    links["tau"] = months.get_indexer(pd.DatetimeIndex(links["month"]))
+    links["t"] = links["tau"] - links["lead_time_offset_months"].astype(int)
+    # production in the first months whose material was due before the horizon has it
+    links = links[links["t"] >= 0].reset_index(drop=True)
+    if links.empty:
+        return None
+    mats = pd.MultiIndex.from_frame(
+        links[["component_item_id", "location_id"]]
+        .drop_duplicates()
+        .sort_values(["component_item_id", "location_id"])
+    )
+    mat_items = mats.get_level_values(0)
+    sources = _source_rows(
+        pd.DataFrame({"component_item_id": mat_items}), supplier_capacity, items, months
+    )
+    purchase = sources.merge(
+        pd.DataFrame(
+            {
+                "component_item_id": mat_items,
+                "location_id": mats.get_level_values(1),
+                "c": np.arange(len(mats)),
+            }
+        ),
+        on="component_item_id",
+    ).reset_index(drop=True)
+    on_hand, receipts = _material_stock(mats, inventory_position, open_supply, months)
+    mat_cost = sources.groupby("component_item_id")["unit_cost"].max()
+    limited = purchase["max_qty"].notna().to_numpy() & ~purchase["blocked"].to_numpy()
+    cap_keys = pd.MultiIndex.from_frame(
+        purchase.loc[limited, ["supplier_id", "component_item_id", "t"]]
+    )
+    unique_keys = cap_keys.unique()
+    src_cap = np.full(len(purchase), -1)
+    src_cap[limited] = unique_keys.get_indexer(cap_keys)
+    cap_limit = (
+        purchase.loc[limited]
+        .assign(k=src_cap[limited])
+        .drop_duplicates("k")
+        .sort_values("k")["max_qty"]
+        .to_numpy(dtype=float)
+    )
+    return MaterialNetwork(
+        link_item=links["item_id"].to_numpy(dtype=object),
+        link_location=links["location_id"].to_numpy(dtype=object),
+        link_c=mats.get_indexer(
+            pd.MultiIndex.from_frame(links[["component_item_id", "location_id"]])
+        ),
+        link_tau=links["tau"].to_numpy(dtype=int),
+        link_t=links["t"].to_numpy(dtype=int),
+        link_qty=links["qty_per"].to_numpy(dtype=float),
+        material_group=pd.factorize(mat_items)[0],
+        on_hand=on_hand,
+        receipts=receipts,
+        hold_cost=costs.holding_rate * mat_cost.reindex(mat_items).to_numpy(dtype=float),
+        src_c=purchase["c"].to_numpy(dtype=int),
+        src_t=purchase["t"].to_numpy(dtype=int),
+        # purchases are what production needs, whoever sells them: the price only picks
+        # the cheaper supplier, it does not make production look dearer than in the
+        # capacity LP (so a material-feasible capacity plan is the joint LP's plan too)
+        src_cost=PURCHASE_TIE_BREAK * purchase["unit_cost"].to_numpy(dtype=float),
+        src_open=~purchase["blocked"].to_numpy(dtype=bool),
+        src_cap=src_cap,
+        cap_limit=cap_limit,
+    )
+
+
 def plan_materials(
     production: pd.DataFrame,
     exploded: pd.DataFrame,
@@ -467,34 +617,7 @@ def plan_materials(
         on="component_item_id",
     ).reset_index(drop=True)
 
-    on_hand = (
-        inventory_position.assign(
-            item_id=inventory_position["item_id"].astype(str),
-            location_id=inventory_position["location_id"].astype(str),
-        )
-        .groupby(SERIES)["on_hand_qty"]
-        .sum()
-        .reindex(mats, fill_value=0.0)
-        .clip(lower=0.0)
-        .to_numpy(dtype=float)
-    )
-    receipts = np.zeros((C, T))
-    if open_supply is not None and not open_supply.empty:
-        opens = open_supply.assign(
-            item_id=open_supply["item_id"].astype(str),
-            location_id=open_supply["location_id"].astype(str),
-        )
-        if "supply_type" in opens:
-            opens = opens[opens["supply_type"].astype(str).str.lower() != "production"]
-        opens = opens.assign(month=as_month_start(opens["due_month"]).clip(lower=months[0]))
-        opens = opens[opens["month"] <= months[-1]]
-        c_idx = mats.get_indexer(pd.MultiIndex.from_frame(opens[SERIES]))
-        keep = c_idx >= 0
-        np.add.at(
-            receipts,
-            (c_idx[keep], months.get_indexer(pd.DatetimeIndex(opens["month"][keep]))),
-            pd.to_numeric(opens["open_qty"][keep], errors="coerce").fillna(0.0).to_numpy(),
-        )
+    on_hand, receipts = _material_stock(mats, inventory_position, open_supply, months)
 
     # costs
     price = pd.to_numeric(table["unit_price"], errors="coerce").reindex(parents.get_level_values(0))
@@ -854,6 +977,7 @@ def plan_supply_with_materials(
         else None
     )
     args = (plan_demand, items, routings, capacity, own_position, own_open, safety_stock)
+    # what the work centers alone allow: the reference the material shortage is measured on
     first = plan_supply(*args, **kwargs)
     months = horizon_months(plan_demand)
     mat_args = (bom_exploded, supplier_capacity, items, inventory_position, open_supply, months)
@@ -861,16 +985,23 @@ def plan_supply_with_materials(
     material = plan_materials(first.plan_supply, *mat_args, costs=costs)
     result, cuts, passes = first, material.cuts, 1
     if not material.cuts.empty:
-        limit = material.kept.rename(columns={"kept_qty": "max_production_qty"})
-        result = plan_supply(*args, max_production=limit, **kwargs)
+        # the materials cannot support the capacity plan: plan production, material
+        # purchases and stock in one LP (build ahead where material can be bought ahead)
+        network = material_network(first.plan_supply, *mat_args, costs=costs or SupplyCosts())
+
+        def what_materials_allow(rounded: pd.DataFrame) -> pd.DataFrame:
+            # min lots are rounded up after the LP: keep what the materials allow of them
+            kept = plan_materials(rounded, *mat_args, costs=costs).kept
+            return kept.rename(columns={"kept_qty": "max_production_qty"})
+
+        result = plan_supply(*args, materials=network, limit_rounded=what_materials_allow, **kwargs)
         shortfall = material.plan_materials
         material = plan_materials(
             result.plan_supply, *mat_args, costs=costs, requested=first.plan_supply
         )
         passes = 2
         # the shortage is what the suppliers could not deliver of what the capacity plan
-        # needed (first material LP), not production the re-plan chose not to make in the
-        # bounds (a smoother mixed/level plan may stay below them)
+        # needed (first material LP), not production the joint plan chose to move
         key = ["component_item_id", "location_id", "month"]
         first_short = shortfall.set_index(key)
         final = material.plan_materials.set_index(key)

@@ -27,6 +27,7 @@ solve near-linear in the number of series.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import highspy
@@ -140,6 +141,62 @@ class SupplyResult:
 
 
 @dataclass
+class MaterialNetwork:
+    """The materials of the joint LP: what production consumes and what can be bought.
+
+    Built by ``materials.material_network`` from the exploded BOM and supplier capacity;
+    ``plan_supply(materials=...)`` then plans production, material purchases and material
+    stock in one LP (see ``docs/supply_and_finance.md``, "Materials in the LP").
+
+    Attributes:
+        link_item, link_location: the made series a link belongs to (one per BOM leaf ×
+            production month whose material is due within the horizon).
+        link_c: material × location index (into ``on_hand`` …) the link consumes.
+        link_tau: production month index; link_t: month the material is consumed
+            (``tau − lead_time_offset_months``).
+        link_qty: material per unit produced (scrap included).
+        material_group: per material × location, the material item it is (supplier
+            capacity spans locations, so series sharing a material item share an LP).
+        on_hand: material stock at the start, per material × location.
+        receipts: open purchase orders of materials, material × location × month.
+        hold_cost: holding cost per unit and month of material stock.
+        src_c, src_t: material × location and month of each purchase option.
+        src_cost: objective cost per unit bought (a tie-break between suppliers).
+        src_open: False in the months the source's lead time blocks.
+        src_cap: supplier-capacity row of the option (−1: no stated limit).
+        cap_limit: max_qty per supplier × material × month row.
+    """
+
+    link_item: np.ndarray
+    link_location: np.ndarray
+    link_c: np.ndarray
+    link_tau: np.ndarray
+    link_t: np.ndarray
+    link_qty: np.ndarray
+    material_group: np.ndarray
+    on_hand: np.ndarray
+    receipts: np.ndarray
+    hold_cost: np.ndarray
+    src_c: np.ndarray
+    src_t: np.ndarray
+    src_cost: np.ndarray
+    src_open: np.ndarray
+    src_cap: np.ndarray
+    cap_limit: np.ndarray
+
+
+@dataclass
+class _Links:
+    """A MaterialNetwork's links in a problem's series order (``s``: row of the problem)."""
+
+    s: np.ndarray
+    c: np.ndarray
+    tau: np.ndarray
+    t: np.ndarray
+    qty: np.ndarray
+
+
+@dataclass
 class _Problem:
     series: pd.MultiIndex
     months: pd.DatetimeIndex
@@ -160,6 +217,8 @@ class _Problem:
     route: sparse.csr_matrix  # n × W hours per unit
     families: np.ndarray  # n
     max_production: np.ndarray | None = None  # n × T (materials.py: what the materials allow)
+    network: MaterialNetwork | None = None  # materials planned in the same LP
+    links: _Links | None = None  # the network's links in this problem's series order
 
 
 # Assembly -----------------------------------------------------------------------------
@@ -341,9 +400,17 @@ def _blocks(
     item-level LPs of up to ``max_series`` series.
     """
     n, w = p.route.shape
+    incidence = p.route
+    if p.links is not None and len(p.links.s):
+        # series that share a material item share its supplier capacity: one LP
+        groups = p.network.material_group[p.links.c]
+        shared = sparse.csr_matrix(
+            (np.ones(len(groups)), (p.links.s, groups)), shape=(n, int(groups.max()) + 1)
+        )
+        incidence = sparse.hstack([p.route, shared], format="csr")
     graph = (
-        sparse.bmat([[None, p.route], [p.route.T, None]], format="csr")
-        if w
+        sparse.bmat([[None, incidence], [incidence.T, None]], format="csr")
+        if incidence.shape[1]
         else sparse.csr_matrix((n, n))
     )
     _, labels = connected_components(graph, directed=False)
@@ -433,6 +500,20 @@ def _aggregate_problem(
         route=sparse.csr_matrix(mix @ p.route[rows]),
         families=np.full(n_groups, None, dtype=object),
     )
+    if p.links is not None:
+        # a group's unit uses its members' materials in the mix of its hours and costs
+        local = np.full(len(p.demand), -1)
+        local[rows] = np.arange(len(rows))
+        keep = local[p.links.s] >= 0
+        j = local[p.links.s[keep]]
+        agg.network = p.network
+        agg.links = _Links(
+            s=group[j],
+            c=p.links.c[keep],
+            tau=p.links.tau[keep],
+            t=p.links.t[keep],
+            qty=p.links.qty[keep] * weight[j] / group_weight[group[j]],
+        )
     return agg, group
 
 
@@ -517,8 +598,15 @@ def _highs(
     a_eq: sparse.csr_matrix,
     b_eq: np.ndarray,
     label: str,
+    first: np.ndarray | None = None,
+    options: dict[str, object] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Solve ``min obj·x`` with HiGHS; returns x and the row duals (≤ rows first)."""
+    """Solve ``min obj·x`` with HiGHS; returns x and the row duals (≤ rows first).
+
+    With ``first`` (a cost vector), lexicographically: ``min first·x``, then ``min obj·x``
+    with ``first·x`` kept at that minimum; the duals are the first stage's (what one more
+    unit of a row saves of ``first``).
+    """
     blocks = [a_ub, a_eq] if a_ub is not None else [a_eq]
     matrix = sparse.vstack(blocks, format="csc")
     lower = np.concatenate(
@@ -528,7 +616,7 @@ def _highs(
     lp = highspy.HighsLp()
     lp.num_col_ = len(obj)
     lp.num_row_ = matrix.shape[0]
-    lp.col_cost_ = obj
+    lp.col_cost_ = obj if first is None else first
     lp.col_lower_ = bounds[:, 0]
     lp.col_upper_ = np.where(np.isinf(bounds[:, 1]), highspy.kHighsInf, bounds[:, 1])
     lp.row_lower_ = lower
@@ -541,10 +629,24 @@ def _highs(
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("random_seed", 0)
     solver.setOptionValue("threads", 1)
-    for key, value in _HIGHS_OPTIONS.items():
+    for key, value in {**(options or {}), **_HIGHS_OPTIONS}.items():
         solver.setOptionValue(key, value)
     solver.passModel(lp)
     solver.run()
+    if first is not None and solver.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        duals = np.asarray(solver.getSolution().row_dual, dtype=float)
+        best = float(solver.getInfo().objective_function_value)
+        used = np.flatnonzero(first)
+        # keep the first stage's optimum (a hair of slack for the solver's tolerances)
+        solver.addRow(
+            -highspy.kHighsInf, best + 1e-9 * abs(best) + 1e-6, len(used), used, first[used]
+        )
+        solver.changeColsCost(len(obj), np.arange(len(obj), dtype=np.int32), obj)
+        solver.run()
+        status = solver.getModelStatus()
+        if status == highspy.HighsModelStatus.kOptimal:
+            x = np.asarray(solver.getSolution().col_value, dtype=float)
+            return x, duals
     status = solver.getModelStatus()
     if status != highspy.HighsModelStatus.kOptimal:
         raise SupplyPlanError(
@@ -555,6 +657,50 @@ def _highs(
         )
     solution = solver.getSolution()
     return np.asarray(solution.col_value, dtype=float), np.asarray(solution.row_dual, dtype=float)
+
+
+@dataclass
+class _BlockMaterials:
+    s: np.ndarray  # link → local series row
+    c: np.ndarray  # link → local material row
+    tau: np.ndarray
+    t: np.ndarray
+    qty: np.ndarray
+    materials: np.ndarray  # local material row → network material × location
+    src: np.ndarray  # purchase options of the block (network positions)
+    src_c: np.ndarray  # option → local material row
+    cap_row: np.ndarray  # option → local supplier-capacity row (−1: none)
+    caps: np.ndarray  # local supplier-capacity row → network row
+
+
+def _block_materials(p: _Problem, rows: np.ndarray) -> _BlockMaterials | None:
+    """The materials the block's series consume, their purchase options and supplier rows."""
+    links, net = p.links, p.network
+    if links is None or net is None or not len(links.s):
+        return None
+    local = np.full(len(p.demand), -1)
+    local[rows] = np.arange(len(rows))
+    keep = local[links.s] >= 0
+    if not keep.any():
+        return None
+    materials, c = np.unique(links.c[keep], return_inverse=True)
+    src = np.flatnonzero(np.isin(net.src_c, materials))
+    cap = net.src_cap[src]
+    caps, inverse = np.unique(cap[cap >= 0], return_inverse=True)
+    cap_row = np.full(len(src), -1)
+    cap_row[cap >= 0] = inverse
+    return _BlockMaterials(
+        s=local[links.s[keep]],
+        c=c,
+        tau=links.tau[keep],
+        t=links.t[keep],
+        qty=links.qty[keep],
+        materials=materials,
+        src=src,
+        src_c=np.searchsorted(materials, net.src_c[src]),
+        cap_row=cap_row,
+        caps=caps,
+    )
 
 
 def _solve_block(
@@ -599,6 +745,13 @@ def _solve_block(
     nxt += 2 * len(c_pos)
     i_o = (nxt + np.arange(w * horizon)).reshape(w, horizon)
     nxt += w * horizon
+    # materials (joint LP): stock per material × location × month, purchases per option
+    mat = _block_materials(p, rows)
+    n_mat = 0 if mat is None else len(mat.materials)
+    i_mi = (nxt + np.arange(n_mat * horizon)).reshape(n_mat, horizon)
+    nxt += n_mat * horizon
+    i_q = nxt + np.arange(0 if mat is None else len(mat.src))
+    nxt += len(i_q)
 
     obj = np.zeros(nxt)
     holding = costs.holding_rate * cost * np.ones((1, horizon))
@@ -612,6 +765,9 @@ def _solve_block(
     obj[i_up] = change_cost[c_pos]
     obj[i_down] = change_cost[c_pos]
     obj[i_o] = overtime_cost[centers][:, None]
+    if mat is not None:
+        obj[i_mi] = p.network.hold_cost[mat.materials][:, None]
+        obj[i_q] = p.network.src_cost[mat.src]
 
     upper = np.full(nxt, np.inf)
     can_supply = p.has_source[rows][:, None] & (t_index >= p.blocked[rows][:, None])
@@ -624,6 +780,8 @@ def _solve_block(
     upper[i_short.reshape(-1)] = (np.cumsum(demand, axis=1) if backlog else demand).reshape(-1)
     available = p.available[centers]
     upper[i_o.reshape(-1)] = (overtime_share * available).reshape(-1)
+    if mat is not None:
+        upper[i_q] = np.where(p.network.src_open[mat.src], np.inf, 0.0)
     bounds = np.column_stack([np.zeros(nxt), upper])
 
     # Equalities: inventory balance (and, in chase, the split of stock around safety stock).
@@ -654,6 +812,19 @@ def _solve_block(
         eq_cols += [here, here - 1, i_up, i_down]
         eq_vals += [ones, -ones, -ones, ones]
         b_eq = np.concatenate([b_eq, np.zeros(len(c_pos))])
+    if mat is not None:
+        # material balance: I[c,t] − I[c,t−1] − Σ q[c,t] + Σ qty × r[s,τ] = receipts (+ on hand)
+        first = len(b_eq)
+        mat_row = first + np.arange(n_mat * horizon).reshape(n_mat, horizon)
+        eq_rows += [mat_row.reshape(-1), mat_row[:, 1:].reshape(-1)]
+        eq_cols += [i_mi.reshape(-1), i_mi[:, :-1].reshape(-1)]
+        eq_vals += [np.ones(n_mat * horizon), -np.ones(n_mat * (horizon - 1))]
+        eq_rows += [mat_row[mat.src_c, p.network.src_t[mat.src]], mat_row[mat.c, mat.t]]
+        eq_cols += [i_q, i_r[mat.s, mat.tau]]
+        eq_vals += [-np.ones(len(i_q)), mat.qty]
+        rhs = p.network.receipts[mat.materials].astype(float)
+        rhs[:, 0] += p.network.on_hand[mat.materials]
+        b_eq = np.concatenate([b_eq, rhs.reshape(-1)])
     a_eq = sparse.csr_matrix(
         (np.concatenate(eq_vals), (np.concatenate(eq_rows), np.concatenate(eq_cols))),
         shape=(len(b_eq), nxt),
@@ -682,6 +853,14 @@ def _solve_block(
             np.maximum(available - p.open_hours[centers], -overtime_share * available).reshape(-1)
         )
         n_ub += w * horizon
+    if mat is not None and len(mat.caps):
+        # supplier capacity: Σ purchases over the material's locations ≤ max_qty
+        limited = np.flatnonzero(mat.cap_row >= 0)
+        ub_rows.append(n_ub + mat.cap_row[limited])
+        ub_cols.append(i_q[limited])
+        ub_vals.append(np.ones(len(limited)))
+        b_ub.append(p.network.cap_limit[mat.caps])
+        n_ub += len(mat.caps)
     a_ub = b_vec = None
     if n_ub:
         a_ub = sparse.csr_matrix(
@@ -690,7 +869,26 @@ def _solve_block(
         )
         b_vec = np.concatenate(b_ub)
 
-    x, row_dual = _highs(obj, bounds, a_ub, b_vec, a_eq, b_eq, f"{n} series and {w} work centers")
+    # unmet demand first, then the costs: a loss of capacity or material can then never
+    # plan less unmet demand (its feasible set is smaller), whatever it does to the costs
+    first = np.zeros(nxt)
+    first[i_short.reshape(-1)] = obj[i_short.reshape(-1)]
+    if chase:
+        # chase is defined by this trade: stock above safety stock costs more than a short
+        first[i_e] = obj[i_e]
+    x, row_dual = _highs(
+        obj,
+        bounds,
+        a_ub,
+        b_vec,
+        a_eq,
+        b_eq,
+        f"{n} series and {w} work centers",
+        first=first,
+        # with materials the dual simplex needed 4× the CPU of the interior point method
+        # (with crossover: the same vertex plan) on 1,000 series
+        options={"solver": "ipm"} if mat is not None else None,
+    )
     shadow = np.zeros((w, horizon))
     if w:
         # A binding ≤ row has a non-positive dual when minimizing: the saving per extra hour is −dual.
@@ -703,6 +901,9 @@ def _solve_block(
         "production_change_cost": float(obj[i_c] @ x[i_c]),
         "overtime_cost": float(obj[i_o.reshape(-1)] @ x[i_o.reshape(-1)]),
     }
+    if mat is not None:
+        terms["material_holding_cost"] = float(obj[i_mi.reshape(-1)] @ x[i_mi.reshape(-1)])
+        terms["material_purchase_cost"] = float(obj[i_q] @ x[i_q])
     return _BlockSolution(
         replenish=np.clip(x[i_r], 0.0, None),
         inventory=x[i_inv],
@@ -883,6 +1084,8 @@ def plan_supply(
     item_level_max_series: int = 150,
     unmet_demand: str = "lost_sales",
     max_production: pd.DataFrame | None = None,
+    materials: MaterialNetwork | None = None,
+    limit_rounded: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
 ) -> SupplyResult:
     """Plan production and purchases against capacity, lead times and min lots.
 
@@ -910,6 +1113,13 @@ def plan_supply(
         max_production: item_id, location_id, month, max_production_qty: an upper bound on
             planned production (the materials the suppliers can deliver, see
             ``materials.py``); None for none.
+        materials: the materials to plan in the same LP (``materials.material_network``:
+            production consumes them, purchases within supplier capacity and lead time
+            replenish them); None plans capacity only.
+        limit_rounded: called with the plan after min-lot rounding (item_id,
+            location_id, month, planned_production_qty); returns item_id, location_id,
+            month, max_production_qty, a cap on the rounded production (``materials.py``:
+            what the materials allow of lots rounded up). None for none.
 
     Returns:
         The plan, its inventory projection and capacity load, the explained shortages,
@@ -968,6 +1178,22 @@ def plan_supply(
         wide = _pivot(limit, p.series, p.months, "max_production_qty")
         listed = pd.MultiIndex.from_frame(limit[SERIES].astype(str)).unique()
         p.max_production = np.where(p.series.isin(listed)[:, None], wide, np.inf)
+    if materials is not None and len(materials.link_item):
+        at = p.series.get_indexer(
+            pd.MultiIndex.from_arrays(
+                [materials.link_item.astype(str), materials.link_location.astype(str)]
+            )
+        )
+        ok = at >= 0
+        ok[ok] = p.manufactured[at[ok]]
+        p.network = materials
+        p.links = _Links(
+            s=at[ok],
+            c=materials.link_c[ok],
+            tau=materials.link_tau[ok],
+            t=materials.link_t[ok],
+            qty=materials.link_qty[ok].astype(float),
+        )
     w = len(p.centers)
     overtime_cost = _overtime_cost(p, costs)
     built = time.perf_counter()
@@ -1017,6 +1243,25 @@ def plan_supply(
             p.manufactured[:, None], _scale_to_capacity(p, lp_qty, overtime_share), lp_qty
         )
     qty = _repair_capacity(p, _round_to_lots(lp_qty, p.min_lot), lp_qty, overtime_share)
+    if p.max_production is not None:
+        # a bound is what the materials allow: a min lot rounded up (or moved earlier)
+        # past it could not be made, so the bound wins over the lot
+        qty = np.minimum(qty, p.max_production)
+    if limit_rounded is not None and (qty > lp_qty + QTY_EPS).any():
+        rounded = pd.DataFrame(
+            {
+                "item_id": np.repeat(p.series.get_level_values(0).to_numpy(), horizon),
+                "location_id": np.repeat(p.series.get_level_values(1).to_numpy(), horizon),
+                "month": np.tile(p.months.to_numpy(), n),
+                "planned_production_qty": np.where(p.manufactured[:, None], qty, 0.0).reshape(-1),
+            }
+        )
+        cap = limit_rounded(rounded)
+        if cap is not None and not cap.empty:
+            cap = cap.assign(month=as_month_start(cap["month"]))
+            wide = _pivot(cap, p.series, p.months, "max_production_qty")
+            listed = p.series.isin(pd.MultiIndex.from_frame(cap[SERIES].astype(str)).unique())
+            qty = np.where(listed[:, None] & p.manufactured[:, None], np.minimum(qty, wide), qty)
     rounded_down = (qty < lp_qty - QTY_EPS) & (p.min_lot[:, None] > QTY_EPS)
 
     made = p.manufactured[:, None]

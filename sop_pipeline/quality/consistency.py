@@ -25,8 +25,6 @@ A check whose tables are absent is skipped (the suites report missing tables).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -327,19 +325,13 @@ def scenario_monotonic(
                     ),
                 }
             )
-    check = _result(
+    return _result(
         "scenario_monotonic",
         "scenario_comparison",
         4,
         failures,
         f"{sc['scenario'].nunique()} scenarios",
     )
-    # A warning, not a block: with a bill of material the supply plan is made in passes
-    # (capacity LP, then materials, then the capacity LP again within what the materials
-    # allow), and a capacity loss can move production out of a month where a supplier is
-    # short, so the scenario is spared a material cut the base plan takes. The check shows
-    # it in every run; it blocks again once the material pass is planned jointly.
-    return dataclasses.replace(check, blocking=False)
 
 
 def kpi_grain(kpi_scorecard: pd.DataFrame) -> GateCheck:
