@@ -2,10 +2,12 @@
 
 One entry point, :func:`forecast_demand`. Every item × location series is classified first
 (Syntetos-Boylan demand class, lifecycle, history length). Series with enough history go to a
-rolling-origin backtest (statsforecast ``cross_validation``) in which a small set of candidate
-models compete on MASE; the seasonal naive is the baseline and a median combination of each
-series' best three candidates competes too. Only the winning model(s) are refitted on the full
-history for the plan horizon. Short, new, end-of-life and dormant series follow documented rules.
+rolling-origin backtest (statsforecast ``cross_validation``, lags 1-6, each model fitted once per
+series and moved forward to the later origins) in which a small set of candidate models and
+their per-series error-weighted combination compete on lag-weighted MASE (RMSSE for
+intermittent series); a series leaves the panel's best method only on strong evidence. The
+ranges are calibrated by lag on the backtest (split conformal). Only the winning model(s) are
+refitted on the full history for the plan horizon. Short, new, end-of-life and dormant series follow documented rules.
 See ``docs/forecasting.md`` for the reasoning and the measured costs.
 """
 
