@@ -12,6 +12,7 @@ from sop_pipeline.planning.forecast import (
     forecast_demand,
     snapshot_rows,
 )
+from sop_pipeline.planning.hierarchy import reconcile_forecast
 
 PLAN = "2026-10"
 PLAN_TS = pd.Timestamp("2026-10-01")
@@ -147,7 +148,8 @@ def test_backtest_reports_mase_and_forecast_value_added(mixed):
     scored = bt[bt["chosen_error"].notna()]
     assert len(scored) >= 10
     np.testing.assert_allclose(scored["fva"], scored["naive_error"] - scored["chosen_error"])
-    assert (scored["fva"] >= 0).all(), "the winner can never be worse than the naive baseline"
+    # No per-series floor (it chased noise): on average the chosen methods beat the naive.
+    assert scored["fva"].mean() > 0
     assert bt.loc["SHORT", "series_class"] == "short"
     summary = result.summary()
     assert summary["series"] == len(bt)
@@ -314,3 +316,38 @@ def test_bad_inputs_fail_with_a_clear_message():
 )
 def test_syntetos_boylan_classes(y, expected):
     assert classify_series(y)[0] == expected
+
+
+def test_statistical_forecast_adds_value_over_naive_at_every_level_and_sop_lag():
+    """What planners read: WAPE of the backtest at item, family and total level, lags 1-3.
+
+    30 noisy seasonal series with trends in two families: last year's month (the seasonal
+    naive) carries last year's noise and misses the trend; the statistical forecast must be
+    more accurate at every level, not only per item, and its errors must not add up.
+    """
+    rng = np.random.default_rng(19)
+    t = np.arange(48)
+    series, fams = {}, {}
+    for i in range(30):
+        level = rng.uniform(50, 300)
+        trend = rng.uniform(-0.004, 0.012)
+        phase = rng.uniform(0, 2 * np.pi)
+        y = level * (1 + trend * t) * (1 + 0.3 * np.sin(2 * np.pi * t / 12 + phase))
+        series[(f"I{i:02d}", "DC1")] = np.round(np.maximum(y + rng.normal(0, 0.2 * level, 48), 0))
+        fams[f"I{i:02d}"] = f"F{i % 2}"
+    items = _items(list(fams))
+    items["family"] = items["item_id"].map(fams)
+    history = _history(series)
+    result = forecast_demand(history, items, PLAN, 6)
+    # as the stat_forecast asset publishes it: family and total reconciled with the items
+    result, _ = reconcile_forecast(result, history, items, PLAN, 6)
+    pts = result.backtest_points.assign(family=lambda d: d["item_id"].map(fams))
+    assert set(pts["lag"]) == set(range(1, 7))
+    for level, keys in (("item", ["item_id"]), ("family", ["family"]), ("total", [])):
+        agg = pts.groupby([*keys, "cutoff", "lag"])[["actual_qty", "stat_qty", "naive_qty"]].sum()
+        agg = agg.reset_index()
+        for lag in (1, 2, 3):
+            g = agg[agg["lag"] == lag]
+            stat = (g["actual_qty"] - g["stat_qty"]).abs().sum() / g["actual_qty"].sum()
+            naive = (g["actual_qty"] - g["naive_qty"]).abs().sum() / g["actual_qty"].sum()
+            assert stat < naive, f"{level} lag {lag}: WAPE {stat:.3f} vs naive {naive:.3f}"

@@ -172,6 +172,7 @@ class ForecastEngine:
         n_windows: int,
         step_size: int,
         level: list[int] | None = None,
+        refit: bool = True,
     ) -> pd.DataFrame:
         """``sf.cross_validation`` on this engine.
 
@@ -183,13 +184,15 @@ class ForecastEngine:
             n_windows: backtest origins.
             step_size: months between origins.
             level: interval levels of the backtest forecasts (the models' own), or None.
+            refit: False fits each model once per series (at the first origin) and applies it
+                to the later origins with the model's ``forward``.
 
         Returns:
             statsforecast's cross-validation frame as pandas (float64 numbers, datetime64[ns]).
         """
         if self.is_local:
             return sf.cross_validation(
-                h=h, df=df, n_windows=n_windows, step_size=step_size, level=level
+                h=h, df=df, n_windows=n_windows, step_size=step_size, level=level, refit=refit
             )
         out = _fugue_backend(self._fugue, self.partitions).cross_validation(
             df=self._to_engine(df),
@@ -202,7 +205,7 @@ class ForecastEngine:
             test_size=None,
             input_size=None,
             level=level,
-            refit=True,
+            refit=refit,
             fitted=False,
             prediction_intervals=None,
             **_COLUMNS,

@@ -368,6 +368,8 @@ class Reconciliation:
     Attributes:
         method: the reconciler chosen by backtest at family and total level.
         errors: backtest error (lag-weighted MASE, mean of the family and total levels) by method.
+        item_errors: backtest error (lag-weighted MASE) of the item × location forecasts by
+            method; a method worse than BottomUp (the items' own forecasts) there is not chosen.
         series: item × location series reconciled (the tournament's; rule series are added as
             they are).
     """
@@ -375,11 +377,13 @@ class Reconciliation:
     method: str = "BottomUp"
     errors: dict[str, float] = field(default_factory=dict)
     series: int = 0
+    item_errors: dict[str, float] = field(default_factory=dict)
 
     def facts(self) -> dict[str, Any]:
         return {
             "method": self.method,
             "backtest_error_by_method": {k: round(v, 4) for k, v in self.errors.items()},
+            "backtest_item_error_by_method": {k: round(v, 4) for k, v in self.item_errors.items()},
             "series": self.series,
         }
 
@@ -505,6 +509,10 @@ def reconcile_forecast(
     bottom_pts = pts.assign(uid=pts["item_id"].astype(str) + "@" + pts["location_id"].astype(str))
     scales = _agg_scales(agg, pts["cutoff"].min())
     errors = {name: [] for name in RECONCILERS}
+    item_errors: dict[str, list[float]] = {name: [] for name in RECONCILERS}
+    item_scales = _agg_scales(
+        hist.assign(item_id=hist["uid"])[["item_id", "month", "demand_qty"]], pts["cutoff"].min()
+    )
     rec_bottom = {name: [] for name in RECONCILERS}
     w = {
         lag: wt for lag, wt in zip(range(1, 100), lag_weights(int(pts["lag"].max())), strict=False)
@@ -534,13 +542,30 @@ def reconcile_forecast(
             errors[name].append(
                 (scaled[~is_total].sum() / max((~is_total).sum(), 1), scaled[is_total].sum())
             )
-            rec_bottom[name].append(frame[~frame["unique_id"].isin(agg_ids)].assign(cutoff=cutoff))
+            bottom = frame[~frame["unique_id"].isin(agg_ids)]
+            rec_bottom[name].append(bottom.assign(cutoff=cutoff))
+            b = grp[["uid", "month", "actual_qty", "lag"]].merge(
+                bottom.rename(columns={"unique_id": "uid", "ds": "month"}), on=["uid", "month"]
+            )
+            b_scaled = (
+                (b["value"].clip(lower=0.0) - b["actual_qty"]).abs().to_numpy()
+                / b["uid"].map(item_scales).to_numpy()
+                * b["lag"].map(w).to_numpy()
+            )
+            item_errors[name].append(float(b_scaled.mean()) if len(b_scaled) else 0.0)
     score = {
         name: float(np.mean([f for f, _ in v]) * 0.5 + np.mean([t for _, t in v]) * 0.5)
         for name, v in errors.items()
     }
-    method = min(RECONCILERS, key=lambda m: (round(score[m], 12), RECONCILERS.index(m)))
-    decided = Reconciliation(method=method, errors=score, series=len(keys))
+    item_score = {name: float(np.mean(v)) for name, v in item_errors.items()}
+    # A reconciler that helps the family and total levels by making the items (what supply
+    # plans on) worse than their own forecasts is not eligible: on M1, TopDown won the family
+    # and total backtest and cost 0.3 points of item sMAPE out of sample.
+    eligible = [
+        m for m in RECONCILERS if item_score[m] <= item_score["BottomUp"] * (1 + 1e-9) + 1e-12
+    ]
+    method = min(eligible, key=lambda m: (round(score[m], 12), RECONCILERS.index(m)))
+    decided = Reconciliation(method=method, errors=score, item_errors=item_score, series=len(keys))
     if method == "BottomUp":
         return result, decided
 
