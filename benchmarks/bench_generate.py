@@ -21,6 +21,7 @@ from sop_pipeline.generator.company import generate_company
 
 
 def main() -> None:
+    """Time the generator for the size on the command line and print the rows per extract."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--months", type=int, default=48)

@@ -37,6 +37,7 @@ END = "2026-10"
 
 
 def bench(items: int, months: int, cache: Path | None) -> None:
+    """Load a generated company of ``items`` × ``months`` and print the timings per phase."""
     work = Path(tempfile.mkdtemp(prefix="sop-bench-ingest-"))
     try:
         landing = (cache or work) / f"landing-{items}x{months}"
@@ -63,6 +64,7 @@ def bench(items: int, months: int, cache: Path | None) -> None:
 
 
 def main() -> None:
+    """Run :func:`bench` for each size on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="300x60,5000x48", help="ITEMSxMONTHS, comma separated")
     parser.add_argument(

@@ -155,6 +155,7 @@ def compare(old: Path, new: Path) -> list[str]:
 
 
 def main() -> int:
+    """Compare two executive pack HTML files and print what differs; the exit code."""
     if len(sys.argv) != 3:
         sys.exit("usage: python scripts/compare_packs.py OLD.html NEW.html")
     old, new = Path(sys.argv[1]), Path(sys.argv[2])

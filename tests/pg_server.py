@@ -26,7 +26,7 @@ INSTALL_HINT = (
 )
 
 
-class PostgresNotAvailable(RuntimeError):
+class PostgresNotAvailable(RuntimeError):  # noqa: N818 - a skip reason, not an error; the tests catch it
     """The server binaries are missing or the server did not start; the message says why."""
 
 
@@ -99,7 +99,7 @@ class PostgresServer:
 
     @classmethod
     def start(cls) -> PostgresServer:
-        """initdb a cluster in a new temp folder, start it and create the test user and database.
+        """Create a cluster (initdb) in a new temp folder, start it and create the test user and database.
 
         Raises:
             PostgresNotAvailable: binaries missing, or initdb/pg_ctl failed (with their output).

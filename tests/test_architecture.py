@@ -1,5 +1,7 @@
-"""The package map of docs/internals.md holds: no module import cycle, and each package imports
-only what its row of the table says ("may import").
+"""The package map of docs/internals.md holds.
+
+No module import cycle, and each package imports only what its row of the table says
+("may import").
 
 Every module of ``sop_pipeline`` is parsed with ``ast`` (nothing is imported), and every
 import statement counts: top level, inside a function (a lazy import still ties the two

@@ -283,8 +283,11 @@ def test_bom_explodes_to_every_level_and_family_capacity_expands(dbt_work, marts
 
 
 def test_column_metadata_of_every_model_after_the_build(dbt_work, marts):
-    """What the dbt assets show in the Dagster UI after a build: every model's columns as
-    built, and column lineage parsed from the compiled SQL down to the raw extracts."""
+    """What the dbt assets show in the Dagster UI after a build.
+
+    Every model's columns as built, and column lineage parsed from the compiled SQL down to
+    the raw extracts.
+    """
     from sop_pipeline.defs.clean.assets import column_metadata
 
     manifest = json.loads((dbt_work / "target" / "manifest.json").read_text())

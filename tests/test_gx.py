@@ -66,7 +66,7 @@ def test_null_is_caught_on_the_right_row():
     df.loc[4, "order_id"] = None
     outcome = validate_dataframe(df, SUITE)
     assert not outcome.success
-    fail = [f for f in outcome.failures if f.column == "order_id"][0]
+    fail = next(f for f in outcome.failures if f.column == "order_id")
     assert fail.expectation == "expect_column_values_to_not_be_null"
     assert fail.unexpected_count == 1
     assert fail.unexpected_index == [4]
@@ -166,7 +166,7 @@ def test_load_suite_round_trip_and_errors(tmp_path):
     assert load_suite(path) == SUITE
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "x", "expectations": {}}')
-    with pytest.raises(SuiteFileError, match="bad.json"):
+    with pytest.raises(SuiteFileError, match=r"bad\.json"):
         load_suite(bad)
     with pytest.raises(SuiteFileError, match="not valid JSON"):
         (tmp_path / "broken.json").write_text("{")

@@ -261,7 +261,7 @@ def test_target_overrides_change_status_and_are_validated(inputs) -> None:
     assert _value(card, "inventory_turns").status == "on_track"
     assert _value(card, "inventory_turns").target == 4.0
     assert _value(card, "backorder_rate").status == "on_track"
-    with pytest.raises(ValueError, match="forecast_acuracy.* is unknown"):
+    with pytest.raises(ValueError, match=r"forecast_acuracy.* is unknown"):
         kpi_scorecard(inputs, "2026-01", {"forecast_acuracy": 0.5})
     with pytest.raises(ValueError, match="unknown key"):
         kpi_scorecard(inputs, "2026-01", {"inventory_turns": {"goal": 4.0}})

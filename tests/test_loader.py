@@ -45,7 +45,7 @@ def test_required_file_missing(tmp_path, con):
 def test_csv_and_parquet_of_one_extract(tmp_path, con):
     landing = write_company(tmp_path / "landing")
     shutil.copy(landing / "2026-10" / "items.csv", landing / "2026-10" / "items.parquet")
-    with pytest.raises(IngestError, match="items is there as both items.csv and items.parquet"):
+    with pytest.raises(IngestError, match=r"items is there as both items\.csv and items\.parquet"):
         load(con, landing)
 
 

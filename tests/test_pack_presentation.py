@@ -104,7 +104,7 @@ def test_a_small_change_on_a_large_plan_gets_its_own_scale():
     assert 600_000 < low < min(levels) and max(levels) < high < 700_000
     assert span / (high - low) > 0.5
     assert layout["yaxis2"]["range"][0] > 0  # revenue too
-    assert [t["measure"] for t in data][0] == ["absolute", "relative", "relative", "total"]
+    assert next(t["measure"] for t in data) == ["absolute", "relative", "relative", "total"]
     assert "axis does not start at 0" in section(html, "waterfall")
 
 

@@ -332,11 +332,11 @@ def test_extra_files_are_published_with_the_version(tmp_path: Path) -> None:
 
 def test_unknown_table_and_missing_columns_are_refused_clearly(tmp_path: Path) -> None:
     pub = tmp_path / "published"
-    with pytest.raises(PublishError, match="unknown published table.*plan_demnad"):
+    with pytest.raises(PublishError, match=r"unknown published table.*plan_demnad"):
         publish_candidate(pub, tables={"plan_demnad": pd.DataFrame()})
     broken = sample_tables()
     broken["plan_gaps"] = broken["plan_gaps"].drop(columns=["gap_qty", "gap_value"])
-    with pytest.raises(ConformError, match="plan_gaps: missing stable column.*gap_qty, gap_value"):
+    with pytest.raises(ConformError, match=r"plan_gaps: missing stable column.*gap_qty, gap_value"):
         publish_candidate(pub, tables=broken)
     assert not (pub / "sop.duckdb").exists()
 
@@ -353,10 +353,10 @@ def test_conform_orders_columns_casts_types_and_keeps_extras() -> None:
         ]
     ].assign(note="x", available_hours=[100, 90, 80])
     out = conform("plan_capacity", df, "2026-01", 3)
-    assert list(out.columns) == TABLES["plan_capacity"].column_names + ["note"]
+    assert list(out.columns) == [*TABLES["plan_capacity"].column_names, "note"]
     assert out["plan_version"].tolist() == [3, 3, 3]
     assert str(out["available_hours"].dtype) == "float64"
-    with pytest.raises(ConformError, match="plan_month.*2026-01"):
+    with pytest.raises(ConformError, match=r"plan_month.*2026-01"):
         conform("plan_capacity", df.assign(plan_month="2025-12"), "2026-01", 1)
 
 

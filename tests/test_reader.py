@@ -300,7 +300,7 @@ def test_month_column_forms(month_dir):
     assert result.frame["month"].iloc[0] == pd.Timestamp("2026-10-01")
     assert result.frame["month"].iloc[1] == pd.Timestamp("2026-11-01")
     assert result.bad_rows == {4, 5}
-    assert "not the first day" in [p for p in result.problems if p.row == 4][0].reason
+    assert "not the first day" in next(p for p in result.problems if p.row == 4).reason
 
 
 # --------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
-"""Property test of the reader: whatever bytes arrive, it raises ExtractError or returns
-rows of which every one not flagged as bad satisfies the contract (no bad row is loaded).
+"""Property test of the reader: whatever bytes arrive, no bad row is loaded.
+
+The reader raises ExtractError or returns rows of which every one not flagged as bad
+satisfies the contract.
 
 Hypothesis writes CSV files for a few extracts with random column subsets and orders,
 cells that are valid values, near misses or arbitrary unicode (quotes, separators,

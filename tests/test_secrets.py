@@ -131,7 +131,7 @@ def test_no_secret_in_any_tracked_file() -> None:
 
 
 def test_secret_settings_are_only_read_from_the_environment() -> None:
-    """dbt profiles take credentials via env_var(); .env.example has no secret values."""
+    """The dbt profiles take credentials via env_var(); .env.example has no secret values."""
     profiles = yaml.safe_load((ROOT / "dbt_project" / "profiles.yml").read_text())
 
     def walk(node, path=""):

@@ -156,7 +156,6 @@ def test_settings_that_reach_sql_or_dbt_are_pattern_checked(variable: str, value
 
 def test_a_sop_home_with_quotes_is_only_ever_a_quoted_path(tmp_path: Path) -> None:
     """Paths reach SQL as string literals (ATTACH, COPY, read_parquet), quotes doubled."""
-
     from sop_pipeline.publish.writer import publish_plan, read_published
 
     pub = tmp_path / "it's'; DROP TABLE x; --" / "published"

@@ -291,7 +291,7 @@ def test_a_workbook_that_cannot_be_opened_says_so(exported, monkeypatch) -> None
 
 def test_only_demand_overrides_may_be_a_workbook(exported) -> None:
     _, path = exported
-    with pytest.raises(ExtractError, match="items cannot be an .xlsx workbook"):
+    with pytest.raises(ExtractError, match=r"items cannot be an \.xlsx workbook"):
         parse_extract(path, EXTRACTS["items"], Dialect(), extract_month=MONTH)
 
 

@@ -308,6 +308,7 @@ def bundle(db_path: Path) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the Superset import bundle for a published database; the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True, help="published/sop.duckdb")
     parser.add_argument("--out", type=Path, required=True, help="the ZIP to write")

@@ -43,6 +43,7 @@ from sop_pipeline.runtime.output import print_error, report_unexpected
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """``sop generate``: write the demo company's landing folders."""
     from rich.progress import Progress
 
     from sop_pipeline.generator.company import generate_company
@@ -98,12 +99,14 @@ def _run_month(settings: Settings, month: str, *, is_backfill: bool = False) -> 
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """``sop run``: plan one month with the Dagster job."""
     settings = settings_or_exit(create=args.init)
     check_run_month(settings, args.month)  # before a Dagster run starts
     return EXIT_OK if _run_month(settings, args.month) else EXIT_FAILED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``sop demo``: generate the demo company, plan a few earlier months, then the latest."""
     settings = settings_or_exit(create=True)
     start = time.monotonic()
     code = cmd_generate(args)
@@ -133,6 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
+    """``sop backfill``: plan every month of a range, oldest first."""
     months = check_month_order(args.from_month, args.to_month)
     settings = settings_or_exit(create=args.init)
     for month in (months[0], months[-1]):  # the whole range is plannable: both ends are
@@ -145,6 +149,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``sop report``: write the executive pack of a published month again."""
     settings = settings_or_exit()
     check_published_month(settings, args.month)
     from sop_pipeline.report.pack import ReportError, write_pack_from_published
@@ -158,6 +163,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``sop status``: print the landing, loaded and published months of SOP_HOME."""
     from sop_pipeline.runtime.runner import status_lines
 
     settings = settings_or_exit(create=args.init)
@@ -218,6 +224,7 @@ def _init_arg(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``sop`` argument parser with every verb and its options."""
     parser = _Parser(
         prog="sop",
         description=textwrap.fill(
@@ -353,6 +360,7 @@ def _log_dir() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``sop`` command line on ``argv``; the exit code."""
     # Dagster flags some of the APIs we use as beta; that is for developers, not for this output
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     parser = build_parser()

@@ -28,7 +28,7 @@ def settings_or_exit(*, create: bool = False) -> Settings:
 
 
 def month_arg(value: str) -> str:
-    """argparse type for a ``YYYY-MM`` month: a bad one is a usage error naming the value."""
+    """The argparse type for a ``YYYY-MM`` month: a bad one is a usage error naming the value."""
     try:
         parse_month(value)
     except ValueError as exc:

@@ -83,7 +83,7 @@ def _refresh_packs(settings, month: str, version: int) -> None:
     try:
         path = write_pack_from_published(settings, month, version)
         latest = write_pack_from_published(settings, month)
-    except Exception as exc:  # noqa: BLE001 - the decision is recorded; the pack is a view of it
+    except Exception as exc:  # the decision is recorded; the pack is a view of it
         console.print(
             f"  note: the executive pack was not rewritten ({escape(str(exc).splitlines()[0])}); "
             f"run `sop report --month {month}`."
@@ -94,14 +94,17 @@ def _refresh_packs(settings, month: str, version: int) -> None:
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
+    """``sop approve``: approve a published plan version."""
     return _decide(args, "approved")
 
 
 def cmd_reject(args: argparse.Namespace) -> int:
+    """``sop reject``: reject a published plan version, with a note saying why."""
     return _decide(args, "rejected")
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``sop export``: write the planner's workbook of a published month."""
     from sop_pipeline.publish.published_file import PublishError
     from sop_pipeline.report.workbook import WorkbookError, export_workbook
 
@@ -124,6 +127,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import_overrides(args: argparse.Namespace) -> int:
+    """``sop import-overrides``: the workbook's Overrides sheet into ``--month``'s landing folder."""
     from sop_pipeline.ingest.override_import import WorkbookReadError, import_overrides
 
     settings = settings_or_exit()

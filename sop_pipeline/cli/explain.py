@@ -42,7 +42,7 @@ class ExplainError(InvalidInputError, ValueError):
     """A usage problem (bad table, filter, month or version); the message says what to do."""
 
 
-class WarehouseLocked(OperationalError, RuntimeError):
+class WarehouseLocked(OperationalError, RuntimeError):  # noqa: N818 - tests/test_explain.py catches it by this name
     """The working database is held by a running pipeline."""
 
 
@@ -53,11 +53,13 @@ class Filter:
     conditions: tuple[tuple[str, object], ...]
 
     def sql(self, alias: str = "") -> tuple[str, list]:
+        """The conditions as a SQL ``where`` clause with ``?`` placeholders, and its parameters."""
         prefix = f"{alias}." if alias else ""
         parts = [f'{prefix}"{c}" = ?' for c, _ in self.conditions]
         return (" and ".join(parts) or "true"), [v for _, v in self.conditions]
 
     def get(self, column: str):
+        """The value ``column`` is filtered on, or None."""
         return next((v for c, v in self.conditions if c == column), None)
 
 

@@ -86,12 +86,14 @@ class PlannableMonths:
 
     @property
     def first(self) -> str | None:
+        """The first plannable month, or None without landing folders."""
         if self.landing_first is None:
             return None
         return max(self.partition_first, self.landing_first)
 
     @property
     def last(self) -> str | None:
+        """The last plannable month, or None without landing folders."""
         if self.landing_last is None:
             return None
         return min(self.partition_last, self.landing_last)

@@ -69,6 +69,7 @@ class no_retry_on_validation:  # noqa: N801 - reads as a statement at the use si
         raise as_failure(exc) from exc
 
     def __call__(self, fn: F) -> F:
+        """Wrap ``fn`` (a function or a generator function) so its validation errors are not retried."""
         if inspect.isgeneratorfunction(fn):
 
             @functools.wraps(fn)

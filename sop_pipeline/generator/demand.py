@@ -143,22 +143,24 @@ def _build_items(rng: np.random.Generator, n_items: int, tl: _Timeline) -> _Item
     )
 
     # Lifecycles: launches inside the history, launches just after it, end-of-life items.
-    T = tl.h1 - tl.h0 + 1
+    n_hist = tl.h1 - tl.h0 + 1
     perm = rng.permutation(n_items)
-    n_launch = max(2, round(0.08 * n_items)) if T >= 6 else 0
+    n_launch = max(2, round(0.08 * n_items)) if n_hist >= 6 else 0
     n_future = max(1, round(0.02 * n_items))
-    n_eol = max(2, round(0.05 * n_items)) if T >= 6 else 0
+    n_eol = max(2, round(0.05 * n_items)) if n_hist >= 6 else 0
     n_eol_future = max(1, round(0.03 * n_items))
     cut = np.cumsum([n_launch, n_future, n_eol, n_eol_future])
     launch_hist, launch_future, eol_hist, eol_future = np.split(perm[: cut[-1]], cut[:-1])
     launch_t = np.full(n_items, _NO_LAUNCH, dtype=np.int64)
     eol_t = np.full(n_items, _NO_EOL, dtype=np.int64)
     launch_t[launch_hist] = (
-        rng.integers(tl.h0 + max(1, T // 6), tl.h1 - 2, size=launch_hist.size) if T >= 6 else 0
+        rng.integers(tl.h0 + max(1, n_hist // 6), tl.h1 - 2, size=launch_hist.size)
+        if n_hist >= 6
+        else 0
     )
     launch_t[launch_future] = rng.integers(tl.h1 + 1, tl.h1 + 7, size=launch_future.size)
     if n_eol:
-        eol_t[eol_hist] = rng.integers(tl.h0 + max(2, T // 3), tl.h1, size=eol_hist.size)
+        eol_t[eol_hist] = rng.integers(tl.h0 + max(2, n_hist // 3), tl.h1, size=eol_hist.size)
     eol_t[eol_future] = rng.integers(tl.h1 + 3, tl.h1 + 10, size=eol_future.size)
     # Mature items were launched years before the history starts.
     first = np.datetime64(tl.base, "D")
@@ -262,8 +264,10 @@ def _build_series(rng: np.random.Generator, items: _Items, tl: _Timeline) -> _Se
 def _realise_demand(
     rng: np.random.Generator, items: _Items, series: _Series, tl: _Timeline
 ) -> np.ndarray:
-    """Ordered units per series × month for months h0 … h1+1 (the month after the history
-    is needed for the open orders the last extract carries)."""
+    """Ordered units per series × month for months h0 … h1+1.
+
+    The month after the history is needed for the open orders the last extract carries.
+    """
     lo, hi = tl.h0, tl.h1 + 2
     exp_w = series.expected[:, lo:hi]
     shape = exp_w.shape
@@ -330,9 +334,9 @@ def _build_customers(rng: np.random.Generator, n_items: int) -> _Customers:
 def _fx(rng: np.random.Generator, tl: _Timeline) -> np.ndarray:
     """Currency × month rate_to_base; flat before the history and after its last month."""
     fx = np.ones((len(CURRENCIES), tl.n))
-    T = tl.h1 - tl.h0 + 1
+    n_hist = tl.h1 - tl.h0 + 1
     for c in range(1, len(CURRENCIES)):
-        walk = FX_START[c] * np.exp(np.cumsum(rng.normal(0.0, 0.015, T)))
+        walk = FX_START[c] * np.exp(np.cumsum(rng.normal(0.0, 0.015, n_hist)))
         fx[c, : tl.h0] = walk[0]
         fx[c, tl.h0 : tl.h1 + 1] = walk
         fx[c, tl.h1 + 1 :] = walk[-1]
@@ -459,8 +463,8 @@ def _sales_orders(
     restate_v = np.zeros(0, dtype=np.int64)
     restate_ext = np.zeros(0, dtype=np.int64)
     if h1 > h0:
-        T = h1 - h0 + 1
-        k = min(T - 1, max(2, T // 10))
+        n_hist = h1 - h0 + 1
+        k = min(n_hist - 1, max(2, n_hist // 10))
         chosen = np.sort(rng.choice(np.arange(h0 + 1, h1 + 1), size=k, replace=False))
         fv_month = done_month[final_v]
         for m in chosen:

@@ -1,5 +1,7 @@
-"""The demo company's planning inputs and master data snapshots: the CRM pipeline, planner
-overrides, the AOP, the scenarios file, and the item master and static tables of each month.
+"""The demo company's planning inputs and master data snapshots.
+
+The CRM pipeline, planner overrides, the AOP, the scenarios file, and the item master and
+static tables of each month.
 """
 
 from __future__ import annotations
@@ -187,7 +189,7 @@ def _overrides(
                 it = int(active[rng.integers(0, active.size)])
                 base = item_expected[it, month]
                 step = 5 if base >= 20 else 1
-                size = max(step, int(round(rng.uniform(0.1, 0.4) * base / step)) * step)
+                size = max(step, round(rng.uniform(0.1, 0.4) * base / step) * step)
                 adjustment = f"{sign * size}"
                 scope = items.ids[it]
             else:

@@ -1,5 +1,7 @@
-"""The demo company's operations: work centers, routings and capacity calendar, inventory
-snapshots, production orders and purchase orders.
+"""The demo company's operations: routings, capacity, inventory, production and purchases.
+
+Work centers, routings and capacity calendar, inventory snapshots, production orders and
+purchase orders.
 
 Capacity is sized so that the busiest month of each work center runs at
 ``PEAK_UTILIZATION`` on expected demand, with an overhaul of the busiest work center
@@ -135,11 +137,11 @@ def _inventory(
     rng: np.random.Generator, items: _Items, series: _Series, tl: _Timeline
 ) -> tuple[pa.Table, np.ndarray]:
     h0, h1 = tl.h0, tl.h1
-    T = h1 - h0 + 1
+    n_hist = h1 - h0 + 1
     cover = rng.uniform(0.5, 2.5, series.n)
     exp = series.expected
     fwd = (exp[:, h0 + 1 : h1 + 2] + exp[:, h0 + 2 : h1 + 3] + exp[:, h0 + 3 : h1 + 4]) / 3
-    noise = rng.lognormal(0.0, 0.25, (series.n, T))
+    noise = rng.lognormal(0.0, 0.25, (series.n, n_hist))
     on_hand = np.round(cover[:, None] * fwd * noise)
     # Spare parts are stocked on the mean even in months without orders.
     on_hand = np.where((fwd > 0) & series.intermittent[:, None], np.maximum(on_hand, 1), on_hand)

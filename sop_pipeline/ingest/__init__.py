@@ -1,0 +1,1 @@
+"""Step 1, data gathering: the extract contract, the reader and the loader into schema ``raw``."""

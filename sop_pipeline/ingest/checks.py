@@ -1,6 +1,7 @@
-"""The contract checks of parsed extracts: the GX suite, one run per batch of files, and
-the rules GX cannot express (two columns, dates against the extract month, BOM and supplier
-capacity rules).
+"""The contract checks of parsed extracts: the GX suite and the rules GX cannot express.
+
+The GX suite runs once per batch of files; the other rules cover two columns, dates against
+the extract month, and the BOM and supplier capacity rules.
 
 :func:`check_parsed` turns :class:`~sop_pipeline.ingest.parsing.ParsedExtract` objects into
 :class:`~sop_pipeline.ingest.problems.ReadResult` objects.

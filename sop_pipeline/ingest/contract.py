@@ -98,9 +98,11 @@ class Extract:
 
     @property
     def column_names(self) -> list[str]:
+        """The contract column names in their documented order."""
         return [c.name for c in self.columns]
 
     def column(self, name: str) -> Column:
+        """The contract column called ``name`` (KeyError if there is none)."""
         for col in self.columns:
             if col.name == name:
                 return col

@@ -161,6 +161,7 @@ def _record_lines(text: str, delimiter: str, n_records: int) -> np.ndarray:
 def read_csv_columns(
     path: Path, raw: bytes, extract: Extract, dialect: Dialect
 ) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """Decode and parse a CSV file into text columns, and the file line number of each row."""
     shown = display_path(path)
     enc = codecs.lookup(dialect.encoding).name
     unicode_enc = enc.startswith(("utf-8", "utf-16", "utf-32"))
@@ -298,6 +299,7 @@ def _to_text(arr: pa.Array) -> pa.Array:
 
 
 def read_parquet_columns(path: Path, extract: Extract) -> tuple[dict[str, pa.Array], np.ndarray]:
+    """Read a Parquet file into text columns, and the row numbers a CSV would have."""
     shown = display_path(path)
     try:
         table = pq.read_table(path)

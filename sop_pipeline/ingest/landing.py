@@ -1,6 +1,7 @@
-"""The landing folder as the loader sees it: the month folders a plan month may read, the
-files of one month (every required extract, the ``_COMPLETE`` marker, the dialect and
-scenario files), and a file's sha256.
+"""The landing folder as the loader sees it.
+
+The month folders a plan month may read, the files of one month (every required extract,
+the ``_COMPLETE`` marker, the dialect and scenario files), and a file's sha256.
 
 Internal to the loader (:mod:`sop_pipeline.ingest.loader`); :func:`check_landing` is the
 preflight check of ``sop run``.

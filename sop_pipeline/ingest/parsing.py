@@ -103,6 +103,7 @@ class _Text:
 
 
 def quoted(values: pd.Series) -> pd.Series:
+    """Each value in single quotes, for messages about bad cells."""
     return "'" + values.astype(str) + "'"
 
 

@@ -1,6 +1,8 @@
-"""What reading an extract reports: the file-level :class:`ExtractError`, the row-level
-:class:`RowProblem` and the :class:`ReadResult` of a checked file; and what a loader run
-reports: its :class:`LoadSummary`, or the :class:`IngestError` that lists every rejected file.
+"""What reading an extract and running the loader report.
+
+Reading an extract: the file-level :class:`ExtractError`, the row-level :class:`RowProblem`
+and the :class:`ReadResult` of a checked file. A loader run: its :class:`LoadSummary`, or
+the :class:`IngestError` that lists every rejected file.
 
 Shared by every step of the reader (:mod:`.files`, :mod:`.parsing`, :mod:`.checks`,
 :mod:`.reader`), the workbook reader and the loader.
@@ -105,6 +107,7 @@ def display_path(path: Path) -> str:
 
 
 def dialect_file_of(path: Path) -> str:
+    """The dialect file of the month folder of ``path``, as users see it."""
     return f"{Path(path).parent.parent.name}/{DIALECT_FILE}"
 
 

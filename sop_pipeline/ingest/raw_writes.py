@@ -1,6 +1,8 @@
-"""What the loader writes into schema ``raw``: the rows of a file (with lineage columns),
-its rejected rows (``raw.rejects``), the ingest log (``raw._ingest_log``), and what it reads
-back from them (restated keys, the sha256 of files already loaded).
+"""What the loader writes into schema ``raw``, and what it reads back from it.
+
+It writes the rows of a file (with lineage columns), its rejected rows (``raw.rejects``) and
+the ingest log (``raw._ingest_log``); it reads back restated keys and the sha256 of files
+already loaded.
 
 Internal to the loader (:mod:`sop_pipeline.ingest.loader`); the tables are created by
 :mod:`sop_pipeline.ingest.raw_schema`.

@@ -1,5 +1,7 @@
-"""The loader's checks against the database: foreign keys against the master data of the
-same month or earlier, and currency codes against the base currency and ``fx_rates``.
+"""The loader's checks against the database: foreign keys and currency codes.
+
+Foreign keys are checked against the master data of the same month or earlier, currency
+codes against the base currency and ``fx_rates``.
 
 Internal to the loader (:mod:`sop_pipeline.ingest.loader`).
 """
@@ -44,7 +46,7 @@ class _KnownValues:
         return self._cache[key]
 
     def column(self, extract: str, column: str) -> pd.Series:
-        """value → first ``_extract_month`` of ``raw.<extract>.<column>``."""
+        """Each value → its first ``_extract_month`` of ``raw.<extract>.<column>``."""
         return self._read(
             extract,
             column,
@@ -53,7 +55,7 @@ class _KnownValues:
         )
 
     def currencies(self) -> pd.Series:
-        """currency → first month it has an fx rate; the base currency is always known."""
+        """Each currency → the first month it has an fx rate; the base currency is always known."""
         rates = self.column("fx_rates", "currency")
         rates = rates[rates.index != self.base_currency]
         return pd.concat([pd.Series([""], index=[self.base_currency]), rates])

@@ -35,7 +35,7 @@ def prefer_approved(snapshots: pd.DataFrame, approved: pd.DataFrame | None) -> p
     out.attrs["approved_months"] = []
     if approved is None or approved.empty or snapshots.empty:
         return out
-    appr = approved[KEY + ["stat_forecast_qty", "consensus_qty"]].copy()
+    appr = approved[[*KEY, "stat_forecast_qty", "consensus_qty"]].copy()
     appr["plan_month"] = appr["plan_month"].astype(str)
     appr["month"] = pd.to_datetime(appr["month"])
     months = sorted(set(appr["plan_month"]) & set(out["plan_month"].astype(str)))

@@ -99,7 +99,7 @@ def limit_messages(messages: list[str]) -> list[str]:
     if len(messages) <= MAX_MESSAGES:
         return messages
     extra = len(messages) - MAX_MESSAGES
-    return messages[:MAX_MESSAGES] + [f"... and {extra} more row(s) with the same problem."]
+    return [*messages[:MAX_MESSAGES], f"... and {extra} more row(s) with the same problem."]
 
 
 def _grid(
@@ -580,4 +580,4 @@ def lead_time_blocked_months(lead_time_days: float, is_purchased: bool) -> int:
         return 0
     if not is_purchased and lead_time_days <= DAYS_PER_LEAD_TIME_MONTH:
         return 0
-    return int(math.ceil(lead_time_days / DAYS_PER_LEAD_TIME_MONTH - 1e-9))
+    return math.ceil(lead_time_days / DAYS_PER_LEAD_TIME_MONTH - 1e-9)

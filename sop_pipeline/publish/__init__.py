@@ -1,0 +1,1 @@
+"""Step 6: the published tables, their dictionary, write-audit-publish and approval."""

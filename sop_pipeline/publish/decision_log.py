@@ -1,7 +1,9 @@
-"""The rules of executive decisions on published plan versions, on DataFrames: the status of
-every version derived from the ``plan_decisions`` log (:func:`version_statuses`), which
-version a decision targets and whether it may be taken (``_resolve``), and the checks of the
-free-text fields. :mod:`sop_pipeline.publish.approval` applies them to the published file.
+"""The rules of executive decisions on published plan versions, on DataFrames.
+
+The status of every version derived from the ``plan_decisions`` log
+(:func:`version_statuses`), which version a decision targets and whether it may be taken
+(``_resolve``), and the checks of the free-text fields.
+:mod:`sop_pipeline.publish.approval` applies them to the published file.
 """
 
 from __future__ import annotations

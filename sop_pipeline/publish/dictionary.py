@@ -377,8 +377,10 @@ def missing_descriptions(columns_by_table: dict[str, list[str]]) -> list[str]:
 
 
 def documented_columns(table: str) -> list[tuple[str, str, bool]]:
-    """(column, DuckDB type or '', stable?) of a table: stable columns, then the published
-    extras (:data:`PUBLISHED_EXTRAS`)."""
+    """(column, DuckDB type or '', stable?) of a table's documented columns.
+
+    The stable columns first, then the published extras (:data:`PUBLISHED_EXTRAS`).
+    """
     spec = TABLES[table]
     out = [(name, duck_type, True) for name, duck_type in spec.columns]
     extras = dict(PLAN_VERSIONS_EXTRA) if table == "plan_versions" else {}

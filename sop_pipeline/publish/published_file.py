@@ -1,6 +1,8 @@
-"""The published folder's layout (``sop.duckdb``, ``parquet/``, ``files/``, the lock and the
-staging folders), its errors, and the primitives every writer of it uses: SQL quoting, fsync,
-the publication lock, the ``<table>_approved`` views and the read-only BI connection.
+"""The published folder's layout, its errors, and the primitives every writer of it uses.
+
+The layout: ``sop.duckdb``, ``parquet/``, ``files/``, the lock and the staging folders. The
+primitives: SQL quoting, fsync, the publication lock, the ``<table>_approved`` views and the
+read-only BI connection.
 
 Shared by :mod:`sop_pipeline.publish.writer` (publication) and
 :mod:`sop_pipeline.publish.approval` (decisions), which rewrite the file with the same steps.
@@ -126,7 +128,7 @@ def _lit(value: str) -> str:
 
 
 def _fsync_path(path: Path) -> None:
-    """fsync a file or a directory so a rename survives a power cut, not only a kill."""
+    """Flush (fsync) a file or a directory so a rename survives a power cut, not only a kill."""
     flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
     fd = os.open(path, flags)
     try:

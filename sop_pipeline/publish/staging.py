@@ -1,7 +1,8 @@
-"""Steps 2-4 of write-audit-publish (:mod:`sop_pipeline.publish.writer`): build the new
-database in the staging folder (the old file's rows plus the new version, sorted by the
-grain, with views and column comments), write the new version's Parquet files, and audit
-the staged result against what was written.
+"""Steps 2-4 of write-audit-publish (:mod:`sop_pipeline.publish.writer`).
+
+Build the new database in the staging folder (the old file's rows plus the new version,
+sorted by the grain, with views and column comments), write the new version's Parquet
+files, and audit the staged result against what was written.
 """
 
 from __future__ import annotations

@@ -83,8 +83,10 @@ class GateResult:
         return [c for c in self.checks if not c.passed and not c.blocking]
 
     def failure_report(self) -> str:
-        """The messages of the failed checks, one per line (empty if every check passed);
-        failed non-blocking checks are marked ``(warning)``."""
+        """The messages of the failed checks, one per line (empty if every check passed).
+
+        Failed non-blocking checks are marked ``(warning)``.
+        """
         return "\n".join(
             f"- {'' if c.blocking else '(warning) '}{c.message}"
             for c in self.checks

@@ -1,7 +1,7 @@
-"""The data of the pack's "Plan status" section: candidate or approved (by whom, when), and
-for a candidate what changed against the last approved plan (consensus by family).
+"""The data of the pack's "Plan status" section.
 
-``templates/status.html.j2`` shows it.
+Candidate or approved (by whom, when), and for a candidate what changed against the last
+approved plan (consensus by family). ``templates/status.html.j2`` shows it.
 
 The comparison plan is the approved version of the same plan month when there is one
 (e.g. v3 candidate after v2 was approved), otherwise the latest approved plan of an earlier

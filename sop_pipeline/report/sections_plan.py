@@ -1,5 +1,6 @@
-"""The data of the pack's plan sections: headline, KPIs, decisions, demand, supply, capacity,
-inventory.
+"""The data of the pack's plan sections.
+
+The sections: headline, KPIs, decisions, demand, supply, capacity, inventory.
 
 Each function takes the :class:`~sop_pipeline.report.data.PackData` and returns the plain
 dict its template (``templates/<section>.html.j2``) shows: numbers, texts, rows and the

@@ -1,5 +1,6 @@
-"""The data of the pack's review sections: finance, scenarios, waterfall, exceptions,
-forecast accuracy and lineage.
+"""The data of the pack's review sections.
+
+The sections: finance, scenarios, waterfall, exceptions, forecast accuracy and lineage.
 
 As in ``sections_plan.py``: each function returns the plain dict its template shows
 (numbers, texts, rows, plotly figures); no HTML; ``{"no_data": "..."}`` when the section
@@ -413,8 +414,7 @@ def lineage(data: PackData) -> dict:
         "checks": [(v.get(k), str(v.get(k)), k) for k in ("checks_passed", "checks_failed")],
         "backfill": backfill,
         "others": [
-            f"v{int(r.plan_version)} ({str(r.published_at)})"
-            for r in others.itertuples(index=False)
+            f"v{int(r.plan_version)} ({r.published_at!s})" for r in others.itertuples(index=False)
         ],
         "db_name": DB_NAME,
         "counts": ", ".join(f"{name} {len(data.table(name)):,}" for name in PACK_TABLES),

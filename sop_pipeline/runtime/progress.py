@@ -36,6 +36,8 @@ def active() -> RunProgress | None:
 
 @dataclass
 class StepTiming:
+    """What the run shows of one step: its time, status, parts done and note."""
+
     step: str
     seconds: float = 0.0
     status: str = "running"
@@ -90,6 +92,7 @@ class RunProgress:
         return f"step {n}/{self.total_steps}" if self.total_steps else f"step {n}"
 
     def start(self, step: str) -> None:
+        """A step started: print it and add its progress bar."""
         n = len(self.timings) + 1
         self._started[step] = time.monotonic()
         self.timings[step] = StepTiming(step)
@@ -118,6 +121,7 @@ class RunProgress:
             self._progress.update(task, advance=1, description=desc[:70])
 
     def finish(self, step: str, status: str, note: str = "") -> None:
+        """A step ended with ``status``: record its time and print its line."""
         timing = self.timings.setdefault(step, StepTiming(step))
         timing.seconds = time.monotonic() - self._started.get(step, time.monotonic())
         timing.status = status
@@ -130,10 +134,12 @@ class RunProgress:
         self._print(f"  {mark} {escape(step)}{took}{extra}")
 
     def skipped(self, step: str) -> None:
+        """A step was skipped because an upstream step or blocking check failed."""
         self.timings.setdefault(step, StepTiming(step))
         self.finish(step, "skipped", "an upstream step or blocking check failed")
 
     def note(self, text: str) -> None:
+        """Print a line of the run that belongs to no step."""
         self._print(f"  {text}")
 
     def table(self, *, top: int = 12) -> Table:

@@ -231,7 +231,7 @@ def _plan_shape(job) -> tuple[int, dict[str, int]]:
         keys = list(plan.step_keys_to_execute)
         parts = {k: len(plan.get_step_by_key(k).step_outputs) for k in keys}
         return len(keys), {k: n for k, n in parts.items() if n > 1}
-    except Exception as exc:  # noqa: BLE001 (a Dagster internal; the numbers are a nicety)
+    except Exception as exc:  # a Dagster internal; the numbers are a nicety
         logging.getLogger(__name__).debug("no execution plan shape: %s", exc)
         return 0, {}
 

@@ -99,6 +99,7 @@ class _StepFilter(logging.Filter):
 
 @dg.logger(description="One line per step for the sop command line.")
 def step_logger(init_context: dg.InitLoggerContext) -> logging.Logger:
+    """The Dagster logger that prints one line per step event on the terminal."""
     log = logging.getLogger("sop.steps")
     log.setLevel(logging.DEBUG)
     log.propagate = False

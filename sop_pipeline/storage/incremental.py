@@ -1,5 +1,7 @@
-"""Incremental runs: a stage whose inputs and code did not change since its last run for a plan
-month reuses what it wrote then, and says so.
+"""Incremental runs: a stage whose inputs and code did not change reuses what it wrote.
+
+A stage whose inputs and code did not change since its last run for a plan month reuses
+what it wrote then, and says so.
 
 Each expensive stage computes a *fingerprint* of what decides its result — its input rows, the
 settings it reads and the source code of the modules that compute it — and records it with the
@@ -92,8 +94,11 @@ def _ensure_table(con: duckdb.DuckDBPyConnection) -> None:
 def find_reusable(
     con: duckdb.DuckDBPyConnection, stage: str, plan_month: str, fp: str
 ) -> Reuse | None:
-    """The earlier result of ``stage`` for ``plan_month`` if it had fingerprint ``fp`` and
-    every table it wrote still holds the month's rows; else None."""
+    """The earlier result of ``stage`` for ``plan_month`` that can be reused, else None.
+
+    It can be reused if it had fingerprint ``fp`` and every table it wrote still holds the
+    month's rows.
+    """
     check_name(stage, "stage")
     if not table_exists(con, PLAN_SCHEMA, VERSIONS_TABLE):
         return None
@@ -179,9 +184,11 @@ def stage_history(con: duckdb.DuckDBPyConnection, plan_month: str) -> pd.DataFra
 def tables_rows(
     con: duckdb.DuckDBPyConnection, tables: Iterable[str], plan_month: str
 ) -> dict[str, int | None]:
-    """Rows per table: ``name`` is a plan table (rows of ``plan_month``), ``schema.name`` a
-    whole table of another schema (dbt's marts hold one plan month at a time); None when the
-    table does not exist."""
+    """Rows per table, None when the table does not exist.
+
+    ``name`` is a plan table (rows of ``plan_month``), ``schema.name`` a whole table of
+    another schema (dbt's marts hold one plan month at a time).
+    """
     out: dict[str, int | None] = {}
     for name in tables:
         schema, _, table = name.rpartition(".")

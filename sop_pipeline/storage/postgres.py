@@ -33,7 +33,7 @@ from sop_pipeline.errors import OperationalError
 from sop_pipeline.storage.warehouse import check_name, finish_mart_frame
 
 if TYPE_CHECKING:  # psycopg2 is optional: only annotations use it at import time
-    from psycopg2.extensions import connection as PgConnection
+    from psycopg2.extensions import connection as PgConnection  # noqa: N812 - a class, named as one
 
 RAW_SCHEMA = "raw"
 MARTS_SCHEMA = "marts"
@@ -89,6 +89,7 @@ class PostgresTarget:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresTarget:
+        """The PostgreSQL target the settings name."""
         return cls(
             host=settings.pg_host,
             port=settings.pg_port,

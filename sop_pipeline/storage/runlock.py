@@ -39,7 +39,7 @@ WAIT_REPORT_SECONDS = 60.0
 _local = threading.local()
 
 
-class RunLockTimeout(OperationalError, RuntimeError):
+class RunLockTimeout(OperationalError, RuntimeError):  # noqa: N818 - the cli, approval and tests catch it by name
     """Another run held the run lock for longer than the timeout; this run did nothing."""
 
 

@@ -38,6 +38,7 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists in the database."""
     row = con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table],
@@ -139,11 +140,14 @@ class MartReader(Protocol):
 
     location: str
 
-    def has_mart(self, name: str) -> bool: ...
+    def has_mart(self, name: str) -> bool:
+        """Whether the mart ``name`` exists."""
 
-    def count_rows(self, name: str) -> int: ...
+    def count_rows(self, name: str) -> int:
+        """The number of rows of the mart ``name``."""
 
-    def read_mart(self, name: str) -> pd.DataFrame: ...
+    def read_mart(self, name: str) -> pd.DataFrame:
+        """The mart ``name``: contract column order, DuckDB's dtypes, rows sorted."""
 
 
 class DuckDBMarts:

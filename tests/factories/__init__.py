@@ -1,5 +1,6 @@
-"""Builders of test data shared by several test modules (no tests here; ``tests/`` is on
-``sys.path`` under pytest, so a test module imports ``factories.<module>``).
+"""Builders of test data shared by several test modules (no tests here).
+
+``tests/`` is on ``sys.path`` under pytest, so a test module imports ``factories.<module>``.
 
 - :mod:`factories.frames`: the plan_demand / plan_supply / plan_inventory columns on a key frame
 - :mod:`factories.plan`: small published plans (approval, workbook and publication tests)

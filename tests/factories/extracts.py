@@ -1,5 +1,6 @@
-"""A tiny company written as contract extracts (two months, every extract, a few rows), and
-helpers to load it: for the reader, loader and ingest fault tests.
+"""A tiny company written as contract extracts, and helpers to load it.
+
+Two months, every extract, a few rows: for the reader, loader and ingest fault tests.
 """
 
 from __future__ import annotations

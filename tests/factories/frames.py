@@ -1,7 +1,8 @@
-"""Builders of the per-series plan frames that every plan fixture needs: the published
-columns of ``plan_demand``, ``plan_supply`` and ``plan_inventory`` on a key frame
-(``item_id``, ``location_id``, ``month``, and ``family`` for demand), with the values a
-test chooses and plain defaults for the rest.
+"""Builders of the per-series plan frames that every plan fixture needs.
+
+The published columns of ``plan_demand``, ``plan_supply`` and ``plan_inventory`` on a key
+frame (``item_id``, ``location_id``, ``month``, and ``family`` for demand), with the values
+a test chooses and plain defaults for the rest.
 """
 
 from __future__ import annotations

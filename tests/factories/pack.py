@@ -1,6 +1,8 @@
-"""A plan with every published table filled, for the executive pack tests: ``MONTH`` with a
-six-month horizon, four items in three families, gaps in two families, an overloaded work
-center; :func:`build_full_pack` publishes it and writes the pack with every section.
+"""A plan with every published table filled, for the executive pack tests.
+
+``MONTH`` with a six-month horizon, four items in three families, gaps in two families, an
+overloaded work center; :func:`build_full_pack` publishes it and writes the pack with every
+section.
 """
 
 from __future__ import annotations

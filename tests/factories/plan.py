@@ -1,7 +1,9 @@
-"""Small but complete plans (no pipeline run): :func:`sample_plan` for the approval and
-workbook tests (three items at two DCs, published with :func:`publish_sample`), and
-:func:`sample_tables` for the publication tests (two items at one DC, with
-``forecast_accuracy``; published with :func:`publish_candidate`)."""
+"""Small but complete plans (no pipeline run).
+
+:func:`sample_plan` for the approval and workbook tests (three items at two DCs, published
+with :func:`publish_sample`), and :func:`sample_tables` for the publication tests (two items
+at one DC, with ``forecast_accuracy``; published with :func:`publish_candidate`).
+"""
 
 from __future__ import annotations
 

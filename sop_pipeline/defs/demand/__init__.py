@@ -1,0 +1,1 @@
+"""Step 2 in Dagster, demand review: the statistical forecast and consensus demand assets."""

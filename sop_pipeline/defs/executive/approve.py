@@ -32,6 +32,7 @@ class DecisionConfig(dg.Config):
     tags={"sop_step": "approve"},
 )
 def decide_plan(context: dg.OpExecutionContext, config: DecisionConfig, sop: SopResource) -> None:
+    """Record the decision in the published file and report it as an observation of ``sop_plan``."""
     from sop_pipeline.publish.approval import approve_plan, reject_plan
     from sop_pipeline.publish.decision_log import ApprovalError
 
@@ -84,4 +85,5 @@ def decide_plan(context: dg.OpExecutionContext, config: DecisionConfig, sop: Sop
     tags={"sop_step": "approve"},
 )
 def sop_approve():
+    """The one-op job that records an executive decision."""
     decide_plan()

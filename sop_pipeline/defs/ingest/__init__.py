@@ -1,0 +1,1 @@
+"""Step 1 in Dagster, data gathering: the assets that load a month's extracts into ``raw``."""

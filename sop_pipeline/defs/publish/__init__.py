@@ -1,0 +1,1 @@
+"""Step 6 in Dagster: the plan gate and the publication of the plan version."""

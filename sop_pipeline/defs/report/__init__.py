@@ -1,0 +1,1 @@
+"""The Dagster asset of the executive pack, written from the published file."""
