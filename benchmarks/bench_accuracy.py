@@ -132,6 +132,7 @@ def score(series: list[dict], fc: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def run_pipeline(series: list[dict], n_jobs: int, windows: int | None) -> tuple[dict, float]:
+    """The pipeline's forecast and reconciliation on one competition set: forecasts and seconds."""
     from sop_pipeline.planning.forecast import forecast_demand
     from sop_pipeline.planning.hierarchy import reconcile_forecast
 
@@ -211,6 +212,7 @@ def combine(raw: dict, how: str, names: list[str] | None = None) -> dict:
 
 
 def main() -> None:
+    """Run the sets, print the side-by-side table and write the results CSV."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="m1,tourism")
     parser.add_argument("--n-jobs", type=int, default=1)

@@ -138,6 +138,7 @@ def plain_statsforecast(
 
 
 def classify(y: np.ndarray) -> str:
+    """The demand class the forecast stage gives one series (smooth, intermittent, ...)."""
     from sop_pipeline.planning.forecast import classify_series
 
     cls, _, _ = classify_series(y)
@@ -152,8 +153,10 @@ def cpu_seconds() -> float:
 
 
 def descendants_cpu_seconds() -> float:
-    """CPU seconds of the live child processes (a local Dask cluster's workers, Spark's JVM and
-    Python workers); 0 when psutil (a dependency of dask.distributed) is not installed."""
+    """CPU seconds of the live child processes.
+
+    A local Dask cluster's workers, Spark's JVM and Python workers; 0 when psutil (a dependency of dask.distributed) is not installed.
+    """
     try:
         import psutil
     except ImportError:
@@ -169,6 +172,7 @@ def descendants_cpu_seconds() -> float:
 
 
 def main() -> None:
+    """Time the forecast stage (and plain statsforecast) on a generated panel; print figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--months", type=int, default=48)

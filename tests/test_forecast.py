@@ -228,7 +228,7 @@ def test_dormant_and_constant_series_get_sensible_forecasts():
 def test_failing_models_fall_back_and_still_forecast(monkeypatch):
     from statsforecast import models as sf_models
 
-    def boom(self, y, h, X=None, X_future=None, level=None, fitted=False):
+    def boom(self, y, h, X=None, X_future=None, level=None, fitted=False):  # noqa: N803 - statsforecast's API
         raise RuntimeError("fit failed")
 
     for cls in (sf_models.DynamicOptimizedTheta, sf_models.AutoETS, sf_models.SeasonalNaive):

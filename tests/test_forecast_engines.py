@@ -169,8 +169,10 @@ def test_spark_gives_the_local_models_and_numbers(panel, local_result, spark_eng
 def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
     panel, local_result, dask_engine, tmp_path, monkeypatch
 ):
-    """SOP_DASK_ADDRESS pointing at a running scheduler: the asset uses it, leaves it running,
-    writes the local numbers and says in its metadata which engine ran."""
+    """SOP_DASK_ADDRESS pointing at a running scheduler: the asset uses it and leaves it running.
+
+    It writes the local numbers and says in its metadata which engine ran.
+    """
     from sop_pipeline.defs.demand.assets import stat_forecast
     from sop_pipeline.defs.resources import MartsResource, SopResource, WarehouseResource
 

@@ -69,7 +69,7 @@ def _require(engine: str, modules: tuple[str, ...]) -> None:
 
 
 def _fugue_backend(fugue_engine: Any, partitions: int) -> Any:
-    """statsforecast's ``FugueBackend`` on ``fugue_engine``, with two changes.
+    """Statsforecast's ``FugueBackend`` on ``fugue_engine``, with two changes.
 
     - Float64 results: statsforecast 2.1.1 declares every forecast column of the distributed
       output as float32, which rounds the numbers (~1e-7 relative) and could flip a near-tie
@@ -148,6 +148,7 @@ class ForecastEngine:
 
     @property
     def is_local(self) -> bool:
+        """True for the in-process engine (no cluster)."""
         return self.name == "local"
 
     def describe(self) -> dict[str, Any]:

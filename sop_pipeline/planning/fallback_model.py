@@ -22,9 +22,10 @@ class ForwardHistoricAverage(HistoricAverage):
         self,
         y: np.ndarray,
         h: int,
-        X: np.ndarray | None = None,
-        X_future: np.ndarray | None = None,
+        X: np.ndarray | None = None,  # noqa: N803 - statsforecast's model API names it so
+        X_future: np.ndarray | None = None,  # noqa: N803 - statsforecast's model API
         level: list[int] | None = None,
         fitted: bool = False,
     ) -> dict[str, Any]:
+        """Forecast ``h`` months from ``y`` with the parameters fitted before (no refit)."""
         return self.forecast(y=y, h=h, X=X, X_future=X_future, level=level, fitted=fitted)

@@ -137,8 +137,8 @@ class ForecastResult:
         scored = bt[bt["chosen_error"].notna()]
         return {
             "engine": self.engine,
-            "series": int(len(bt)),
-            "forecast_rows": int(len(self.forecast)),
+            "series": len(bt),
+            "forecast_rows": len(self.forecast),
             "error_metric": {
                 str(k): int(v) for k, v in bt["error_metric"].value_counts().sort_index().items()
             },
@@ -148,7 +148,7 @@ class ForecastResult:
             "by_class": {
                 str(k): int(v) for k, v in bt["series_class"].value_counts().sort_index().items()
             },
-            "backtested_series": int(len(scored)),
+            "backtested_series": len(scored),
             "mean_chosen_error": _round(scored["chosen_error"].mean()),
             "median_chosen_error": _round(scored["chosen_error"].median()),
             "mean_naive_error": _round(scored["naive_error"].mean()),
@@ -398,7 +398,7 @@ def _series_classes(panel: _Panel, plan: pd.Timestamp, horizon_start: pd.Timesta
 def _long_frame(
     y: np.ndarray, n_hist: np.ndarray, months: pd.DatetimeIndex, ids: np.ndarray
 ) -> pd.DataFrame:
-    """statsforecast's long format for the given rows of the panel (history capped)."""
+    """Statsforecast's long format for the given rows of the panel (history capped)."""
     t = y.shape[1]
     n_fit = np.minimum(n_hist[ids], MAX_FIT_MONTHS)
     start = t - n_fit
@@ -532,7 +532,8 @@ def _conformal_factors(
     together when a lag has fewer than ``MIN_CONFORMAL_SCORES``).
 
     Args:
-        y, pred: (n, windows, lags) backtest actuals and forecasts (clipped at 0).
+        y: (n, windows, lags) backtest actuals.
+        pred: (n, windows, lags) backtest forecasts of those actuals (clipped at 0).
         bounds: (n, windows, lags, 4) lo95, lo80, hi80, hi95 of those forecasts.
         floor: (n,) smallest half-width per series.
 
@@ -595,7 +596,8 @@ def error_growth(y: np.ndarray, pred: np.ndarray, scale: np.ndarray) -> np.ndarr
     lags (least squares on the logs); 0 ≤ b ≤ ``MAX_FACTOR_GROWTH``.
 
     Args:
-        y, pred: (n, windows, lags) backtest actuals and forecasts.
+        y: (n, windows, lags) backtest actuals.
+        pred: (n, windows, lags) backtest forecasts of those actuals.
         scale: (n,) error scale per series.
 
     Returns:
@@ -910,8 +912,9 @@ def _used_fallback(df: pd.DataFrame, point: np.ndarray, horizon: int) -> np.ndar
 
 
 def _empirical_quantiles(panel: _Panel, ids: np.ndarray, end: int | None = None) -> np.ndarray:
-    """Per-series 2.5/10/90/97.5% quantiles of the 24 months of demand before column ``end``
-    (default: the last 24 months).
+    """Per-series 2.5/10/90/97.5% quantiles of 24 months of demand before column ``end``.
+
+    Default: the last 24 months.
 
     Intermittent models forecast a flat demand rate; against that flat forecast the residuals of
     the last 24 months are just the demand values shifted, so this is split-conformal with an
@@ -998,8 +1001,11 @@ def _recent_level(y: np.ndarray, cal: np.ndarray, index: np.ndarray) -> float:
 
 
 def _typical_launch_level(panel: _Panel, profiles: dict[str, np.ndarray]) -> dict[str, float]:
-    """Per family: median de-seasonalised mean of the first three months of series launched
-    inside the history window (older series are cut by the window, their start is not a launch)."""
+    """Per family: median de-seasonalised mean of the first three months of launched series.
+
+    Only series launched inside the history window count (older series are cut by the window,
+    their start is not a launch).
+    """
     out: dict[str, float] = {}
     cal = panel.months.month.to_numpy() - 1
     t = panel.y.shape[1]
@@ -1184,7 +1190,7 @@ def _selection_facts(outcome: _TournamentOutcome) -> dict[str, Any]:
     ok = np.isfinite(err).all(axis=1)
     chosen_err = err[np.arange(len(err)), outcome.chosen]
     return {
-        "series": int(len(err)),
+        "series": len(err),
         "mean_error_by_method": {
             name: _round(err[ok, j].mean()) if ok.any() else None for j, name in enumerate(names)
         },
@@ -1213,8 +1219,11 @@ def _points_output(frames: list[pd.DataFrame], panel: _Panel) -> pd.DataFrame:
 def _add_unseen_launches(
     panel: _Panel, items: pd.DataFrame, plan: pd.Timestamp, horizon: int
 ) -> _Panel:
-    """Add series for new items without any history, at the locations where their family sold
-    in the last 12 months (where else would a launch ship from)."""
+    """Add series for new items without any history.
+
+    They go to the locations where their family sold in the last 12 months (where else would
+    a launch ship from).
+    """
     attrs = _item_attributes(items)
     horizon_end = pd.Timestamp(month_start(plan.date(), horizon))
     seen = set(panel.keys["item_id"])

@@ -67,7 +67,7 @@ def _aggregate_backtest(points: pd.DataFrame, level: str) -> pd.DataFrame:
 
 
 def _factors_from(agg: pd.DataFrame, lags: list[int]) -> dict[tuple[int, float], float]:
-    """c per (lag, level) from aggregated backtest rows; capped at 1 (the comonotonic bound)."""
+    """C per (lag, level) from aggregated backtest rows; capped at 1 (the comonotonic bound)."""
     e = (agg["actual_qty"] - agg["stat_qty"]).to_numpy()
     out: dict[tuple[int, float], float] = {}
     for _, _, q in INTERVALS:
@@ -380,6 +380,7 @@ class Reconciliation:
     item_errors: dict[str, float] = field(default_factory=dict)
 
     def facts(self) -> dict[str, Any]:
+        """The reconciliation as plain values for the asset's metadata."""
         return {
             "method": self.method,
             "backtest_error_by_method": {k: round(v, 4) for k, v in self.errors.items()},
@@ -422,7 +423,11 @@ def _smatrix(bottom_ids: list[str], families: np.ndarray) -> tuple[Any, dict[str
     return SMatrix(mat, labels, np.array(bottom_ids, dtype=object)), tags
 
 
-def _run_reconcilers(base: pd.DataFrame, S: Any, tags: dict) -> dict[str, pd.DataFrame]:
+def _run_reconcilers(
+    base: pd.DataFrame,
+    S: Any,  # noqa: N803 - the summing matrix S of the reconciliation literature
+    tags: dict,
+) -> dict[str, pd.DataFrame]:
     """Reconciled ``unique_id, ds, value`` per method for base forecasts (column ``base``)."""
     import warnings as _w
 
@@ -505,7 +510,7 @@ def reconcile_forecast(
     if top_pts.empty or set(top_pts["item_id"]) != set(agg_ids):
         return result, Reconciliation(series=len(keys))  # an aggregate without a backtest
 
-    S, tags = _smatrix(list(keys["uid"]), keys["family"].to_numpy())
+    S, tags = _smatrix(list(keys["uid"]), keys["family"].to_numpy())  # noqa: N806 - summing matrix
     bottom_pts = pts.assign(uid=pts["item_id"].astype(str) + "@" + pts["location_id"].astype(str))
     scales = _agg_scales(agg, pts["cutoff"].min())
     errors = {name: [] for name in RECONCILERS}

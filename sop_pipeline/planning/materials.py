@@ -537,7 +537,7 @@ def plan_materials(
     """
     started = time.perf_counter()
     costs = costs or SupplyCosts()
-    T = len(months)
+    T = len(months)  # noqa: N806 - T, P, C: the LP's month, parent and component counts
     reqs = leaf_requirements(exploded, months)
     prod = production[[*SERIES, "month", "planned_production_qty"]].copy()
     prod["item_id"] = prod["item_id"].astype(str)
@@ -548,7 +548,7 @@ def plan_materials(
         return _empty_plan()
 
     parents = pd.MultiIndex.from_frame(prod[SERIES].drop_duplicates().sort_values(SERIES))
-    P = len(parents)
+    P = len(parents)  # noqa: N806 - see T
     r = (
         prod.pivot_table(
             index=SERIES, columns="month", values="planned_production_qty", aggfunc="sum"
@@ -595,7 +595,7 @@ def plan_materials(
     )
     if not len(mats):
         return _empty_plan()
-    C = len(mats)
+    C = len(mats)  # noqa: N806 - see T
     links["c"] = mats.get_indexer(
         pd.MultiIndex.from_frame(links[["component_item_id", "location_id"]])
     )
@@ -944,8 +944,13 @@ def plan_supply_with_materials(
     as series of the capacity LP. With no BOM this is exactly ``plan_supply``.
 
     Args:
-        plan_demand, items, routings, capacity, inventory_position, open_supply,
-            safety_stock: as for ``plan_supply``.
+        plan_demand: consensus demand, as for ``plan_supply``.
+        items: ``dim_items``.
+        routings: ``fct_routings``.
+        capacity: ``fct_capacity``.
+        inventory_position: ``fct_inventory_position``.
+        open_supply: ``fct_open_supply``.
+        safety_stock: safety stock per series and month (None: none).
         bom_exploded: ``fct_bom_exploded`` (None or empty: no BOM).
         supplier_capacity: ``fct_supplier_capacity`` (None or empty: no supplier limit).
         **kwargs: ``plan_supply``'s keyword arguments (strategy, overtime_share, costs, …).

@@ -399,7 +399,7 @@ def _blocks(
     component over family × location × lead-time groups); smaller ones are packed into
     item-level LPs of up to ``max_series`` series.
     """
-    n, w = p.route.shape
+    n = p.route.shape[0]
     incidence = p.route
     if p.links is not None and len(p.links.s):
         # series that share a material item share its supplier capacity: one LP
