@@ -694,8 +694,8 @@ def load_extracts(
     plan_month: str,
     *,
     max_reject_rate: float = 0.0,
+    base_currency: str,
     progress: Progress | None = None,
-    base_currency: str | None = None,
 ) -> LoadSummary:
     """Load every new or changed extract file of months ``<= plan_month`` into ``raw``.
 
@@ -713,7 +713,7 @@ def load_extracts(
         max_reject_rate: largest share of a file's rows that may be rejected while the rest
             loads (0.0: any bad row rejects the whole file).
         progress: optional ``progress(done, total, message)`` callback, called per file.
-        base_currency: currency that needs no fx rate (default: ``SOP_BASE_CURRENCY``).
+        base_currency: currency that needs no fx rate (settings ``base_currency``).
 
     Returns:
         What was loaded, skipped, rejected and restated.
@@ -730,10 +730,6 @@ def load_extracts(
         raise ValueError(
             f"max_reject_rate={max_reject_rate} must be between 0 and 1 (a share of rows)."
         )
-    if base_currency is None:
-        from sop_pipeline.core.settings import get_settings
-
-        base_currency = get_settings().base_currency
     started = time.perf_counter()
     landing_dir = Path(landing_dir)
     months = _month_folders(landing_dir, plan_month)
