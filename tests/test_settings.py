@@ -196,3 +196,11 @@ def test_importing_the_definitions_reads_no_setting(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "refused: SOP_HORIZON_MONTHS=99 is out of range" in out.stdout
+
+
+def test_env_example_lists_every_setting() -> None:
+    from sop_pipeline.core.settings import ENV_VARS
+
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text(encoding="utf-8")
+    missing = [var for var in ENV_VARS.values() if f"{var}=" not in text]
+    assert not missing, f".env.example does not list {missing}"
