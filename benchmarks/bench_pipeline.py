@@ -113,6 +113,7 @@ class TreeSampler:
 
     @property
     def peak_mb(self) -> float:
+        """Largest sampled memory of the process tree, in MB."""
         return max((s[2] for s in self.samples), default=0.0)
 
 
@@ -167,8 +168,10 @@ def run_size(
     rerun: bool = False,
     plain: bool = True,
 ) -> dict[str, object]:
-    """Generate a company of ``series`` series (or, with ``rerun``, plan the one already in
-    ``workdir`` again: unchanged stages are then reused) and time the monthly run."""
+    """Generate a company of ``series`` series and time the monthly run.
+
+    With ``rerun``, plan the one already in ``workdir`` again: unchanged stages are then reused.
+    """
     import dagster as dg
 
     from sop_pipeline.core.settings import Settings
@@ -245,6 +248,7 @@ def run_size(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark sizes asked for, print the tables, append to the results CSV."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

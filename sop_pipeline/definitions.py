@@ -27,8 +27,8 @@ ALL_ASSETS = [a for d in DOMAINS for a in (d.assets or [])]
 ALL_CHECKS = [c for d in DOMAINS for c in (d.asset_checks or [])]
 
 
-def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """The project's Definitions with resources for ``settings`` (default: the environment)."""
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """The project's Definitions with the resources of ``settings`` (read once by the caller)."""
     shared = dg.Definitions(
         resources=build_resources(settings),
         # one process, one step at a time: DuckDB allows a single writer on the working file
@@ -38,4 +38,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions.merge(*DOMAINS, shared)
 
 
-defs = build_definitions()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """The code location of ``dagster dev`` / workspace.yaml: settings from the environment.
+
+    Read when Dagster loads the code location, not when this module is imported.
+    """
+    return build_definitions(Settings.from_env())

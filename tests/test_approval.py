@@ -358,10 +358,12 @@ def test_cli_approve_and_reject_exit_codes(two_versions, monkeypatch, capsys) ->
 
 
 def test_the_sop_approve_job_records_the_decision(two_versions) -> None:
-    from sop_pipeline.definitions import defs
+    from sop_pipeline.core.settings import Settings
+    from sop_pipeline.definitions import build_definitions
     from sop_pipeline.defs.resources import SopResource
 
-    job = defs.get_job_def("sop_approve")
+    settings = Settings.from_env({"SOP_HOME": str(two_versions.sop_home)})
+    job = build_definitions(settings).get_job_def("sop_approve")
     config = {"month": "2026-01", "by": "COO", "version": 2, "note": "launchpad"}
     result = job.execute_in_process(
         run_config={"ops": {"decide_plan": {"config": config}}},

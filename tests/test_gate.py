@@ -224,3 +224,12 @@ def test_a_suite_with_no_expectations_fails(tmp_path: Path) -> None:
 def test_bad_plan_month_is_refused(bad_month: str) -> None:
     with pytest.raises(ValueError, match="YYYY-MM"):
         run_gate(good_candidate(), bad_month, HORIZON)
+
+
+def test_the_gated_tables_are_the_published_tables_with_a_suite() -> None:
+    from sop_pipeline.publish.tables import PACK_TABLES, PLAN_TABLES
+
+    # adding a suite file without gating its table (or the reverse) would go unnoticed
+    assert sorted(GATED_TABLES) == sorted(p.stem for p in SUITES_DIR.glob("*.json"))
+    assert set(GATED_TABLES) <= set(PLAN_TABLES)
+    assert set(PACK_TABLES) <= set(PLAN_TABLES)

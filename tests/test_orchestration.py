@@ -105,8 +105,16 @@ def sop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _tick(cursor: str | None) -> dg.SensorResult:
-    with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_sensor_context(cursor=cursor, instance=instance)
+    from sop_pipeline.defs.resources import SopResource
+
+    # the sensor reads SOP_HOME from its `sop` resource, built from the (patched) environment
+    sop = SopResource.from_settings(Settings.from_env())
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
+            cursor=cursor, instance=instance, resources={"sop": sop}
+        ) as context,
+    ):
         result = landing_sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
@@ -191,10 +199,10 @@ def test_schedule_on_the_2nd_plans_the_month_that_just_closed(tmp_path: Path) ->
     assert requests[0].tags["sop/backfill"] == "false"
 
 
-def test_definitions_carry_the_schedule_sensor_and_retry_policy() -> None:
+def test_definitions_carry_the_schedule_sensor_and_retry_policy(tmp_path: Path) -> None:
     from sop_pipeline.definitions import build_definitions
 
-    defs = build_definitions()
+    defs = build_definitions(Settings.from_env({"SOP_HOME": str(tmp_path)}))
     assert defs.resolve_schedule_def(orchestration.SCHEDULE_NAME).job_name == "sop_monthly"
     assert defs.resolve_sensor_def(orchestration.SENSOR_NAME).job_name == "sop_monthly"
     assert defs.resolve_job_def("sop_monthly").op_retry_policy == TRANSIENT_RETRY
@@ -277,11 +285,15 @@ def test_transient_retry_waits_10_then_30_seconds() -> None:
 
 
 def test_backfill_months_in_order_within_the_partitions() -> None:
-    assert backfill_months("2025-11", "2026-02") == ["2025-11", "2025-12", "2026-01", "2026-02"]
+    months = backfill_months("2025-11", "2026-02", partition_start="2020-01")
+    assert months == ["2025-11", "2025-12", "2026-01", "2026-02"]
     first = plan_month_partitions.get_first_partition_key()
     last = plan_month_partitions.get_last_partition_key()
-    assert backfill_months(first, first) == [first]
-    assert backfill_months(last, last) == [last]
+    assert backfill_months(first, first, partition_start=first) == [first]
+    assert backfill_months(last, last, partition_start="2020-01") == [last]
+    # SOP_PARTITION_START is the run's limit, not the partitions' first month
+    with pytest.raises(ValueError, match=re.escape("plan months start at 2024-01")):
+        backfill_months("2023-12", "2024-02", partition_start="2024-01")
 
 
 @pytest.mark.parametrize(
@@ -295,13 +307,15 @@ def test_backfill_months_in_order_within_the_partitions() -> None:
 )
 def test_backfill_months_explains_a_bad_range(first: str, last: str, says: str) -> None:
     with pytest.raises(ValueError, match=re.escape(says)):
-        backfill_months(first, last)
+        backfill_months(first, last, partition_start="2020-01")
 
 
-def test_every_step_of_the_monthly_job_has_the_bounded_retry_policy() -> None:
+def test_every_step_of_the_monthly_job_has_the_bounded_retry_policy(tmp_path: Path) -> None:
     from sop_pipeline.definitions import build_definitions
 
-    job = build_definitions().resolve_job_def("sop_monthly")
+    job = build_definitions(Settings.from_env({"SOP_HOME": str(tmp_path)})).resolve_job_def(
+        "sop_monthly"
+    )
     from dagster._core.definitions.dependency import NodeHandle
 
     policies = {

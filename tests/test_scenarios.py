@@ -478,3 +478,60 @@ def test_inputs_and_scenarios_read_from_the_working_database(tmp_path, inputs):
     assert [s["name"] for s in read_scenarios(con, "2026-12")] == ["chase"]
     out = run_scenarios(loaded, read_scenarios(con, "2026-12"))
     assert set(out["scenario"]) == {"chase"}
+
+
+# --- one schema for scenarios.yaml: what ingest loads is what planning can plan ----------------
+
+
+def _scenarios_file(tmp_path, lever: str):
+    path = tmp_path / "landing" / "2026-12" / "scenarios.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"scenarios:\n  - name: what_if\n    levers:\n      - {lever}\n")
+    return path
+
+
+def test_a_demand_change_without_months_loads_and_covers_the_whole_horizon(tmp_path, inputs):
+    # docs/scenarios.md: months are optional for demand_change (absent: the whole horizon);
+    # ingest used to refuse such a file while planning accepted it
+    from sop_pipeline.ingest.loader import parse_scenarios
+
+    path = _scenarios_file(tmp_path, "{type: demand_change, family: pumps, pct: 0.1}")
+    (spec,) = parse_scenarios(path)
+    stored = json.dumps(spec.raw_levers, sort_keys=True)  # raw.scenarios.levers_json
+    (lever,) = parse_levers(stored, scenario=spec.name, inputs=inputs)
+    assert lever.first_month is None and lever.months_text == "the whole horizon"
+    changed = apply_levers(inputs, [lever]).plan_demand
+    pumps = inputs.plan_demand["family"] == "pumps"
+    assert np.allclose(
+        changed.loc[pumps, "consensus_qty"], inputs.plan_demand.loc[pumps, "consensus_qty"] * 1.1
+    )
+    assert changed.loc[pumps, "month"].nunique() == inputs.plan_demand["month"].nunique()
+
+
+@pytest.mark.parametrize(
+    ("lever", "message"),
+    [
+        (
+            '{type: price_change, family: pumps, pct: 0.1, months: ["2027-01"]}',
+            "unknown field(s) months",
+        ),
+        ('{type: demand_change, family: pumps, months: ["2027-01"], pct: 15}', "write 0.15"),
+        ("{type: capacity_loss, work_center_id: WC-A, pct: 0.5}", "needs months"),
+        ('{type: demand_change, family: pumps, months: ["2027-1"], pct: 0.1}', "YYYY-MM"),
+    ],
+)
+def test_ingest_and_planning_refuse_the_same_levers_with_the_same_message(
+    tmp_path, lever: str, message: str
+) -> None:
+    import yaml
+
+    from sop_pipeline.ingest.loader import ExtractError, parse_scenarios
+
+    path = _scenarios_file(tmp_path, lever)
+    with pytest.raises(ExtractError) as at_ingest:
+        parse_scenarios(path)
+    with pytest.raises(ScenarioError) as at_planning:
+        parse_levers([yaml.safe_load(lever)], scenario="what_if")
+    assert message in str(at_ingest.value) and message in str(at_planning.value)
+    assert "scenario what_if, lever #1" in str(at_ingest.value)
+    assert "2026-12/scenarios.yaml" in str(at_ingest.value)

@@ -117,11 +117,9 @@ def plannable_months(settings: Settings) -> PlannableMonths:
     from sop_pipeline.defs.partitions import plan_month_partitions
 
     months = landing_months(settings)
-    first = plan_month_partitions.get_first_partition_key()
+    # the partitions start at a fixed month (defs/partitions.py); the run's setting is the limit
+    first = settings.partition_start
     last = plan_month_partitions.get_last_partition_key()
-    # the partition definition is built from SOP_PARTITION_START at import; a command's own
-    # settings win (tests and `sop` read the same environment, so they agree in practice)
-    first = max(first or settings.partition_start, settings.partition_start)
     return PlannableMonths(
         partition_first=first,
         partition_last=last or first,

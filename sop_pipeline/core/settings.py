@@ -2,6 +2,9 @@
 
 Nothing else in the project reads ``os.environ`` for a setting (``planning/engines.py`` only sets
 the two variables the Spark launcher reads while it starts). See ``.env.example`` for the list.
+Nothing reads the settings at import time: the CLI reads them once per command and passes them
+on; the Dagster code location reads them when Dagster loads it (``definitions.py``) and puts them
+into the ``sop`` resource's config (``defs/resources.py``), so a run's config says how it ran.
 
 A ``.env`` file in the working directory (``cp .env.example .env``) is read first, the way
 ``dagster dev`` reads it: its variables are added to the process environment unless the
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sop_pipeline.errors import InvalidInputError
 
@@ -36,6 +41,51 @@ WAREHOUSES = ("duckdb", "postgres")
 # the PostgreSQL password is read from this variable only (never from a file in the repo);
 # dbt's profile reads the same variable
 PG_PASSWORD_VAR = "SOP_PG_PASSWORD"  # pragma: allowlist secret: the variable's name, not a value
+
+
+#: The first month of the Dagster plan-month partitions (``defs/partitions.py``), fixed in code:
+#: ``SOP_PARTITION_START`` (validated to be at or after it) is the first month a run may plan.
+EARLIEST_PLAN_MONTH = "2000-01"
+
+#: The environment variable of each setting (:meth:`Settings.from_env` reads them,
+#: :meth:`Settings.from_config` reads a Dagster run's config through them).
+ENV_VARS: dict[str, str] = {
+    "sop_home": "SOP_HOME",
+    "base_currency": "SOP_BASE_CURRENCY",
+    "horizon_months": "SOP_HORIZON_MONTHS",
+    "partition_start": "SOP_PARTITION_START",
+    "strategy": "SOP_STRATEGY",
+    "service_level": "SOP_SERVICE_LEVEL",
+    "max_reject_rate": "SOP_MAX_REJECT_RATE",
+    "forecast_engine": "SOP_FORECAST_ENGINE",
+    "forecast_n_jobs": "SOP_FORECAST_N_JOBS",
+    "dask_address": "SOP_DASK_ADDRESS",
+    "spark_master": "SOP_SPARK_MASTER",
+    "backtest_windows": "SOP_BACKTEST_WINDOWS",
+    "cover_limit_days": "SOP_COVER_LIMIT_DAYS",
+    "overtime_share": "SOP_OVERTIME_SHARE",
+    "warehouse": "SOP_WAREHOUSE",
+    "pg_host": "SOP_PG_HOST",
+    "pg_port": "SOP_PG_PORT",
+    "pg_user": "SOP_PG_USER",
+    "pg_dbname": "SOP_PG_DBNAME",
+    "pg_password": PG_PASSWORD_VAR,
+    "dagster_home_dir": "DAGSTER_HOME",
+    "run_lock_timeout": "SOP_RUN_LOCK_TIMEOUT",
+    "unmet_demand": "SOP_UNMET_DEMAND",
+    "stockout_risk_threshold": "SOP_STOCKOUT_RISK_THRESHOLD",
+}
+#: Settings never put in a Dagster run's config (the UI shows it): read from the environment.
+SECRETS: tuple[str, ...] = ("pg_password",)
+
+
+def read_secret(name: str = PG_PASSWORD_VAR) -> str:
+    """A secret from the environment, as it is (spaces may belong to a password).
+
+    Secrets are the one kind of setting read where they are used (when connecting) rather than
+    carried in a run's config, which the Dagster UI shows.
+    """
+    return os.environ.get(name, "")
 
 
 class SettingsError(InvalidInputError, ValueError):
@@ -144,22 +194,27 @@ class Settings:
     # Paths (DESIGN §3) -------------------------------------------------------------
     @property
     def landing_dir(self) -> Path:
+        """``SOP_HOME/landing``: one folder of extracts per month."""
         return self.sop_home / "landing"
 
     @property
     def warehouse_dir(self) -> Path:
+        """``SOP_HOME/warehouse``: the pipeline's own working database lives here."""
         return self.sop_home / "warehouse"
 
     @property
     def warehouse_path(self) -> Path:
+        """The working DuckDB file (``SOP_WAREHOUSE_PATH``; BI never opens it)."""
         return self.warehouse_dir / "sop.duckdb"
 
     @property
     def published_dir(self) -> Path:
+        """``SOP_HOME/published``: what BI reads."""
         return self.sop_home / "published"
 
     @property
     def reports_dir(self) -> Path:
+        """``SOP_HOME/reports``: the executive packs and workbooks."""
         return self.sop_home / "reports"
 
     @property
@@ -178,8 +233,50 @@ class Settings:
         ):
             path.mkdir(parents=True, exist_ok=True)
 
+    def config_values(self) -> dict[str, str | int | float]:
+        """Every setting but the secrets, as plain values: a Dagster resource's config."""
+        out: dict[str, str | int | float] = {}
+        for name in ENV_VARS:
+            if name in SECRETS:
+                continue
+            value = getattr(self, name)
+            out[name] = "" if value is None else str(value) if isinstance(value, Path) else value
+        return out
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+    def from_config(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings from :meth:`config_values` (a run's config), validated like the environment.
+
+        Args:
+            values: setting name → value; missing names take their defaults.
+
+        Returns:
+            The settings, with the secrets read from the environment (:func:`read_secret`).
+
+        Raises:
+            SettingsError: a value is unusable; the message names its variable.
+        """
+        unknown = sorted(set(values) - set(ENV_VARS))
+        if unknown:
+            raise SettingsError(f"unknown setting(s) {', '.join(unknown)}.")
+        env = {ENV_VARS[name]: str(value) for name, value in values.items() if value is not None}
+        env.update({ENV_VARS[name]: read_secret(ENV_VARS[name]) for name in SECRETS})
+        return cls.from_env(env)
+
+    def check_plan_month(self, month: str) -> None:
+        """Refuse a plan month before ``SOP_PARTITION_START`` (the partitions start earlier).
+
+        Raises:
+            SettingsError: ``month`` is before ``partition_start``.
+        """
+        if month < self.partition_start:
+            raise SettingsError(
+                f"plan month {month} is before SOP_PARTITION_START={self.partition_start}, the "
+                "first month this pipeline plans; plan a later month or lower SOP_PARTITION_START."
+            )
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every ``SOP_*`` variable.
 
         Args:
@@ -205,6 +302,11 @@ class Settings:
         if not _MONTH_RE.match(start):
             raise SettingsError(
                 f"SOP_PARTITION_START={start!r} is not a month; use YYYY-MM, e.g. 2020-01."
+            )
+        if start < EARLIEST_PLAN_MONTH:
+            raise SettingsError(
+                f"SOP_PARTITION_START={start} is before {EARLIEST_PLAN_MONTH}, the first month "
+                "of the plan-month partitions; set it to that month or later."
             )
         strategy = _get(env, "SOP_STRATEGY", "mixed").lower()
         if strategy not in STRATEGIES:
@@ -275,8 +377,3 @@ class Settings:
                 else None
             ),
         )
-
-
-def get_settings() -> Settings:
-    """Settings from the current environment (read on each call so tests can monkeypatch)."""
-    return Settings.from_env()

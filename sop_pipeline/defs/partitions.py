@@ -7,10 +7,18 @@ import json
 import dagster as dg
 
 from sop_pipeline.core.months import month_start, parse_month
-from sop_pipeline.core.settings import get_settings
+from sop_pipeline.core.settings import EARLIEST_PLAN_MONTH
 
+# The partitions start at a fixed month, not at SOP_PARTITION_START: the asset decorators need
+# the definition when their modules are imported, and a partition set that followed an
+# environment variable would be read at import time and could differ between the processes
+# that load this code (webserver, daemon, run worker), which would then disagree about which
+# partitions exist. SOP_PARTITION_START is a setting of the run instead: the CLI refuses an
+# earlier month before a run starts (cli/preflight.py), the sensor and backfills skip them,
+# and a run of an earlier month from the UI stops at its first step (the ingest asset) with
+# a message naming the setting.
 plan_month_partitions = dg.MonthlyPartitionsDefinition(
-    start_date=get_settings().partition_start,
+    start_date=EARLIEST_PLAN_MONTH,
     fmt="%Y-%m",
     end_offset=0,
 )

@@ -6,7 +6,6 @@ executes, so two runs of one ``SOP_HOME`` never interleave their steps, whoever 
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ import duckdb
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.core.settings import WAREHOUSES, Settings, get_settings
+from sop_pipeline.core.settings import WAREHOUSES, Settings, read_secret
 from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
 from sop_pipeline.errors import OperationalError
 from sop_pipeline.storage.runlock import run_lock
@@ -29,12 +28,16 @@ if TYPE_CHECKING:
 
 
 @contextmanager
-def _run_lock_for(sop_home: str, context: dg.InitResourceContext) -> Iterator[None]:
-    """Hold the run lock of ``sop_home`` while the run's resources are alive."""
-    if not sop_home:
+def _run_lock_for(sop_home: str, timeout: float, context: dg.InitResourceContext) -> Iterator[None]:
+    """Hold the run lock of ``sop_home`` while the run's resources are alive.
+
+    Only for a run: a sensor tick (the landing sensor reads the settings) holds no lock, or it
+    would wait for the run in progress.
+    """
+    run = context.dagster_run
+    if not sop_home or run is None:
         yield
         return
-    run = context.dagster_run
     log = context.log
 
     def warn(message: str) -> None:
@@ -45,7 +48,7 @@ def _run_lock_for(sop_home: str, context: dg.InitResourceContext) -> Iterator[No
         Path(sop_home),
         run=f"Dagster run {run.run_id}" if run else "a Dagster run",
         month=(run.tags.get("dagster/partition", "?") if run else "?"),
-        timeout=get_settings().run_lock_timeout,
+        timeout=timeout,
         on_wait=warn,
     ):
         if context.instance is not None:
@@ -53,38 +56,59 @@ def _run_lock_for(sop_home: str, context: dg.InitResourceContext) -> Iterator[No
         yield
 
 
-class SopResource(dg.ConfigurableResource):
-    """Where this run's files live and the planning settings that may change per run.
+_DEFAULTS = Settings(sop_home=Path())
 
-    Everything not listed here comes from the environment through ``Settings``.
+
+class SopResource(dg.ConfigurableResource):
+    """Every setting of the run (``core.settings.Settings``) as resource config.
+
+    Built from the settings read once (``build_resources``), so the run's config in the
+    Dagster UI shows how the run was planned; values changed in the launchpad are validated
+    like environment variables when a step reads :attr:`settings`. The one setting not in the
+    config is the PostgreSQL password (the UI shows config): it is read from SOP_PG_PASSWORD.
+    Field names and defaults are those of ``Settings`` (a test keeps the two in step).
     """
 
     sop_home: str
-    horizon_months: int = 18
-    strategy: str = "mixed"
+    base_currency: str = _DEFAULTS.base_currency
+    horizon_months: int = _DEFAULTS.horizon_months
+    partition_start: str = _DEFAULTS.partition_start
+    strategy: str = _DEFAULTS.strategy
+    service_level: float = _DEFAULTS.service_level
+    max_reject_rate: float = _DEFAULTS.max_reject_rate
+    forecast_engine: str = _DEFAULTS.forecast_engine
+    forecast_n_jobs: int = _DEFAULTS.forecast_n_jobs
+    dask_address: str = _DEFAULTS.dask_address
+    spark_master: str = _DEFAULTS.spark_master
+    backtest_windows: int = _DEFAULTS.backtest_windows
+    cover_limit_days: float = _DEFAULTS.cover_limit_days
+    overtime_share: float = _DEFAULTS.overtime_share
+    warehouse: str = _DEFAULTS.warehouse
+    pg_host: str = _DEFAULTS.pg_host
+    pg_port: int = _DEFAULTS.pg_port
+    pg_user: str = _DEFAULTS.pg_user
+    pg_dbname: str = _DEFAULTS.pg_dbname
+    # "" = DAGSTER_HOME unset ($SOP_HOME/dagster)
+    dagster_home_dir: str = ""
+    run_lock_timeout: float = _DEFAULTS.run_lock_timeout
+    unmet_demand: str = _DEFAULTS.unmet_demand
+    stockout_risk_threshold: float = _DEFAULTS.stockout_risk_threshold
 
     @property
     def settings(self) -> Settings:
-        base = get_settings()
-        return dataclasses.replace(
-            base,
-            sop_home=Path(self.sop_home),
-            horizon_months=self.horizon_months,
-            strategy=self.strategy,
-        )
+        """The run's settings, validated (``SettingsError`` names a bad value's variable)."""
+        return Settings.from_config(self.model_dump())
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[SopResource]:
-        with _run_lock_for(self.sop_home, context):
+        """Hold the run lock of SOP_HOME for the whole run."""
+        with _run_lock_for(self.sop_home, self.run_lock_timeout, context):
             yield self
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SopResource:
-        return cls(
-            sop_home=str(settings.sop_home),
-            horizon_months=settings.horizon_months,
-            strategy=settings.strategy,
-        )
+        """The resource carrying every setting (but the PostgreSQL password) of ``settings``."""
+        return cls(**settings.config_values())
 
 
 #: Attempts to open the working database while another process holds it.
@@ -105,10 +129,12 @@ class WarehouseResource(DuckDBResource):
     """
 
     sop_home: str = ""
+    run_lock_timeout: float = _DEFAULTS.run_lock_timeout
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[WarehouseResource]:
-        with _run_lock_for(self.sop_home, context):
+        """Hold the run lock of SOP_HOME (when set) for the whole run."""
+        with _run_lock_for(self.sop_home, self.run_lock_timeout, context):
             yield self
 
     @contextmanager
@@ -153,7 +179,7 @@ class MartsResource(dg.ConfigurableResource):
 
     ``warehouse`` is ``duckdb`` (the working file; the default) or ``postgres`` (the SOP_PG_*
     settings). The PostgreSQL password is not part of this resource's config (which the
-    Dagster UI shows): it is read from SOP_PG_PASSWORD through ``Settings`` when connecting.
+    Dagster UI shows): it is read from SOP_PG_PASSWORD when connecting (``read_secret``).
     """
 
     # the working DuckDB file (the marts are there in DuckDB mode)
@@ -168,6 +194,7 @@ class MartsResource(dg.ConfigurableResource):
     def from_settings(
         cls, settings: Settings, working: WarehouseResource | None = None
     ) -> MartsResource:
+        """The marts of the warehouse ``settings`` name (DuckDB: the working file)."""
         return cls(
             working=working or WarehouseResource(database=str(settings.warehouse_path)),
             warehouse=settings.warehouse,
@@ -179,6 +206,7 @@ class MartsResource(dg.ConfigurableResource):
 
     @property
     def is_postgres(self) -> bool:
+        """True when dbt builds the marts in PostgreSQL."""
         if self.warehouse not in WAREHOUSES:
             raise ValueError(
                 f"marts warehouse {self.warehouse!r} is unknown; use one of {', '.join(WAREHOUSES)}."
@@ -193,7 +221,7 @@ class MartsResource(dg.ConfigurableResource):
             port=self.pg_port,
             user=self.pg_user,
             dbname=self.pg_dbname,
-            password=get_settings().pg_password,
+            password=read_secret(),
         )
 
     @property
@@ -280,6 +308,7 @@ class PlanTablesIOManager(dg.ConfigurableIOManager):
     marts: MartsResource
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
+        """Replace the month's rows of ``plan.<table>`` with ``obj`` (None: nothing to store)."""
         if obj is None:
             return
         prefix, table = _split(context.asset_key)
@@ -290,6 +319,7 @@ class PlanTablesIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata({"dagster/row_count": dg.MetadataValue.int(rows)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        """The month's rows of ``plan.<table>``, or the mart ``marts.<model>``."""
         prefix, table = _split(context.asset_key)
         if prefix == MARTS_PREFIX:
             with self.marts.reader() as mart:
@@ -305,14 +335,19 @@ def _split(key: dg.AssetKey) -> tuple[str, str]:
     return (path[0], path[-1]) if len(path) >= 2 else ("", path[-1])
 
 
-def build_resources(settings: Settings | None = None) -> dict[str, object]:
-    """The resources of every asset, for ``Definitions`` and for ``dagster.materialize`` in tests."""
+def build_resources(settings: Settings) -> dict[str, object]:
+    """The resources of every asset, for ``Definitions`` and for ``dagster.materialize`` in tests.
+
+    Args:
+        settings: the settings of the runs (read once by the caller).
+    """
     from sop_pipeline.defs.clean.project import dbt_resource
 
-    settings = settings or get_settings()
     settings.ensure_dirs()
     working = WarehouseResource(
-        database=str(settings.warehouse_path), sop_home=str(settings.sop_home)
+        database=str(settings.warehouse_path),
+        sop_home=str(settings.sop_home),
+        run_lock_timeout=settings.run_lock_timeout,
     )
     marts = MartsResource.from_settings(settings, working)
     return {

@@ -111,7 +111,7 @@ def _format_error(
     for source_file, (row_count, problems) in rejected.items():
         total += len(problems)
         if source_file.lower().endswith(".xlsx"):
-            source_file += ", sheet Overrides"  # noqa: PLW2901 (row numbers are the sheet's)
+            source_file += ", sheet Overrides"
         bad_rows = len({p.row for p in problems})
         if row_count:
             lines.append(f"- {landing_name}/{source_file}: {bad_rows} of {row_count} rows rejected")
@@ -140,8 +140,8 @@ def load_extracts(
     plan_month: str,
     *,
     max_reject_rate: float = 0.0,
+    base_currency: str,
     progress: Progress | None = None,
-    base_currency: str | None = None,
 ) -> LoadSummary:
     """Load every new or changed extract file of months ``<= plan_month`` into ``raw``.
 
@@ -159,7 +159,7 @@ def load_extracts(
         max_reject_rate: largest share of a file's rows that may be rejected while the rest
             loads (0.0: any bad row rejects the whole file).
         progress: optional ``progress(done, total, message)`` callback, called per file.
-        base_currency: currency that needs no fx rate (default: ``SOP_BASE_CURRENCY``).
+        base_currency: currency that needs no fx rate (settings ``base_currency``).
 
     Returns:
         What was loaded, skipped, rejected and restated.
@@ -176,10 +176,6 @@ def load_extracts(
         raise ValueError(
             f"max_reject_rate={max_reject_rate} must be between 0 and 1 (a share of rows)."
         )
-    if base_currency is None:
-        from sop_pipeline.core.settings import get_settings
-
-        base_currency = get_settings().base_currency
     started = time.perf_counter()
     landing_dir = Path(landing_dir)
     months = _month_folders(landing_dir, plan_month)

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-SERIES = ["item_id", "location_id"]
+from sop_pipeline.planning.grid import SERIES, series_month_grid
+
 KEY = ["item_id", "location_id", "month"]
 Z80 = float(norm.ppf(0.90))  # an 80% two-sided interval spans ±1.2816 σ
 Z95 = float(norm.ppf(0.975))
@@ -100,19 +101,6 @@ def limit_messages(messages: list[str]) -> list[str]:
         return messages
     extra = len(messages) - MAX_MESSAGES
     return [*messages[:MAX_MESSAGES], f"... and {extra} more row(s) with the same problem."]
-
-
-def _grid(
-    frame: pd.DataFrame, series: pd.MultiIndex, months: pd.DatetimeIndex, col: str
-) -> np.ndarray:
-    """Pivot ``col`` of a long item × location × month frame to a series × month array."""
-    if frame.empty:
-        return np.zeros((len(series), len(months)))
-    wide = frame.pivot_table(
-        index=SERIES, columns="month", values=col, aggfunc="sum", fill_value=0.0
-    )
-    wide = wide.reindex(index=series, columns=months, fill_value=0.0)
-    return wide.to_numpy(dtype=float)
 
 
 def _series_index(*frames: pd.DataFrame) -> pd.MultiIndex:
@@ -265,13 +253,13 @@ def project_inventory(
     position = inventory_position[[*SERIES, "on_hand_qty"]]
     series = _series_index(demand[SERIES], supply[SERIES], position[SERIES])
 
-    d = _grid(demand, series, months, "consensus_qty")
-    planned = _grid(supply, series, months, "planned_receipts_qty")
-    open_rx = _grid(supply, series, months, "open_order_receipts_qty")
+    d = series_month_grid(demand, series, months, "consensus_qty")
+    planned = series_month_grid(supply, series, months, "planned_receipts_qty")
+    open_rx = series_month_grid(supply, series, months, "open_order_receipts_qty")
     if safety_stock is not None and not safety_stock.empty:
         ss_frame = safety_stock[[*KEY, "safety_stock_qty"]].copy()
         ss_frame["month"] = as_month_start(ss_frame["month"])
-        ss = _grid(ss_frame, series, months, "safety_stock_qty")
+        ss = series_month_grid(ss_frame, series, months, "safety_stock_qty")
     else:
         ss = np.zeros_like(d)
     on_hand = position.groupby(SERIES)["on_hand_qty"].sum().reindex(series, fill_value=0.0)

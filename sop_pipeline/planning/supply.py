@@ -39,6 +39,7 @@ from scipy.sparse.csgraph import connected_components
 from sop_pipeline.core.settings import STRATEGIES
 from sop_pipeline.errors import OperationalError
 from sop_pipeline.planning.capacity import rough_cut_capacity
+from sop_pipeline.planning.grid import series_month_grid
 from sop_pipeline.planning.inventory import (
     KEY,
     SERIES,
@@ -222,17 +223,6 @@ class _Problem:
 
 
 # Assembly -----------------------------------------------------------------------------
-def _pivot(
-    frame: pd.DataFrame, series: pd.MultiIndex, months: pd.DatetimeIndex, col: str
-) -> np.ndarray:
-    if frame.empty:
-        return np.zeros((len(series), len(months)))
-    wide = frame.pivot_table(
-        index=SERIES, columns="month", values=col, aggfunc="sum", fill_value=0.0
-    )
-    return wide.reindex(index=series, columns=months, fill_value=0.0).to_numpy(dtype=float)
-
-
 def _assemble(
     plan_demand: pd.DataFrame,
     items: pd.DataFrame,
@@ -313,7 +303,7 @@ def _assemble(
     price = np.where(unit_price > 0, unit_price, cost)
 
     open_receipts = (
-        _pivot(opens, series, months, "open_qty")
+        series_month_grid(opens, series, months, "open_qty")
         if not opens.empty
         else np.zeros((len(series), len(months)))
     )
@@ -334,7 +324,7 @@ def _assemble(
         ss["item_id"] = ss["item_id"].astype(str)
         ss["location_id"] = ss["location_id"].astype(str)
         ss["month"] = as_month_start(ss["month"])
-        safety = np.clip(_pivot(ss, series, months, "safety_stock_qty"), 0.0, None)
+        safety = np.clip(series_month_grid(ss, series, months, "safety_stock_qty"), 0.0, None)
     else:
         safety = np.zeros((len(series), len(months)))
 
@@ -359,7 +349,7 @@ def _assemble(
     return _Problem(
         series=series,
         months=months,
-        demand=np.clip(_pivot(demand, series, months, "consensus_qty"), 0.0, None),
+        demand=np.clip(series_month_grid(demand, series, months, "consensus_qty"), 0.0, None),
         open_receipts=open_receipts,
         on_hand=np.clip(on_hand, 0.0, None),
         safety=safety,
@@ -1175,7 +1165,7 @@ def plan_supply(
     n, horizon = p.demand.shape
     if max_production is not None and not max_production.empty:
         limit = max_production.assign(month=as_month_start(max_production["month"]))
-        wide = _pivot(limit, p.series, p.months, "max_production_qty")
+        wide = series_month_grid(limit, p.series, p.months, "max_production_qty")
         listed = pd.MultiIndex.from_frame(limit[SERIES].astype(str)).unique()
         p.max_production = np.where(p.series.isin(listed)[:, None], wide, np.inf)
     if materials is not None and len(materials.link_item):
@@ -1259,7 +1249,7 @@ def plan_supply(
         cap = limit_rounded(rounded)
         if cap is not None and not cap.empty:
             cap = cap.assign(month=as_month_start(cap["month"]))
-            wide = _pivot(cap, p.series, p.months, "max_production_qty")
+            wide = series_month_grid(cap, p.series, p.months, "max_production_qty")
             listed = p.series.isin(pd.MultiIndex.from_frame(cap[SERIES].astype(str)).unique())
             qty = np.where(listed[:, None] & p.manufactured[:, None], np.minimum(qty, wide), qty)
     rounded_down = (qty < lp_qty - QTY_EPS) & (p.min_lot[:, None] > QTY_EPS)

@@ -314,6 +314,22 @@ RECORD_TABLES: tuple[str, ...] = ("plan_versions", "plan_decisions")
 #: Tables a publication receives from the pipeline (``plan_versions`` is the writer's).
 PLAN_TABLES: tuple[str, ...] = tuple(name for name in TABLES if name not in RECORD_TABLES)
 
+#: Published plan tables the gate validates with a Great Expectations suite
+#: (``data_quality/plan/<table>.json``); a failure blocks publication. One list for the gate
+#: (``quality/gate.py``) and its Dagster checks (``defs/publish/assets.py``).
+GATED_TABLES: tuple[str, ...] = (
+    "plan_demand",
+    "plan_supply",
+    "plan_inventory",
+    "plan_capacity",
+    "plan_gaps",
+    "plan_financials",
+    "kpi_scorecard",
+)
+
+#: Published tables the executive pack reads (``plan_versions`` gives version and lineage).
+PACK_TABLES: tuple[str, ...] = (*GATED_TABLES, "forecast_accuracy", "scenario_comparison")
+
 #: Extra (non-stable) columns the writer adds to ``plan_versions``.
 PLAN_VERSIONS_EXTRA: tuple[tuple[str, str], ...] = (("is_backfill", "BOOLEAN"),)
 #: The currency of every money column of the version (column descriptions: dictionary.py).

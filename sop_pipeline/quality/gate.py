@@ -29,21 +29,12 @@ import numpy as np
 import pandas as pd
 
 from sop_pipeline.core.months import month_start, parse_month
-from sop_pipeline.publish.tables import TABLES
+from sop_pipeline.publish.tables import GATED_TABLES, TABLES
 from sop_pipeline.quality.checks import MAX_EXAMPLES, GateCheck, _plain_row
 from sop_pipeline.quality.consistency import consistency_checks
 from sop_pipeline.quality.gx import load_suite, validate_dataframe
 
 SUITES_DIR = Path(__file__).resolve().parents[2] / "data_quality" / "plan"
-GATED_TABLES: tuple[str, ...] = (
-    "plan_demand",
-    "plan_supply",
-    "plan_inventory",
-    "plan_capacity",
-    "plan_gaps",
-    "plan_financials",
-    "kpi_scorecard",
-)
 #: Tables whose series must cover the whole horizon, with the columns naming a series.
 HORIZON_SERIES: dict[str, list[str]] = {
     "plan_demand": ["item_id", "location_id"],

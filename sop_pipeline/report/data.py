@@ -22,22 +22,10 @@ import pandas as pd
 from sop_pipeline.core.months import month_start, parse_month
 from sop_pipeline.core.settings import Settings
 from sop_pipeline.errors import OperationalError
-from sop_pipeline.publish.tables import TABLES
+from sop_pipeline.publish.tables import PACK_TABLES, TABLES
 from sop_pipeline.publish.writer import DB_NAME, PublishError, read_published
 from sop_pipeline.report.approval_section import ApprovedReference, load_approved_reference
 
-#: Published tables the pack reads (``plan_versions`` gives version and lineage).
-PACK_TABLES: tuple[str, ...] = (
-    "plan_demand",
-    "plan_supply",
-    "plan_inventory",
-    "plan_capacity",
-    "plan_gaps",
-    "plan_financials",
-    "kpi_scorecard",
-    "forecast_accuracy",
-    "scenario_comparison",
-)
 #: Months of actual demand drawn before the horizon in the demand charts.
 HISTORY_MONTHS = 36
 

@@ -1,14 +1,23 @@
-"""Incremental runs: a stage whose inputs and code did not change reuses what it wrote.
+"""Incremental runs: the bookkeeping that lets an expensive stage skip work it already did.
 
-A stage whose inputs and code did not change since its last run for a plan month reuses
-what it wrote then, and says so.
+This module only computes hashes and keeps records; the stage's asset decides, logs and reports
+the reuse (``defs/demand/assets.py`` for ``stat_forecast``, ``defs/clean/assets.py`` for dbt).
 
-Each expensive stage computes a *fingerprint* of what decides its result — its input rows, the
-settings it reads and the source code of the modules that compute it — and records it with the
-tables it wrote in ``plan._stage_versions``. On the next run for the same plan month, the same
-fingerprint with those tables still holding the month's rows means the work is skipped. The
-fingerprint is also the asset's Dagster data version and the source hash (:func:`source_hash`) its Dagster code version, so the
-UI shows why a materialization was reused.
+- :func:`fingerprint` hashes what decides a stage's result: named input frames
+  (:func:`frame_digest`: columns, dtypes, row count and values, row order included), a mapping
+  of settings and tool versions, and a code version string: :func:`source_hash` of Python
+  modules' source, or :func:`files_digest` of files (the dbt project).
+- :func:`record` keeps one row per stage and plan month in ``plan._stage_versions``: the
+  fingerprint, the code version, the run id, when, the metadata to report again, and the
+  **row count** of each table the stage wrote. The caller records after writing its tables and
+  calls :func:`forget` before rewriting them, so a run killed in between leaves no record.
+- :func:`find_reusable` returns that record only when the fingerprint is the same and every
+  recorded table still has exactly the recorded row count (:func:`tables_rows`: a plain name is
+  a ``plan`` table counted for the plan month; ``schema.name`` is a whole table of another
+  schema, e.g. the dbt marts, which hold one month at a time); otherwise None.
+
+The fingerprint also becomes the ``stat_forecast`` asset's Dagster ``DataVersion``. Nothing here
+sets a Dagster code version: the code version is only the ``code_version`` column of the record.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Clean: the dbt project (staging → intermediate → marts) as assets, its tests as checks."""

@@ -29,6 +29,7 @@ class SopDbtTranslator(DagsterDbtTranslator):
     """dbt sources are the ``raw`` assets of the ingest stage; models form the ``clean`` group."""
 
     def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project) -> dg.AssetSpec:
+        """The dbt node's asset spec with the project's keys, group, owners and docs link."""
         spec = super().get_asset_spec(manifest, unique_id, project)
         node = manifest["sources"].get(unique_id) or manifest["nodes"].get(unique_id) or {}
         if node.get("resource_type") == "source":
@@ -164,8 +165,9 @@ DBT_FILES = ("dbt_project.yml", "profiles.yml", "models/**/*", "macros/**/*", "t
 
 
 def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
-    """(fingerprint, code version): raw loads (the ingest log), dbt project files, vars,
-    target and tool versions.
+    """(fingerprint, source hash) of a dbt build.
+
+    Made of the raw loads (the ingest log), the dbt project files, vars, target and tool versions.
     """
     import importlib.metadata
 
@@ -195,8 +197,9 @@ def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
 
 
 def _reused_results(context: dg.AssetExecutionContext, reuse, fp: str):
-    """The outputs and check results of a build that stands for this one, upstream first
-    (Dagster wants a multi-asset's outputs in dependency order).
+    """The outputs and check results of a build that stands for this one, upstream first.
+
+    Dagster wants a multi-asset's outputs in dependency order.
     """
     from graphlib import TopologicalSorter
 
@@ -248,8 +251,9 @@ def _table_row_counts(warehouse: DuckDBResource) -> dict[str, int]:
 def _column_metadata(
     warehouse: DuckDBResource, context, target_path=None
 ) -> dict[str, dict[str, Any]]:
-    """Column schema and lineage of every dbt model, read once dbt has exited (see
-    :func:`column_metadata`); a failure only logs a warning, it never fails the build.
+    """Column schema and lineage of every dbt model, read once dbt has exited.
+
+    See :func:`column_metadata`; a failure only logs a warning, it never fails the build.
     """
     import json
 

@@ -13,15 +13,15 @@ from pathlib import Path
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging.version import Version
 
-from sop_pipeline.core.settings import get_settings
-
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
+# No target here: the manifest (the asset graph) is parsed for the profile's default target,
+# duckdb, whatever SOP_WAREHOUSE says (the models are the same for both warehouses); the run's
+# target is the dbt resource's (``dbt_resource``), from the run's settings.
 dbt_project = DbtProject(
     project_dir=DBT_PROJECT_DIR,
     profiles_dir=DBT_PROJECT_DIR,
-    target=get_settings().dbt_target,
 )
 dbt_project.prepare_if_dev()
 
@@ -47,17 +47,16 @@ class SopDbtCliResource(DbtCliResource):
         return None
 
 
-def dbt_resource(target: str | None = None) -> DbtCliResource:
+def dbt_resource(target: str) -> DbtCliResource:
     """The dbt CLI resource, with the dbt of this virtual environment.
 
     Args:
-        target: the profiles.yml target (``duckdb`` or ``postgres``, from SOP_WAREHOUSE);
-            default: the one the environment selects.
+        target: the profiles.yml target (``duckdb`` or ``postgres``: settings ``dbt_target``).
     """
     return SopDbtCliResource(
         project_dir=dbt_project,
         dbt_executable=DBT_EXECUTABLE,
-        target=target or get_settings().dbt_target,
+        target=target,
     )
 
 

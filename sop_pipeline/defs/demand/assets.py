@@ -378,6 +378,7 @@ def plan_demand(
 def stat_forecast_levels_coherent(
     context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource, marts: MartsResource
 ):
+    """Blocking: every reconciled level (location, item, family, total) adds up to the items."""
     from sop_pipeline.planning.hierarchy import coherence_problems
 
     month = context.partition_key if context.has_partition_key else None
@@ -409,6 +410,7 @@ LEVELS_REL_TOL = 1e-12
     description="Family and total consensus equal the sum of items.",
 )
 def plan_demand_levels_add_up(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource):
+    """Blocking: family and total consensus equal the sum of the items."""
     month = context.partition_key if context.has_partition_key else None
     with warehouse.get_connection() as con:
         row = con.execute(

@@ -41,6 +41,7 @@ def raw_extracts(context: dg.AssetExecutionContext, sop: SopResource, warehouse:
 
     settings = sop.settings
     plan_month = context.partition_key
+    settings.check_plan_month(plan_month)  # the partitions start earlier (defs/partitions.py)
     with warehouse.get_connection() as con:
         create_raw_tables(con)
         summary = load_extracts(
@@ -48,6 +49,7 @@ def raw_extracts(context: dg.AssetExecutionContext, sop: SopResource, warehouse:
             settings.landing_dir,
             plan_month,
             max_reject_rate=settings.max_reject_rate,
+            base_currency=settings.base_currency,
         )
         counts = {
             name: con.execute(

@@ -25,8 +25,8 @@ from pathlib import Path
 import dagster as dg
 
 from sop_pipeline.core.months import month_range, parse_month
-from sop_pipeline.core.settings import get_settings
 from sop_pipeline.defs.partitions import plan_month_partitions
+from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.defs.retry import TRANSIENT_RETRY
 from sop_pipeline.ingest.contract import COMPLETE_MARKER, REQUIRED_EXTRACTS
 
@@ -206,7 +206,7 @@ def landing_run_requests(
     if outside:
         reason += (
             f"; {', '.join(outside)} complete but not a plan-month partition "
-            f"({plan_month_partitions.get_first_partition_key()} .. last closed month): "
+            "(SOP_PARTITION_START .. last closed month): "
             "it runs once the month has closed"
         )
     return [], new_cursor, reason
@@ -222,9 +222,10 @@ def landing_run_requests(
         "required extract present and unchanged for 2 minutes); a re-delivery runs again."
     ),
 )
-def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+def landing_sensor(context: dg.SensorEvaluationContext, sop: SopResource) -> dg.SensorResult:
     """Request ``sop_monthly`` for each month folder delivered or re-delivered since last time."""
-    landing = get_settings().landing_dir
+    settings = sop.settings
+    landing = settings.landing_dir
     if not landing.is_dir():
         return dg.SensorResult(
             skip_reason=dg.SkipReason(
@@ -235,7 +236,9 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         )
     complete = complete_months(landing, settle_seconds=SETTLE_SECONDS)
     requests, cursor, reason = landing_run_requests(
-        complete, context.cursor, plan_month_partitions.has_partition_key
+        complete,
+        context.cursor,
+        lambda m: plan_month_partitions.has_partition_key(m) and m >= settings.partition_start,
     )
     if requests:
         context.log.info(
@@ -257,12 +260,13 @@ def landing_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
 # --------------------------------------------------------------------------------------
 
 
-def backfill_months(first: str, last: str) -> list[str]:
+def backfill_months(first: str, last: str, *, partition_start: str) -> list[str]:
     """The plan months from ``first`` to ``last`` (inclusive, in order) for a backfill.
 
     Args:
         first: first plan month ``YYYY-MM``.
         last: last plan month ``YYYY-MM``.
+        partition_start: settings ``partition_start`` (SOP_PARTITION_START).
 
     Returns:
         The months, oldest first (each plan can then score the previous plan's forecast).
@@ -278,7 +282,7 @@ def backfill_months(first: str, last: str) -> list[str]:
             f"backfill from {first} to {last}: the first month is after the last; "
             f"did you mean --from {last} --to {first}?"
         )
-    start = plan_month_partitions.get_first_partition_key()
+    start = partition_start
     end = plan_month_partitions.get_last_partition_key()
     if first < start:
         raise ValueError(

@@ -20,22 +20,13 @@ from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.defs.retry import no_retry_on_validation
 from sop_pipeline.errors import InvalidInputError
-from sop_pipeline.publish.tables import PLAN_TABLES
+from sop_pipeline.publish.tables import GATED_TABLES, PLAN_TABLES
 from sop_pipeline.storage.warehouse import read_plan, replace_plan_rows, table_exists
 
 GATE_KEY = dg.AssetKey(["gate", "candidate_plan"])
 #: candidate plan tables in the working database, named as published (DESIGN §5 + additions)
 PUBLISHED_FROM_PLAN = PLAN_TABLES
-GATED = (
-    "plan_demand",
-    "plan_supply",
-    "plan_inventory",
-    "plan_capacity",
-    "plan_gaps",
-    "plan_financials",
-    "kpi_scorecard",
-)
-GATE_CHECKS = [f"gx_{t}" for t in GATED] + ["plan_consistency", "consistency_suite"]
+GATE_CHECKS = [f"gx_{t}" for t in GATED_TABLES] + ["plan_consistency", "consistency_suite"]
 
 
 def _gate_check_description(name: str) -> str:
@@ -77,7 +68,7 @@ def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
     deps=[
         dg.AssetKey(["plan", t])
         for t in (
-            *GATED,
+            *GATED_TABLES,
             "plan_exceptions",
             "forecast_accuracy",
             "scenario_comparison",
