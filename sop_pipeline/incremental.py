@@ -94,6 +94,19 @@ def find_reusable(
 ) -> Reuse | None:
     """The earlier result of ``stage`` for ``plan_month`` if it had fingerprint ``fp`` and
     every table it wrote still holds the month's rows; else None."""
+    return _find(con, stage, plan_month, fp)
+
+
+def find_record(con: duckdb.DuckDBPyConnection, stage: str, plan_month: str) -> Reuse | None:
+    """The earlier result of ``stage`` for ``plan_month`` whatever its fingerprint, if every
+    table it wrote still holds the month's rows (a stage that can redo part of its work reads
+    from its metadata what it was computed from); else None."""
+    return _find(con, stage, plan_month)
+
+
+def _find(
+    con: duckdb.DuckDBPyConnection, stage: str, plan_month: str, fp: str | None = None
+) -> Reuse | None:
     check_name(stage, "stage")
     if not table_exists(con, PLAN_SCHEMA, VERSIONS_TABLE):
         return None
@@ -102,7 +115,7 @@ def find_reusable(
         f"from {PLAN_SCHEMA}.{VERSIONS_TABLE} where stage = ? and plan_month = ?",
         [stage, plan_month],
     ).fetchone()
-    if row is None or row[0] != fp:
+    if row is None or (fp is not None and row[0] != fp):
         return None
     tables = json.loads(row[3])
     if tables_rows(con, tables, plan_month) != tables:
