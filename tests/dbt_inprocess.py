@@ -2,7 +2,7 @@
 
 One place for what every such invocation needs: the project and profiles folder, the plan
 month's vars, the warehouse path through the environment, and ``SOP_DBT_KEEP_OPEN=false`` so
-dbt releases the file when it returns (the pipeline runs dbt as a subprocess instead).
+dbt releases the file when it returns (the pipeline passes the same as dbt vars instead).
 """
 
 from __future__ import annotations

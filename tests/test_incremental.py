@@ -81,3 +81,54 @@ def test_code_version_follows_the_module_source() -> None:
     )
     assert one != incremental.source_hash("sop_pipeline.planning.forecast")
     assert len(one) == 16
+
+
+def _dbt_record(con, extracts: dict[str, str], base: str = "base1") -> None:
+    con.execute("create schema if not exists marts")
+    con.execute("create or replace table marts.fct_demand_overrides as select 1 as x")
+    incremental.record(
+        con,
+        "dbt_build",
+        "current",
+        "fp-old",
+        "code1",
+        "run-dbt",
+        {"marts.fct_demand_overrides": 1},
+        {"tests": 199, "base": base, "extracts": extracts},
+    )
+
+
+def test_a_changed_override_file_rebuilds_only_the_models_downstream_of_it(con) -> None:
+    """A planner's edit of demand_overrides builds the override models again, not the 40."""
+    from sop_pipeline.defs.clean.assets import _manifest_json, _partial_build
+
+    manifest = _manifest_json()
+    before = {"items": "i1", "sales_orders": "s1", "demand_overrides": "d1"}
+    _dbt_record(con, before)
+    earlier, changed, select, rebuilt, retested = _partial_build(
+        con, "base1", {**before, "demand_overrides": "d2"}, manifest
+    )
+    assert earlier.run_id == "run-dbt" and changed == {"demand_overrides"}
+    assert select == ["source:planning.demand_overrides+"]
+    assert "fct_demand_overrides" in rebuilt and "fct_demand_history" not in rebuilt
+    assert "dim_items" not in rebuilt and len(rebuilt) < 6
+    # the tests on the rebuilt models run again (and are not reported as reused)
+    assert any("fct_demand_overrides" in name for name in retested)
+    # a change to the items master reaches most of the marts
+    _, _, select, rebuilt, _ = _partial_build(con, "base1", {**before, "items": "i2"}, manifest)
+    assert select == ["source:erp.items+"] and {"dim_items", "fct_demand_history"} <= rebuilt
+
+
+def test_new_dbt_code_vars_or_lost_tables_mean_a_full_build(con) -> None:
+    from sop_pipeline.defs.clean.assets import _manifest_json, _partial_build
+
+    manifest = _manifest_json()
+    _dbt_record(con, {"demand_overrides": "d1"})
+    changed = {"demand_overrides": "d2"}
+    # other dbt code, vars or versions: the recorded build says nothing about this one
+    assert _partial_build(con, "base2", changed, manifest) is None
+    # nothing changed since: the whole build is reused instead (find_reusable), not partial
+    assert _partial_build(con, "base1", {"demand_overrides": "d1"}, manifest) is None
+    # a table of the build is gone: full build
+    con.execute("drop table marts.fct_demand_overrides")
+    assert _partial_build(con, "base1", changed, manifest) is None

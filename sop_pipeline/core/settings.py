@@ -164,6 +164,8 @@ class Settings:
     max_reject_rate: float = 0.0
     forecast_engine: str = "local"
     forecast_n_jobs: int = 1
+    # dbt nodes built at once (SOP_DBT_THREADS); results do not depend on it
+    dbt_threads: int = 2
     dask_address: str = ""
     spark_master: str = "local[2]"
     backtest_windows: int = 3
@@ -356,6 +358,7 @@ class Settings:
             max_reject_rate=_float(env, "SOP_MAX_REJECT_RATE", 0.0, 0.0, 1.0),
             forecast_engine=engine,
             forecast_n_jobs=_int(env, "SOP_FORECAST_N_JOBS", 1, -1, 64),
+            dbt_threads=_int(env, "SOP_DBT_THREADS", 2, 1, 16),
             dask_address=dask_address,
             spark_master=spark_master,
             backtest_windows=_int(env, "SOP_BACKTEST_WINDOWS", 3, 1, 12),

@@ -264,16 +264,19 @@ class MartsResource(dg.ConfigurableResource):
         finally:
             con.close()
 
-    def dbt_env(self) -> dict[str, str]:
-        """The variables dbt's profile reads for this warehouse (profiles.yml ``env_var``)."""
+    def dbt_profile_vars(self) -> dict[str, str]:
+        """The dbt vars profiles.yml reads for this warehouse, passed with ``--vars``.
+
+        ``sop_warehouse_path`` or the ``sop_pg_*``: nothing is written to the environment.
+        """
         if not self.is_postgres:
-            return {"SOP_WAREHOUSE_PATH": self.working.database}
-        # the password is not set here: dbt reads SOP_PG_PASSWORD from the environment itself
+            return {"sop_warehouse_path": self.working.database}
+        # the password is not a var (vars are logged): dbt reads SOP_PG_PASSWORD itself
         return {
-            "SOP_PG_HOST": self.pg_host,
-            "SOP_PG_PORT": str(self.pg_port),
-            "SOP_PG_USER": self.pg_user,
-            "SOP_PG_DBNAME": self.pg_dbname,
+            "sop_pg_host": self.pg_host,
+            "sop_pg_port": str(self.pg_port),
+            "sop_pg_user": self.pg_user,
+            "sop_pg_dbname": self.pg_dbname,
         }
 
 
@@ -354,7 +357,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "sop": SopResource.from_settings(settings),
         "warehouse": working,
         "marts": marts,
-        "dbt": dbt_resource(settings.dbt_target),
+        "dbt": dbt_resource(settings.dbt_target, settings.dbt_threads),
         # the default IO manager: plan tables by plan month, marts through the marts reader
         "io_manager": PlanTablesIOManager(warehouse=working, marts=marts),
     }

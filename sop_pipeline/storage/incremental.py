@@ -108,6 +108,21 @@ def find_reusable(
     It can be reused if it had fingerprint ``fp`` and every table it wrote still holds the
     month's rows.
     """
+    return _find(con, stage, plan_month, fp)
+
+
+def find_record(con: duckdb.DuckDBPyConnection, stage: str, plan_month: str) -> Reuse | None:
+    """The earlier result of ``stage`` for ``plan_month`` whatever its fingerprint, else None.
+
+    Found if every table it wrote still holds the month's rows (a stage that can redo part of
+    its work reads from its metadata what it was computed from).
+    """
+    return _find(con, stage, plan_month)
+
+
+def _find(
+    con: duckdb.DuckDBPyConnection, stage: str, plan_month: str, fp: str | None = None
+) -> Reuse | None:
     check_name(stage, "stage")
     if not table_exists(con, PLAN_SCHEMA, VERSIONS_TABLE):
         return None
@@ -116,7 +131,7 @@ def find_reusable(
         f"from {PLAN_SCHEMA}.{VERSIONS_TABLE} where stage = ? and plan_month = ?",
         [stage, plan_month],
     ).fetchone()
-    if row is None or row[0] != fp:
+    if row is None or (fp is not None and row[0] != fp):
         return None
     tables = json.loads(row[3])
     if tables_rows(con, tables, plan_month) != tables:

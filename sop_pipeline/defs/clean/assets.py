@@ -5,21 +5,22 @@ builds in the warehouse SOP_WAREHOUSE names (the ``marts`` resource): the workin
 or PostgreSQL, whose ``raw`` schema is first brought up to date with the working file's.
 """
 
-import os
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import (
-    DagsterDbtTranslator,
-    DagsterDbtTranslatorSettings,
-    DbtCliResource,
-    dbt_assets,
-)
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, dbt_assets
 from dagster_duckdb import DuckDBResource
 
-from sop_pipeline.defs.clean.project import dbt_project
+from sop_pipeline.defs.clean.project import (
+    DBT_FILES,
+    DbtBuild,
+    SopDbtResource,
+    build_folder,
+    dbt_project,
+)
 from sop_pipeline.defs.partitions import MONTHLY_RUNS, dbt_vars, plan_month_partitions
 from sop_pipeline.defs.resources import MartsResource, SopResource
 from sop_pipeline.storage.warehouse import check_name
@@ -70,7 +71,7 @@ def dbt_docs_metadata(unique_id: str) -> dict[str, dg.MetadataValue]:
 )
 def sop_dbt_models(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: SopDbtResource,
     sop: SopResource,
     warehouse: DuckDBResource,
     marts: MartsResource,
@@ -79,7 +80,9 @@ def sop_dbt_models(
 
     When the raw loads, the dbt project files, the vars and the tool versions are what they
     were at the last full build, and that build's tables are still there, dbt is not run again:
-    the models and their tests are reported as reused from that run.
+    the models and their tests are reported as reused from that run. When only some extracts
+    changed (a planner edited demand_overrides), only the models downstream of those extracts
+    are built and tested again; the others are reused.
     """
     from sop_pipeline.storage import incremental
 
@@ -98,16 +101,25 @@ def sop_dbt_models(
             f"raw extracts copied to {marts.location}: {sum(copied.values()):,} rows "
             f"({', '.join(f'{t} {n:,}' for t, n in copied.items() if n) or 'none changed'})"
         )
-    # dbt's profile reads where the warehouse is from the environment: the working database
-    # the Python stages use (SOP_WAREHOUSE_PATH), or the SOP_PG_* of the marts resource
-    os.environ.update(marts.dbt_env())
-    os.environ.setdefault("SOP_BASE_CURRENCY", settings.base_currency)
     variables = dbt_vars(month, settings.horizon_months)
+    # what dbt's profile and project read (profiles.yml): where the warehouse is, the base
+    # currency; the pipeline holds the DuckDB file open itself while dbt runs
+    dbt_variables = {
+        **json.loads(variables),
+        "base_currency": settings.base_currency,
+        "sop_dbt_keep_open": "false",
+        **marts.dbt_profile_vars(),
+    }
+    manifest = _manifest_json()
     # reuse is for the DuckDB warehouse, whose tables the record can count
     incremental_ok = not context.is_subset and not marts.is_postgres
+    select: list[str] = []
     with warehouse.get_connection() as con:
-        fp, code = _dbt_fingerprint(con, variables, settings)
+        fp, code, base, extracts = _dbt_fingerprint(con, variables, settings)
         reuse = incremental.find_reusable(con, *DBT_STAGE, fp) if incremental_ok else None
+        partial = None
+        if reuse is None and incremental_ok:
+            partial = _partial_build(con, base, extracts, manifest)
         if reuse is None:
             # a build killed half way must not leave a record that vouches for its tables
             incremental.forget(con, *DBT_STAGE)
@@ -119,19 +131,49 @@ def sop_dbt_models(
         )
         yield from _reused_results(context, reuse, fp)
         return
-    # dagster-dbt's fetch_row_counts() polls a thread pool while dbt runs and competes with
-    # it for the CPU; the events are kept instead and the row counts read in one query after
-    # dbt has exited (it holds the file while it runs). A failed build still reports every
-    # model and test result before the error.
-    events, error, invocation = [], None, None
-    try:
-        invocation = dbt.cli(["build", "--vars", variables], context=context)
-        events.extend(invocation.stream())
-    except Exception as exc:  # re-raised below, after the results that did come
-        error = exc
-    counts = _table_row_counts(warehouse) if not marts.is_postgres else {}
-    target = getattr(invocation, "target_path", None)
-    columns = {} if marts.is_postgres else _column_metadata(warehouse, context, target)
+    reused_tests = 0
+    if partial is not None:
+        earlier, changed, select, rebuilt, retested = partial
+        context.log.info(
+            f"dbt {month}: only {', '.join(sorted(changed))} changed since run "
+            f"{earlier.run_id[:8]}; building {len(rebuilt)} downstream models "
+            f"({', '.join(sorted(rebuilt)) or 'none'}), reusing the others."
+        )
+        for event in _reused_results(context, earlier, fp, skip=rebuilt, skip_checks=retested):
+            reused_tests += isinstance(event, dg.AssetCheckResult)
+            yield event
+        if not select:  # the changed extracts are not dbt sources: nothing to build
+            with warehouse.get_connection() as con:
+                incremental.record(
+                    con,
+                    *DBT_STAGE,
+                    fp,
+                    code,
+                    earlier.run_id,
+                    earlier.tables,
+                    {**earlier.metadata, "extracts": extracts},
+                )
+            return
+    elif context.is_subset:
+        select = _subset_selection(context, manifest)
+    # Row counts and column schemas are read in one query each after dbt has returned, not
+    # polled while it runs (dagster-dbt's fetch_row_counts competes with dbt for the CPU).
+    # A failed build still reports every model and test result before the error.
+    with build_folder() as target:
+        build = dbt.build(
+            dbt_variables,
+            select=select,
+            hold_duckdb=None if marts.is_postgres else marts.working.database,
+            target_path=target,
+        )
+        _keep_run_results(target, settings, month)
+        built = {r.name for r in build.results if r.resource_type == "model"}
+        counts = _table_row_counts(warehouse) if not marts.is_postgres else {}
+        columns = (
+            {}
+            if marts.is_postgres
+            else _column_metadata(warehouse, context, target, only=built if select else None)
+        )
     by_model = {k.rsplit(".", 1)[-1]: v for k, v in counts.items()}
     if marts.is_postgres:
         # the manifest names the DuckDB catalog: count the marts in PostgreSQL instead
@@ -141,33 +183,58 @@ def sop_dbt_models(
                 for key in context.assets_def.keys
                 if key.path[0] == "marts" and reader.has_mart(key.path[-1])
             }
-    for event in events:
-        name = (event.metadata or {}).get("unique_id") if isinstance(event, dg.Output) else None
-        model = str(getattr(name, "value", name) or "").rsplit(".", 1)[-1]
-        rows = by_model.get(model)
-        extra = dict(columns.get(model, {}))
-        if rows is not None:
-            extra["dagster/row_count"] = dg.MetadataValue.int(int(rows))
-        if extra:
-            event = event.with_metadata({**event.metadata, **extra})
+    tests = 0
+    for event in _build_events(context, build, manifest):
+        if isinstance(event, dg.Output):
+            model = str(event.metadata["unique_id"].value).rsplit(".", 1)[-1]
+            extra = dict(columns.get(model, {}))
+            if by_model.get(model) is not None:
+                extra["dagster/row_count"] = dg.MetadataValue.int(int(by_model[model]))
+            if extra:
+                event = event.with_metadata({**event.metadata, **extra})
+        elif isinstance(event, dg.AssetCheckResult) and event.passed:
+            tests += 1
         yield event
-    if error is not None:
-        raise error
-    tests = sum(isinstance(e, dg.AssetCheckResult) and e.passed for e in events)
+    if not build.success:
+        raise dg.Failure(description=build.error_message())
     if incremental_ok:
+        tests += reused_tests
         with warehouse.get_connection() as con:
-            incremental.record(con, *DBT_STAGE, fp, code, context.run_id, counts, {"tests": tests})
+            incremental.record(
+                con,
+                *DBT_STAGE,
+                fp,
+                code,
+                context.run_id,
+                counts,
+                {"tests": tests, "base": base, "extracts": extracts},
+            )
 
 
 # the marts hold one plan month at a time: one record for whatever was built last
 DBT_STAGE = ("dbt_build", "current")
-DBT_FILES = ("dbt_project.yml", "profiles.yml", "models/**/*", "macros/**/*", "tests/**/*")
 
 
-def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
-    """(fingerprint, source hash) of a dbt build.
+def _manifest_json() -> dict[str, Any]:
+    """The manifest the dbt assets were defined from (read once per process)."""
+    global _MANIFEST
+    if _MANIFEST is None:
+        _MANIFEST = json.loads(dbt_project.manifest_path.read_text())
+    return _MANIFEST
 
-    Made of the raw loads (the ingest log), the dbt project files, vars, target and tool versions.
+
+_MANIFEST: dict[str, Any] | None = None
+
+#: column lineage parsed from earlier builds (see :func:`column_metadata`); a cache only
+LINEAGE_CACHE = dbt_project.project_dir / "target" / "sop_column_lineage.json"
+
+
+def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str, str, dict[str, str]]:
+    """(fingerprint, code version, base, per-extract digests).
+
+    The fingerprint covers the raw loads (the ingest log), dbt project files, vars, target and
+    tool versions; ``base`` all of it but the loads, and the digests each extract's loads, so
+    a later run can tell which extracts changed under the same dbt code and vars.
     """
     import importlib.metadata
 
@@ -182,24 +249,174 @@ def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str]:
             "from raw._ingest_log order by all"
         ).df()
         if table_exists(con, "raw", "_ingest_log")
-        else pd.DataFrame()
+        else pd.DataFrame(columns=["extract"])
     )
     versions = {
         pkg: importlib.metadata.version(pkg) for pkg in ("dbt-core", "dbt-duckdb", "duckdb")
     }
     code = incremental.files_digest(dbt_project.project_dir, DBT_FILES)
-    fp = incremental.fingerprint(
-        {"ingest_log": log},
-        {"vars": variables, "target": settings.dbt_target, "versions": versions},
-        code,
-    )
-    return fp, code
+    setting_values = {"vars": variables, "target": settings.dbt_target, "versions": versions}
+    fp = incremental.fingerprint({"ingest_log": log}, setting_values, code)
+    base = incremental.fingerprint({}, setting_values, code)
+    extracts = {
+        str(name): incremental.frame_digest(rows.reset_index(drop=True))[:16]
+        for name, rows in log.groupby("extract", sort=True)
+    }
+    return fp, code, base, extracts
 
 
-def _reused_results(context: dg.AssetExecutionContext, reuse, fp: str):
+def _partial_build(con, base: str, extracts: dict[str, str], manifest: Mapping[str, Any]):
+    """What a partial build needs, or None when a full build is needed.
+
+    Applies when the last build had the same dbt code, vars and versions and its tables are
+    intact, but some extracts were loaded again since: (record, changed extracts, dbt
+    selectors, models to build, tests to run).
+    """
+    from sop_pipeline.storage import incremental
+
+    earlier = incremental.find_record(con, *DBT_STAGE)
+    if earlier is None or earlier.metadata.get("base") != base:
+        return None
+    before = earlier.metadata.get("extracts") or {}
+    changed = {e for e in set(before) | set(extracts) if before.get(e) != extracts.get(e)}
+    if not changed:
+        return None
+    sources = {
+        (node.get("identifier") or node["name"]): (node["source_name"], node["name"])
+        for node in manifest["sources"].values()
+    }
+    select = [f"source:{sources[e][0]}.{sources[e][1]}+" for e in sorted(changed) if e in sources]
+    source_ids = {
+        uid
+        for uid, node in manifest["sources"].items()
+        if (node.get("identifier") or node["name"]) in changed
+    }
+    downstream = _downstream(manifest, source_ids)
+    nodes = manifest["nodes"]
+    rebuilt = {nodes[u]["name"] for u in downstream if nodes[u]["resource_type"] == "model"}
+    retested = {nodes[u]["name"] for u in downstream if nodes[u]["resource_type"] == "test"}
+    return earlier, changed, select, rebuilt, retested
+
+
+def _downstream(manifest: Mapping[str, Any], roots: set[str]) -> set[str]:
+    """Unique ids of the nodes downstream of ``roots``.
+
+    Models and the tests on any of them: what ``dbt build --select <root>+`` runs.
+    """
+    children = manifest.get("child_map", {})
+    seen, todo = set(), list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return {uid for uid in seen if uid in manifest["nodes"]}
+
+
+def _subset_selection(context: dg.AssetExecutionContext, manifest: Mapping[str, Any]) -> list[str]:
+    """Dbt selectors for the assets and checks selected in the UI."""
+    names = {key.path[-1] for key in context.selected_asset_keys}
+    models = [
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node.get("resource_type") in ("model", "seed", "snapshot") and node["name"] in names
+    ]
+    checked = {
+        c.name for c in context.selected_asset_check_keys if c.asset_key.path[-1] not in names
+    }
+    tests = [
+        node["name"]
+        for node in manifest["nodes"].values()
+        if node.get("resource_type") == "test" and node["name"] in checked
+    ]
+    return sorted(models) + sorted(tests)
+
+
+def _build_events(context: dg.AssetExecutionContext, build: DbtBuild, manifest):
+    """The Dagster events of a build, in the order dbt finished them (parents first).
+
+    An Output per model built, an AssetCheckResult per test that is one of the asset's checks.
+    """
+    spec_of = SopDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    checks: dict[str, list] = {}
+    for check in context.selected_asset_check_keys:
+        checks.setdefault(check.name, []).append(check)
+    # dbt model names are unique in a project: the last part of the asset key
+    output_of = {
+        key.path[-1]: name
+        for name, key in context.assets_def.keys_by_output_name.items()
+        if name in context.selected_output_names
+    }
+    for r in build.results:
+        node = manifest["nodes"].get(r.unique_id)
+        if node is None or r.status == "skipped":
+            continue
+        meta = {
+            "unique_id": r.unique_id,
+            "invocation_id": build.invocation_id,
+            "status": r.status,
+            "Execution Duration": r.seconds,
+        }
+        if r.resource_type == "model":
+            if r.status != "success":
+                continue
+            name = output_of.get(node["name"])
+            if name is not None:
+                yield dg.Output(None, output_name=name, metadata=meta)
+        elif r.resource_type == "test":
+            check = _check_key(checks, spec_of, manifest, node)
+            if check is None:
+                continue
+            if r.failures is not None:
+                meta["dagster_dbt/failed_row_count"] = r.failures
+            yield dg.AssetCheckResult(
+                asset_key=check.asset_key,
+                check_name=check.name,
+                passed=r.status == "pass",
+                severity=dg.AssetCheckSeverity.WARN
+                if r.status == "warn"
+                else dg.AssetCheckSeverity.ERROR,
+                metadata=meta,
+                description=None if r.status == "pass" else (r.message or r.status),
+            )
+
+
+def _check_key(checks: Mapping[str, list], translator, manifest, test) -> dg.AssetCheckKey | None:
+    """The asset check of a dbt test among ``checks`` (check name → keys).
+
+    dagster-dbt names a test's check after the test; when two assets have a check of that
+    name, the one on the test's attached node.
+    """
+    candidates = checks.get(test["name"], [])
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    attached = test.get("attached_node")
+    key = translator.get_asset_spec(manifest, attached, dbt_project).key if attached else None
+    return next((c for c in candidates if c.asset_key == key), None)
+
+
+def _keep_run_results(target: Path, settings, month: str) -> None:
+    """Dbt's run_results.json of the build, next to the run log (per-node timings)."""
+    import shutil
+
+    src = target / "run_results.json"
+    if src.exists():
+        dest = settings.dagster_home / "logs" / f"dbt_run_results_{month}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+
+
+def _reused_results(
+    context: dg.AssetExecutionContext,
+    reuse,
+    fp: str,
+    skip: set[str] = frozenset(),
+    skip_checks: set[str] = frozenset(),
+):
     """The outputs and check results of a build that stands for this one, upstream first.
 
-    Dagster wants a multi-asset's outputs in dependency order.
+    Dagster wants a multi-asset's outputs in dependency order. Not those of the models in
+    ``skip`` and the checks in ``skip_checks`` (built again by this run).
     """
     from graphlib import TopologicalSorter
 
@@ -219,10 +436,14 @@ def _reused_results(context: dg.AssetExecutionContext, reuse, fp: str):
     for check in context.selected_asset_check_keys:
         checks.setdefault(check.asset_key, []).append(check)
     for key in order:
+        if key.path[-1] in skip:
+            continue
         rows = counts.get(key.path[-1])
         extra = {"dagster/row_count": rows} if rows is not None else {}
         yield dg.Output(None, output_name=output_of[key], metadata={**meta, **extra})
         for check in sorted(checks.get(key, []), key=lambda c: c.name):
+            if check.name in skip_checks:
+                continue
             yield dg.AssetCheckResult(
                 asset_key=check.asset_key,
                 check_name=check.name,
@@ -249,26 +470,31 @@ def _table_row_counts(warehouse: DuckDBResource) -> dict[str, int]:
 
 
 def _column_metadata(
-    warehouse: DuckDBResource, context, target_path=None
+    warehouse: DuckDBResource, context, target_path, only: set[str] | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Column schema and lineage of every dbt model, read once dbt has exited.
+    """Column schema and lineage of the dbt models built (``only`` those, if given).
 
-    See :func:`column_metadata`; a failure only logs a warning, it never fails the build.
+    Read once dbt has returned (see :func:`column_metadata`); a failure only logs a warning,
+    it never fails the build.
     """
-    import json
-
     try:
-        manifest = json.loads(dbt_project.manifest_path.read_text())
         with warehouse.get_connection() as con:
             return column_metadata(
-                con, manifest, target_path or dbt_project.project_dir / "target", context.log
+                con, _manifest_json(), target_path, context.log, only=only, cache=LINEAGE_CACHE
             )
     except Exception as exc:  # metadata only
         context.log.warning(f"dbt column metadata not read: {exc}")
         return {}
 
 
-def column_metadata(con, manifest: Mapping[str, Any], target_path, log=None) -> dict[str, dict]:
+def column_metadata(
+    con,
+    manifest: Mapping[str, Any],
+    target_path,
+    log=None,
+    only: set[str] | None = None,
+    cache: Path | None = None,
+) -> dict[str, dict]:
     """Column schema and column lineage of every dbt model built in ``con``, model → metadata.
 
     dagster-dbt's ``fetch_column_metadata()`` asks the warehouse while dbt still runs; with
@@ -277,12 +503,28 @@ def column_metadata(con, manifest: Mapping[str, Any], target_path, log=None) -> 
     from the compiled SQL (``target_path/compiled``) by dagster-dbt's own sqlglot builder.
     A model whose lineage cannot be parsed keeps its schema.
 
+    Parsing is most of the cost (about a second per model), and the lineage only depends on
+    the project's code and the columns of the model and its parents (the month's vars are
+    literals in the SQL): with ``cache`` (a JSON file) lineage parsed once is kept under that
+    key and read back by later builds.
+
     Returns:
         dbt model name → ``{"dagster/column_schema": ..., "dagster/column_lineage": ...}``.
     """
+    import hashlib
+
+    from dagster import deserialize_value, serialize_value
     from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 
     from sop_pipeline.publish.dictionary import COLUMNS
+    from sop_pipeline.storage import incremental
+
+    code = incremental.files_digest(dbt_project.project_dir, DBT_FILES)
+    try:
+        cached = json.loads(cache.read_text()) if cache and cache.exists() else {}
+    except (OSError, ValueError):
+        cached = {}
+    kept: dict[str, str] = {}
 
     rows = con.execute(
         "select table_schema, table_name, column_name, data_type from "
@@ -300,7 +542,7 @@ def column_metadata(con, manifest: Mapping[str, Any], target_path, log=None) -> 
 
     out: dict[str, dict[str, Any]] = {}
     for unique_id, node in manifest.get("nodes", {}).items():
-        if node.get("resource_type") != "model":
+        if node.get("resource_type") != "model" or (only is not None and node["name"] not in only):
             continue
         cols = by_relation.get(relation(node))
         if not cols:
@@ -323,6 +565,15 @@ def column_metadata(con, manifest: Mapping[str, Any], target_path, log=None) -> 
             parent = nodes.get(parent_id)
             if parent and parent.get("relation_name") and by_relation.get(relation(parent)):
                 parents[parent["relation_name"]] = by_relation[relation(parent)]
+        key = hashlib.sha256(
+            json.dumps([code, unique_id, cols, parents], sort_keys=True).encode()
+        ).hexdigest()
+        if key in cached:
+            kept[key] = cached[key]
+            if cached[key]:
+                meta["dagster/column_lineage"] = deserialize_value(cached[key])
+            out[node["name"]] = meta
+            continue
         try:
             meta.update(
                 _build_column_lineage_metadata(
@@ -337,5 +588,16 @@ def column_metadata(con, manifest: Mapping[str, Any], target_path, log=None) -> 
         except Exception as exc:  # lineage is a nice-to-have; the schema stands
             if log is not None:
                 log.debug(f"no column lineage for {unique_id}: {exc}")
+        lineage = meta.get("dagster/column_lineage")
+        kept[key] = serialize_value(lineage) if lineage is not None else ""
         out[node["name"]] = meta
+    if cache is not None and kept != cached:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps({**cached, **kept} if only else kept, sort_keys=True))
+            tmp.replace(cache)
+        except OSError as exc:  # a cache only
+            if log is not None:
+                log.debug(f"column lineage cache not written: {exc}")
     return out
