@@ -124,6 +124,7 @@ def _every_setting_changed(home: Path) -> dict[str, str]:
         "SOP_RUN_LOCK_TIMEOUT": "60",
         "SOP_UNMET_DEMAND": "lost_sales",
         "SOP_STOCKOUT_RISK_THRESHOLD": "0.3",
+        "SOP_DBT_THREADS": "3",
     }
 
 

@@ -74,6 +74,7 @@ ENV_VARS: dict[str, str] = {
     "run_lock_timeout": "SOP_RUN_LOCK_TIMEOUT",
     "unmet_demand": "SOP_UNMET_DEMAND",
     "stockout_risk_threshold": "SOP_STOCKOUT_RISK_THRESHOLD",
+    "dbt_threads": "SOP_DBT_THREADS",
 }
 #: Settings never put in a Dagster run's config (the UI shows it): read from the environment.
 SECRETS: tuple[str, ...] = ("pg_password",)

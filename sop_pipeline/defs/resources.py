@@ -93,6 +93,7 @@ class SopResource(dg.ConfigurableResource):
     run_lock_timeout: float = _DEFAULTS.run_lock_timeout
     unmet_demand: str = _DEFAULTS.unmet_demand
     stockout_risk_threshold: float = _DEFAULTS.stockout_risk_threshold
+    dbt_threads: int = _DEFAULTS.dbt_threads
 
     @property
     def settings(self) -> Settings:
