@@ -77,3 +77,16 @@ def test_plan_tables_are_stored_by_month_and_downstream_assets_get_that_month(tm
     mat = result.asset_materializations_for_node("plan__toy_value")[0]
     assert mat.metadata["dagster/row_count"].value == 2
     assert mat.metadata["total"].value == 130.0
+
+
+def test_a_text_column_that_starts_empty_takes_text_in_a_later_month(tmp_path: Path):
+    """A first month whose text column holds only nulls must not make it a number column."""
+    from sop_pipeline.storage.warehouse import read_plan, replace_plan_rows
+
+    with duckdb.connect(str(tmp_path / "sop.duckdb")) as con:
+        first = pd.DataFrame({"item_id": ["A"], "error_metric": pd.Series([None], dtype=object)})
+        replace_plan_rows(con, "backtest", first, "2026-09")
+        later = pd.DataFrame({"item_id": ["A"], "error_metric": ["mase"]})
+        replace_plan_rows(con, "backtest", later, "2026-10")
+        assert read_plan(con, "backtest", "2026-10")["error_metric"].tolist() == ["mase"]
+        assert read_plan(con, "backtest", "2026-09")["error_metric"].isna().all()

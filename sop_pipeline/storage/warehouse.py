@@ -66,11 +66,11 @@ def replace_plan_rows(
     check_name(table, "table")
     frame = df.copy()
     frame.insert(0, "plan_month", plan_month)
-    if frame.empty:
-        # with no rows DuckDB cannot tell text columns from numbers: say so explicitly
-        for col in frame.columns:
-            if frame[col].dtype == object:
-                frame[col] = frame[col].astype("string")
+    # with no values DuckDB cannot tell a text column from a number (it would create an INTEGER
+    # column that a later month's text cannot go into): say so explicitly
+    for col in frame.columns:
+        if frame[col].dtype == object and (frame.empty or frame[col].isna().all()):
+            frame[col] = frame[col].astype("string")
     con.execute(f"create schema if not exists {PLAN_SCHEMA}")
     con.register("_frame", frame)
     try:
