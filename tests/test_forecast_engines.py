@@ -188,14 +188,18 @@ def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
         " cast(launch_date as date) as launch_date, cast(eol_date as date) as eol_date from i"
     )
     con.close()
-    monkeypatch.setenv("SOP_FORECAST_ENGINE", "dask")
-    monkeypatch.setenv("SOP_DASK_ADDRESS", dask_engine.address)
-    monkeypatch.setenv("SOP_HORIZON_MONTHS", str(HORIZON))
+    # the run's settings are the sop resource's config (what the launchpad shows)
+    sop = SopResource(
+        sop_home=str(tmp_path),
+        horizon_months=HORIZON,
+        forecast_engine="dask",
+        dask_address=dask_engine.address,
+    )
     outcome = dg.materialize(
         [stat_forecast],
         partition_key=PLAN,
         resources={
-            "sop": SopResource(sop_home=str(tmp_path), horizon_months=HORIZON),
+            "sop": sop,
             "warehouse": WarehouseResource(database=str(db)),
             "marts": MartsResource(working=WarehouseResource(database=str(db))),
         },

@@ -493,7 +493,7 @@ def _scenarios_file(tmp_path, lever: str):
 def test_a_demand_change_without_months_loads_and_covers_the_whole_horizon(tmp_path, inputs):
     # docs/scenarios.md: months are optional for demand_change (absent: the whole horizon);
     # ingest used to refuse such a file while planning accepted it
-    from sop_pipeline.ingest.loader import parse_scenarios
+    from sop_pipeline.ingest.scenarios_file import parse_scenarios
 
     path = _scenarios_file(tmp_path, "{type: demand_change, family: pumps, pct: 0.1}")
     (spec,) = parse_scenarios(path)
@@ -525,7 +525,8 @@ def test_ingest_and_planning_refuse_the_same_levers_with_the_same_message(
 ) -> None:
     import yaml
 
-    from sop_pipeline.ingest.loader import ExtractError, parse_scenarios
+    from sop_pipeline.ingest.problems import ExtractError
+    from sop_pipeline.ingest.scenarios_file import parse_scenarios
 
     path = _scenarios_file(tmp_path, lever)
     with pytest.raises(ExtractError) as at_ingest:
