@@ -323,3 +323,26 @@ def plan_in(table: str) -> dg.AssetIn:
 def mart_in(model: str) -> dg.AssetIn:
     """An input of the dbt mart ``marts.<model>`` of the month (loaded by the IO manager)."""
     return dg.AssetIn(key=dg.AssetKey(["marts", model]))
+
+
+def plan_table_asset(
+    table: str, *, kinds: frozenset[str] | set[str] = frozenset({"python", "duckdb"}), **kwargs
+):
+    """``@dg.asset`` for ``plan/<table>``: one plan month per run, stored by the IO manager.
+
+    Adds what every plan-table asset shares: its key, the plan-month partitions and their
+    one-month-per-run backfill policy, the published table's schema as metadata and the
+    ``sop_warehouse`` pool (one writer on the working DuckDB file). ``kwargs`` are the
+    asset's own: group, ins, deps, description, owners, tags, check specs.
+    """
+    from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
+
+    return dg.asset(
+        key=dg.AssetKey(["plan", table]),
+        partitions_def=plan_month_partitions,
+        backfill_policy=MONTHLY_RUNS,
+        kinds=set(kinds),
+        metadata=plan_table_metadata(table),
+        pool="sop_warehouse",
+        **kwargs,
+    )

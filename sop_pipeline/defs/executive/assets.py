@@ -5,8 +5,13 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.core.months import month_key, month_start, parse_month
-from sop_pipeline.defs.metadata import mart_in, plan_in, plan_table_metadata, preview, text_list
-from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
+from sop_pipeline.defs.metadata import (
+    mart_in,
+    plan_in,
+    plan_table_asset,
+    preview,
+    text_list,
+)
 from sop_pipeline.defs.resources import MartsResource, SopResource
 from sop_pipeline.defs.retry import no_retry_on_validation
 from sop_pipeline.storage.warehouse import read_plan, table_exists
@@ -15,18 +20,14 @@ EXEC_TAGS = {"sop_step": "executive_sop"}
 OWNERS = ["team:sop-process"]
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "scenario_comparison"]),
+@plan_table_asset(
+    "scenario_comparison",
     group_name="executive",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_financials"]), dg.AssetKey(["plan", "plan_gaps"])],
     description="What-if scenarios vs the base plan, one row per scenario × family × month × metric.",
     owners=OWNERS,
     tags=EXEC_TAGS,
     kinds={"python", "highs", "duckdb"},
-    metadata=plan_table_metadata("scenario_comparison"),
-    pool="sop_warehouse",
 )
 @no_retry_on_validation()
 def scenario_comparison(
@@ -75,11 +76,9 @@ def scenario_comparison(
     )
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "plan_waterfall"]),
+@plan_table_asset(
+    "plan_waterfall",
     group_name="executive",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     ins={
         "plan_demand": plan_in("plan_demand"),
         "plan_inventory": plan_in("plan_inventory"),
@@ -88,9 +87,6 @@ def scenario_comparison(
     description="Why this plan differs from last month's, one row per family × component (units and revenue).",
     owners=OWNERS,
     tags=EXEC_TAGS,
-    kinds={"python", "duckdb"},
-    metadata=plan_table_metadata("plan_waterfall"),
-    pool="sop_warehouse",
 )
 def plan_waterfall(
     context: dg.AssetExecutionContext,

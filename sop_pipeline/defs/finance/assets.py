@@ -9,10 +9,9 @@ from sop_pipeline.defs.metadata import (
     mart_in,
     money,
     plan_in,
-    plan_table_metadata,
+    plan_table_asset,
     preview,
 )
-from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.publish.approval import earlier_plan_snapshots
 from sop_pipeline.storage.warehouse import read_plan, table_exists
@@ -39,11 +38,9 @@ KPI_MART_INPUTS = (
 )
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "plan_financials"]),
+@plan_table_asset(
+    "plan_financials",
     group_name="finance",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     ins={
         "plan_demand": plan_in("plan_demand"),
         "plan_inventory": plan_in("plan_inventory"),
@@ -53,8 +50,6 @@ KPI_MART_INPUTS = (
     description="Revenue, COGS, gross margin and inventory value vs AOP, one row per family × month.",
     owners=OWNERS,
     tags=FINANCE_TAGS,
-    kinds={"python", "duckdb"},
-    metadata=plan_table_metadata("plan_financials"),
     check_specs=[
         dg.AssetCheckSpec(
             name="finance_matches_units",
@@ -63,7 +58,6 @@ KPI_MART_INPUTS = (
             description="Revenue, COGS and inventory value equal the unit plan × prices/costs.",
         )
     ],
-    pool="sop_warehouse",
 )
 def plan_financials(
     context: dg.AssetExecutionContext,
@@ -97,11 +91,9 @@ def plan_financials(
     )
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "forecast_accuracy"]),
+@plan_table_asset(
+    "forecast_accuracy",
     group_name="finance",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_demand"])],
     ins={"fct_demand_history": mart_in("fct_demand_history"), "dim_items": mart_in("dim_items")},
     description=(
@@ -110,9 +102,6 @@ def plan_financials(
     ),
     owners=["team:demand-planning"],
     tags={"sop_step": "follow_up"},
-    kinds={"python", "duckdb"},
-    metadata=plan_table_metadata("forecast_accuracy"),
-    pool="sop_warehouse",
 )
 def forecast_accuracy(
     context: dg.AssetExecutionContext,
@@ -151,11 +140,9 @@ def forecast_accuracy(
     )
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "kpi_scorecard"]),
+@plan_table_asset(
+    "kpi_scorecard",
     group_name="finance",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     ins={
         **{name: plan_in(name) for name in KPI_PLAN_INPUTS},
         **{name: mart_in(name) for name in KPI_MART_INPUTS},
@@ -163,9 +150,6 @@ def forecast_accuracy(
     description="S&OP KPI scorecard with targets and status, one row per KPI × scope × month.",
     owners=["team:sop-process"],
     tags={"sop_step": "follow_up"},
-    kinds={"python", "duckdb"},
-    metadata=plan_table_metadata("kpi_scorecard"),
-    pool="sop_warehouse",
 )
 def kpi_scorecard(
     context: dg.AssetExecutionContext,

@@ -9,6 +9,7 @@ from sop_pipeline.defs.metadata import (
     mart_in,
     money,
     plan_in,
+    plan_table_asset,
     plan_table_metadata,
     preview,
     qty,
@@ -263,11 +264,9 @@ def supply_plan(
     )
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "plan_gaps"]),
+@plan_table_asset(
+    "plan_gaps",
     group_name="supply",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     ins={
         "plan_demand": plan_in("plan_demand"),
         "plan_inventory": plan_in("plan_inventory"),
@@ -276,9 +275,6 @@ def supply_plan(
     description="Demand-supply gaps, one row per family × month, in units and value with the binding constraint.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
-    kinds={"python", "duckdb"},
-    metadata=plan_table_metadata("plan_gaps"),
-    pool="sop_warehouse",
 )
 def plan_gaps(
     context: dg.AssetExecutionContext,
@@ -305,11 +301,9 @@ def plan_gaps(
     )
 
 
-@dg.asset(
-    key=dg.AssetKey(["plan", "plan_exceptions"]),
+@plan_table_asset(
+    "plan_exceptions",
     group_name="supply",
-    partitions_def=plan_month_partitions,
-    backfill_policy=MONTHLY_RUNS,
     deps=[dg.AssetKey(["plan", "plan_materials"])],
     ins={
         "plan_capacity": plan_in("plan_capacity"),
@@ -320,9 +314,6 @@ def plan_gaps(
     description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, excess cover, missing data), one row per exception type × scope × month.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
-    kinds={"python", "duckdb"},
-    metadata=plan_table_metadata("plan_exceptions"),
-    pool="sop_warehouse",
 )
 def plan_exceptions(
     context: dg.AssetExecutionContext,
