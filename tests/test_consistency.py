@@ -161,9 +161,8 @@ def test_capacity_loss_that_improves_gap_or_revenue_fails(plan) -> None:
     scen.loc[loss & (scen["metric"] == "gap_qty"), "scenario_value"] = 5.0
     scen.loc[loss & (scen["metric"] == "revenue"), "scenario_value"] = 1200.0
     check = scenario_monotonic(scen)
-    assert (
-        not check.passed and not check.blocking
-    )  # a warning while min lots are rounded after the LP
+    # blocking: min-lot rounding can no longer let a loss gain service (test_supply)
+    assert not check.passed and check.blocking
     assert "gap_qty_improves_under_loss" in check.message
     assert "revenue_improves_under_loss" in check.message and "overhaul_extended" in check.message
 
@@ -238,13 +237,22 @@ def test_revenue_check_counts_a_backlog_shipped_in_a_month_without_demand() -> N
 
 
 def test_a_failed_warning_is_reported_but_does_not_block_publication(plan) -> None:
+    import dataclasses
+
     from sop_pipeline.quality.gate import GateResult
 
     scen = plan["scenario_comparison"].copy()
     loss = scen["scenario"] == "overhaul_extended"
     scen.loc[loss & (scen["metric"] == "gap_qty"), "scenario_value"] = 5.0
     checks = consistency_checks({**plan, "scenario_comparison": scen}, overtime_share=0.10)
-    result = GateResult("2026-01", checks)
+    # the monotonicity failure blocks publication
+    assert not GateResult("2026-01", checks).passed
+    # the same failure as a warning (a check made non-blocking) is reported, not blocking
+    warned = [
+        dataclasses.replace(c, blocking=False) if c.name == "consistency:scenario_monotonic" else c
+        for c in checks
+    ]
+    result = GateResult("2026-01", warned)
     assert result.passed and result.checks_failed == 0
     assert [c.name for c in result.warnings] == ["consistency:scenario_monotonic"]
     assert "(warning)" in result.failure_report() and "overhaul_extended" in result.failure_report()

@@ -401,3 +401,39 @@ def test_a_capacity_loss_or_supplier_delay_never_improves_a_plan_with_a_bom(leve
     assert worse["gap"] >= base["gap"] - 1e-6
     assert worse["served"] <= base["served"] + 1e-6
     assert worse["revenue"] <= base["revenue"] + 1e-6
+
+
+def test_an_aggregated_plan_rations_only_the_items_that_need_the_scarce_material():
+    # finding (demo 2026-11, 541 of 639 series planned in aggregate): a family group's unit
+    # used its members' materials in their mix, so one scarce hose material rationed every
+    # hose of the group — Σ backlog 91,623 units against ~15,500 planned item by item, with
+    # the extruder idle. A and B share WC1 (one component, aggregated here); only A needs R,
+    # whose supplier delivers 50 a month (25 A); B needs Q, which is plentiful.
+    data = _company([50.0, 50.0, 50.0])
+    items = pd.concat([_items(A=10, B=10, R=0, Q=0)], ignore_index=True)
+    demand = pd.concat(
+        [data["plan_demand"], data["plan_demand"].assign(item_id="B")], ignore_index=True
+    )
+    supplier = data["supplier_capacity"]
+    data.update(
+        plan_demand=demand,
+        items=items,
+        routings=pd.DataFrame(
+            [("A", "WC1", 0.1), ("B", "WC1", 0.1)],
+            columns=["item_id", "work_center_id", "hours_per_unit"],
+        ),
+        bom_exploded=explode_bom(_bom(("A", "R", 2), ("B", "Q", 1)), items, MONTHS[0], MONTHS[-1]),
+        supplier_capacity=pd.concat(
+            [supplier, supplier.assign(supplier_id="S2", item_id="Q", max_qty=1000.0)],
+            ignore_index=True,
+        ),
+    )
+    exact = plan_supply_with_materials(**data)
+    agg = plan_supply_with_materials(**data, item_level_max_series=1)
+    assert exact.stats["aggregated_series"] == 0 and agg.stats["aggregated_series"] == 2
+    for result in (exact, agg):
+        inv = result.plan_inventory
+        served = inv.groupby("item_id")["served_qty"].sum()
+        assert served["B"] == pytest.approx(300.0, abs=1e-6)  # Q is plentiful: B is all made
+        assert served["A"] == pytest.approx(75.0, abs=1e-6)  # 50 R a month make 25 A
+        assert check_inventory_balance(inv) == []

@@ -281,10 +281,46 @@ def test_aggregated_plan_of_a_large_component_respects_every_invariant_and_serve
     }
     assert fill["agg"] == pytest.approx(fill["exact"], abs=0.02)
     assert (agg.plan_supply["min_lot_qty"] > 0).any()
-    lots = agg.plan_supply[(agg.plan_supply["min_lot_qty"] > 0)]
-    qty = lots["planned_production_qty"] + lots["planned_purchase_qty"]
-    lots_released = qty / lots["min_lot_qty"]
-    assert np.allclose(lots_released, np.round(lots_released))
+    for result in (exact, agg):
+        lots = result.plan_supply[(result.plan_supply["min_lot_qty"] > 0)]
+        qty = lots["planned_production_qty"] + lots["planned_purchase_qty"]
+        lots_released = qty / lots["min_lot_qty"]
+        # whole lots, but for the few months where no whole lot fitted the capacity left
+        part = ~np.isclose(lots_released, np.round(lots_released))
+        assert part.sum() <= 0.03 * (qty > 0).sum()
+        # and never behind the LP: by every month at least what the LP released
+        ahead = (qty - lots["lp_qty"]).groupby([lots["item_id"], lots["location_id"]]).cumsum()
+        assert (ahead >= -1e-6).all()
+
+
+@pytest.mark.parametrize(
+    ("seed", "unmet_demand"),
+    [(1, "backlog"), (6, "backlog"), (5, "lost_sales"), (11, "lost_sales")],
+)
+def test_a_capacity_loss_never_lowers_the_shortage_through_min_lot_rounding(seed, unmet_demand):
+    # finding (demo 2026-11): overhaul_extended planned 71 units less gap than the base. The
+    # old rounding repair moved lots that did not fit to later months or dropped them, so the
+    # base could lose service the LP had; on these seeded companies 30% less capacity at the
+    # busiest work center × month lowered the shortage (seed 6, backlog: 4,882 → 4,658)
+    data = _bench_module().make_company(120, months=12, seed=seed)
+    ss = safety_stock(data["plan_demand"], data["items"], service_level=0.95)
+    base = plan_supply(**data, safety_stock=ss, strategy="mixed", unmet_demand=unmet_demand)
+    busiest = base.plan_capacity.sort_values("utilization", ascending=False).iloc[0]
+    capacity = data["capacity"].copy()
+    hit = (capacity["work_center_id"] == busiest["work_center_id"]) & (
+        capacity["month"] == busiest["month"]
+    )
+    capacity.loc[hit, "available_hours"] *= 0.7
+    loss = plan_supply(
+        **{**data, "capacity": capacity},
+        safety_stock=ss,
+        strategy="mixed",
+        unmet_demand=unmet_demand,
+    )
+    short = {n: r.plan_inventory["shortage_qty"].sum() for n, r in (("base", base), ("loss", loss))}
+    served = {n: r.plan_inventory["served_qty"].sum() for n, r in (("base", base), ("loss", loss))}
+    assert short["loss"] >= short["base"] - 1e-6
+    assert served["loss"] <= served["base"] + 1e-6
 
 
 def test_exceptions_flag_over_capacity_stock_outs_excess_and_master_data():

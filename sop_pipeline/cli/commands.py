@@ -289,9 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--warmup",
         type=int,
-        default=2,
+        default=3,
         metavar="N",
-        help="earlier months planned first, for forecast accuracy (default 2)",
+        # three: the latest plan then scores earlier plans at every S&OP lag 1-3
+        help="earlier months planned first, for forecast accuracy at lags 1-3 (default 3)",
     )
     p.set_defaults(func=cmd_demo)
     p = _verb(

@@ -485,6 +485,7 @@ def material_network(
         link_t=links["t"].to_numpy(dtype=int),
         link_qty=links["qty_per"].to_numpy(dtype=float),
         material_group=pd.factorize(mat_items)[0],
+        material_item=np.asarray(mat_items, dtype=object),
         on_hand=on_hand,
         receipts=receipts,
         hold_cost=costs.holding_rate * mat_cost.reindex(mat_items).to_numpy(dtype=float),
@@ -993,6 +994,11 @@ def plan_supply_with_materials(
         # the materials cannot support the capacity plan: plan production, material
         # purchases and stock in one LP (build ahead where material can be bought ahead)
         network = material_network(first.plan_supply, *mat_args, costs=costs or SupplyCosts())
+        if network is not None and network.material_item is not None:
+            # what the aggregate LP keeps apart: series that need these materials
+            network.scarce = np.isin(
+                network.material_item, material.cuts["component_item_id"].astype(str).unique()
+            )
 
         def what_materials_allow(rounded: pd.DataFrame) -> pd.DataFrame:
             # min lots are rounded up after the LP: keep what the materials allow of them
@@ -1060,8 +1066,10 @@ def _explain_material_shortages(result, cuts: pd.DataFrame) -> None:
     shortages.loc[rows, "supplier_id"] = hit["supplier_id"].to_numpy()
     shortages.loc[rows, "work_center_id"] = None
     shortages.loc[rows, "shadow_price"] = np.nan
+    columns = list(result.plan_inventory.columns)  # the published column order stays
     inv = result.plan_inventory.drop(columns=["binding_constraint"])
-    result.plan_inventory = inv.merge(shortages[[*key, "binding_constraint"]], on=key, how="left")
+    inv = inv.merge(shortages[[*key, "binding_constraint"]], on=key, how="left")
+    result.plan_inventory = inv[columns]
 
 
 def check_materials(plan_materials: pd.DataFrame) -> list[str]:

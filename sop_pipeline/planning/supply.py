@@ -15,8 +15,9 @@ Model (see ``docs/supply_and_finance.md`` for the full statement and the costs):
 - lead time: ``r = 0`` in the first ``ceil(lead_time_days / 30)`` months (purchased items,
   and manufactured items whose lead time exceeds a month); items with no routing and no
   lead time (no supplier) cannot be replenished;
-- min lots are applied after the LP by cumulative rounding up to ``min_lot_qty`` multiples,
-  repaired where the rounded plan would exceed capacity.
+- min lots are applied after the LP by cumulative rounding up to ``min_lot_qty`` multiples
+  where the capacity left allows (else one lot earlier, else a part lot), never behind the
+  LP's cumulative quantity (see :func:`_round_to_lots`).
 
 The LP decomposes into independent blocks: series linked through shared work centers form
 one connected component, purchased series are independent. Components are packed into LPs
@@ -166,6 +167,9 @@ class MaterialNetwork:
         src_open: False in the months the source's lead time blocks.
         src_cap: supplier-capacity row of the option (−1: no stated limit).
         cap_limit: max_qty per supplier × material × month row.
+        material_item: per material × location, its material item_id.
+        scarce: per material × location, True where the materials could not support the
+            capacity-only plan (set by ``plan_supply_with_materials``; None: not known).
     """
 
     link_item: np.ndarray
@@ -184,6 +188,8 @@ class MaterialNetwork:
     src_open: np.ndarray
     src_cap: np.ndarray
     cap_limit: np.ndarray
+    material_item: np.ndarray | None = None
+    scarce: np.ndarray | None = None
 
 
 @dataclass
@@ -458,6 +464,31 @@ def _aggregate_problem(
             "source": p.has_source[rows],
         }
     )
+    if p.links is not None and p.network is not None and len(p.links.s):
+        # series that need a scarce material (one the materials could not supply for the
+        # capacity-only plan) form their own groups per set of such materials: pooled with
+        # series that do not need it, the group's mix-weighted unit would ration every
+        # member by that material (demo 2026-11: Σ backlog 91,623 → 21,651 units)
+        net = p.network
+        if net.scarce is not None:
+            limited = net.scarce
+        else:
+            sourced = np.zeros(len(net.on_hand), dtype=bool)
+            sourced[net.src_c] = True
+            limited = ~sourced
+            limited[net.src_c[net.src_cap >= 0]] = True
+        local = np.full(len(p.demand), -1)
+        local[rows] = np.arange(len(rows))
+        keep = (local[p.links.s] >= 0) & limited[p.links.c]
+        pairs = pd.DataFrame(
+            {"row": local[p.links.s[keep]], "material": net.material_group[p.links.c[keep]]}
+        ).drop_duplicates()
+        signature = (
+            pairs.sort_values(["row", "material"])
+            .groupby("row")["material"]
+            .agg(lambda m: ",".join(map(str, m)))
+        )
+        keys["materials"] = signature.reindex(np.arange(len(rows))).fillna("").to_numpy()
     group = keys.groupby(list(keys.columns), sort=True).ngroup().to_numpy()
     n_groups = int(group.max()) + 1
     member = sparse.csr_matrix(
@@ -907,80 +938,98 @@ def _solve_block(
 
 
 # Min lots -----------------------------------------------------------------------------
-def _round_to_lots(qty: np.ndarray, lot: np.ndarray) -> np.ndarray:
-    """Release whole lots as soon as the LP's cumulative quantity exceeds what was released.
-
-    Cumulative rounding keeps the total within one lot of the LP's total (rounding each
-    month up on its own would add up to one lot per month).
-    """
-    out = qty.copy()
-    lots = lot > QTY_EPS
-    if not lots.any():
-        return out
-    q = np.where(qty[lots] > QTY_EPS, qty[lots], 0.0)
-    size = lot[lots][:, None]
-    cumulative = np.cumsum(q, axis=1)
-    released = np.zeros(q.shape[0])
-    rounded = np.zeros_like(q)
-    for t in range(q.shape[1]):
-        need = cumulative[:, t] - released
-        count = np.where(need > QTY_EPS, np.ceil(need / size[:, 0] - 1e-9), 0.0)
-        rounded[:, t] = count * size[:, 0]
-        released += rounded[:, t]
-    out[lots] = rounded
-    return out
-
-
 def _capacity_limit(p: _Problem, overtime_share: float) -> np.ndarray:
     # firm (open production order) hours above available + overtime are committed work:
     # then the limit is the firm hours and the plan adds nothing
     return np.maximum((1.0 + overtime_share) * p.available, p.open_hours)
 
 
-def _repair_capacity(
-    p: _Problem, qty: np.ndarray, lp_qty: np.ndarray, overtime_share: float
+def _round_to_lots(
+    p: _Problem, qty: np.ndarray, overtime_share: float, exact: np.ndarray | None = None
 ) -> np.ndarray:
-    """Move lots out of months where rounding pushed a work center past available + overtime.
+    """Release whole lots where the capacity left allows it, else the LP's own quantity.
 
-    A lot taken out of an overloaded month goes to the latest earlier month where every work
-    center of its routing has room (pre-build: the demand stays served), else the earliest
-    later month with room (late, not lost), and only when no month has room is it dropped.
-    Dropping it outright, as this did before, turned min-lot rounding into shortages of whole
-    lots that depended on where capacity happened to be free: on the demo 1,680 of the
-    1,983 units short, and a capacity loss could then *lower* the gap.
+    Month by month, each series owes what the LP's cumulative quantity exceeds what was
+    released so far. A series with a min lot releases that rounded up to whole lots when
+    every work center of its routing still has room for the extra hours (series adding the
+    fewest extra hours first); else the whole lots below what it owes, plus one lot in the
+    latest earlier month with room (pre-build, not before the lead time allows); else
+    exactly what it owes (a part lot, which the ``lp_qty`` / ``min_lot_qty`` columns show).
+
+    So by every month the released quantity is never below the LP's (the plan serves at
+    least what the LP served: rounding can never lose service, nor let a capacity loss gain
+    it), the hours never exceed available + overtime where the LP's did not, and nothing is
+    released before the lead time allows; the total stays within one lot of the LP's.
+    Series in ``exact`` (a mask) release the LP's quantities, as if they had no min lot.
     """
-    if not p.route.nnz:
-        return qty
-    limit = _capacity_limit(p, overtime_share)
-    tol = 1e-6 * np.maximum(1.0, limit)
-    by_center = p.route.tocsc()
+    lot = np.where(p.min_lot > QTY_EPS, p.min_lot, 0.0)
+    if exact is not None:
+        lot = np.where(exact, 0.0, lot)
+    if not (lot > 0).any():
+        return qty.copy()
+    n, horizon = qty.shape
+    cumulative = np.cumsum(np.where(qty > QTY_EPS, qty, 0.0), axis=1)
     # series × work centers is small (10,000 × 8 at most): dense rows are read in the loop
-    # below without scipy's per-call indexing cost
-    route = p.route.toarray()
-    hours = p.route.T @ qty + p.open_hours
-    horizon = qty.shape[1]
-    over = np.argwhere(hours > limit + tol)
-    for wc, t in over:
-        members = by_center.indices[by_center.indptr[wc] : by_center.indptr[wc + 1]]
-        rate = route[members, wc]
-        while hours[wc, t] > limit[wc, t] + tol[wc, t]:
-            excess = (qty[members, t] - lp_qty[members, t]) * rate
-            candidates = members[qty[members, t] > QTY_EPS]
-            if not len(candidates):
-                break
-            pick = members[np.argmax(np.where(qty[members, t] > QTY_EPS, excess, -np.inf))]
-            step = min(qty[pick, t], p.min_lot[pick] if p.min_lot[pick] > QTY_EPS else qty[pick, t])
-            load = route[pick] * step
-            uses = load > 0
-            earlier = range(t - 1, int(p.blocked[pick]) - 1, -1)
-            for other in (*earlier, *range(t + 1, horizon)):
-                if np.all(hours[uses, other] + load[uses] <= limit[uses, other] + tol[uses, other]):
-                    qty[pick, other] += step
-                    hours[:, other] += load
+    route = p.route.toarray() * p.manufactured[:, None] if p.route.nnz else np.zeros((n, 0))
+    limit = _capacity_limit(p, overtime_share) if route.shape[1] else np.zeros((0, horizon))
+    room = limit + 1e-6 * np.maximum(1.0, limit) - p.open_hours if route.shape[1] else limit
+    released = np.zeros(n)
+    out = np.zeros_like(qty)
+    size = np.where(lot > 0, lot, 1.0)
+    for t in range(horizon):
+        owe = np.clip(cumulative[:, t] - released, 0.0, None)
+        owe = np.where(owe > QTY_EPS, owe, 0.0)
+        whole = np.where(lot > 0, np.ceil(owe / size - 1e-9) * lot, owe)
+        month = owe.copy()
+        extra = route * (whole - owe)[:, None]
+        up = whole - owe > QTY_EPS
+        # no hours (purchased, or no routing): the whole lot always fits
+        free = up & ~(extra > 0).any(axis=1)
+        month[free] = whole[free]
+        room[:, t] -= route.T @ owe
+        candidates = np.flatnonzero(up & ~free)
+        for s in candidates[np.argsort(extra[candidates].sum(axis=1), kind="stable")]:
+            if np.all(extra[s] <= room[:, t]):
+                room[:, t] -= extra[s]
+                month[s] = whole[s]
+                continue
+            # one lot earlier, the rest at t as whole lots below what is owed
+            below = whole[s] - lot[s]
+            uses = route[s] > 0
+            for u in range(t - 1, int(p.blocked[s]) - 1, -1):
+                if np.all(route[s, uses] * lot[s] <= room[uses, u]):
+                    room[:, u] -= route[s] * lot[s]
+                    room[:, t] += route[s] * (owe[s] - below)
+                    out[s, u] += lot[s]
+                    released[s] += lot[s]
+                    month[s] = below
                     break
-            qty[pick, t] -= step
-            hours[:, t] -= load
-    return qty
+        out[:, t] = month
+        released += month
+    return out
+
+
+def _materials_cap(
+    p: _Problem, qty: np.ndarray, limit_rounded: Callable[[pd.DataFrame], pd.DataFrame | None]
+) -> np.ndarray:
+    """What the materials allow of a production plan, series × month (inf: no limit)."""
+    n, horizon = qty.shape
+    rounded = pd.DataFrame(
+        {
+            "item_id": np.repeat(p.series.get_level_values(0).to_numpy(), horizon),
+            "location_id": np.repeat(p.series.get_level_values(1).to_numpy(), horizon),
+            "month": np.tile(p.months.to_numpy(), n),
+            "planned_production_qty": np.where(p.manufactured[:, None], qty, 0.0).reshape(-1),
+        }
+    )
+    cap = limit_rounded(rounded)
+    out = np.full((n, horizon), np.inf)
+    if cap is None or cap.empty:
+        return out
+    cap = cap.assign(month=as_month_start(cap["month"]))
+    wide = series_month_grid(cap, p.series, p.months, "max_production_qty")
+    listed = p.series.isin(pd.MultiIndex.from_frame(cap[SERIES].astype(str)).unique())
+    return np.where(listed[:, None] & p.manufactured[:, None], wide, out)
 
 
 # Explanations -------------------------------------------------------------------------
@@ -1026,7 +1075,10 @@ def _explain(
                     text += ": no free capacity earlier to pre-build"
             elif rounded_down[s, : t + 1].any():
                 kind = "min_lot"
-                text = f"min lot {p.min_lot[s]:g}: a whole lot did not fit into the capacity left"
+                text = (
+                    f"min lot {p.min_lot[s]:g}: the materials allowed less than the LP planned "
+                    "once its lots were rounded"
+                )
             else:
                 text = (
                     f"cost trade-off under the {strategy} strategy: the shortage costs less than "
@@ -1232,27 +1284,32 @@ def plan_supply(
         lp_qty = np.where(
             p.manufactured[:, None], _scale_to_capacity(p, lp_qty, overtime_share), lp_qty
         )
-    qty = _repair_capacity(p, _round_to_lots(lp_qty, p.min_lot), lp_qty, overtime_share)
+    qty = _round_to_lots(p, lp_qty, overtime_share)
     if p.max_production is not None:
         # a bound is what the materials allow: a min lot rounded up (or moved earlier)
         # past it could not be made, so the bound wins over the lot
         qty = np.minimum(qty, p.max_production)
     if limit_rounded is not None and (qty > lp_qty + QTY_EPS).any():
-        rounded = pd.DataFrame(
-            {
-                "item_id": np.repeat(p.series.get_level_values(0).to_numpy(), horizon),
-                "location_id": np.repeat(p.series.get_level_values(1).to_numpy(), horizon),
-                "month": np.tile(p.months.to_numpy(), n),
-                "planned_production_qty": np.where(p.manufactured[:, None], qty, 0.0).reshape(-1),
-            }
-        )
-        cap = limit_rounded(rounded)
-        if cap is not None and not cap.empty:
-            cap = cap.assign(month=as_month_start(cap["month"]))
-            wide = series_month_grid(cap, p.series, p.months, "max_production_qty")
-            listed = p.series.isin(pd.MultiIndex.from_frame(cap[SERIES].astype(str)).unique())
-            qty = np.where(listed[:, None] & p.manufactured[:, None], np.minimum(qty, wide), qty)
-    rounded_down = (qty < lp_qty - QTY_EPS) & (p.min_lot[:, None] > QTY_EPS)
+        # a whole lot buys material earlier than the LP planned, which can leave too little
+        # for a later month: a series the materials cannot support rounded releases the
+        # LP's own quantities instead (the LP planned those with the materials, so they
+        # are not cut again: the material plan of plan_materials is a separate LP whose
+        # priorities can differ from the joint one)
+        exact = np.zeros(n, dtype=bool)
+        for _ in range(5):
+            rounded_up = (qty > lp_qty + QTY_EPS).any(axis=1)
+            cap = _materials_cap(p, qty, limit_rounded)
+            cut = rounded_up & (qty > cap + QTY_EPS).any(axis=1)
+            if not cut.any():
+                break
+            # rounded again with those series exact: the capacity their lots held is free
+            # for the others, and none of them takes hours another lot was given
+            exact |= cut
+            qty = _round_to_lots(p, lp_qty, overtime_share, exact)
+            if p.max_production is not None:
+                qty = np.minimum(qty, p.max_production)
+    # behind the LP by that month (rounding never is; a materials bound can be)
+    rounded_down = (np.cumsum(qty - lp_qty, axis=1) < -QTY_EPS) & (p.min_lot[:, None] > QTY_EPS)
 
     made = p.manufactured[:, None]
     plan = pd.DataFrame(
@@ -1305,6 +1362,10 @@ def plan_supply(
     inventory = inventory.merge(shortages[[*KEY, "binding_constraint"]], on=KEY, how="left")
     # stock-out risk from the demand distribution safety stock is sized on (same σ, same L + R)
     inventory = stockout_risk(inventory, plan_demand, items)
+    # the published order (publish/dictionary.py PUBLISHED_EXTRAS): the reason last
+    inventory = inventory[
+        [c for c in inventory.columns if c != "binding_constraint"] + ["binding_constraint"]
+    ]
 
     planned = p.route.T @ np.where(made, qty, 0.0) + p.open_hours if w else np.zeros((0, horizon))
     hours = pd.DataFrame(

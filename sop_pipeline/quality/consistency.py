@@ -25,8 +25,6 @@ A check whose tables are absent is skipped (the suites report missing tables).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 
@@ -327,19 +325,13 @@ def scenario_monotonic(
                     ),
                 }
             )
-    check = _result(
+    return _result(
         "scenario_monotonic",
         "scenario_comparison",
         4,
         failures,
         f"{sc['scenario'].nunique()} scenarios",
     )
-    # A warning, not a block (yet): capacity and materials are planned in one LP and shortage
-    # is minimised first, so the LP itself is monotone; but lots are rounded up to min lots
-    # after the LP, and on some companies that rounding lets a capacity-loss scenario serve a
-    # few units more than the base (test company: 42 of 99,083 units over the horizon). The
-    # check shows it in every run (gate_results, the Dagster check, the failure report).
-    return dataclasses.replace(check, blocking=False)
 
 
 def kpi_grain(kpi_scorecard: pd.DataFrame) -> GateCheck:
