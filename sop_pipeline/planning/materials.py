@@ -1066,10 +1066,8 @@ def _explain_material_shortages(result, cuts: pd.DataFrame) -> None:
     shortages.loc[rows, "supplier_id"] = hit["supplier_id"].to_numpy()
     shortages.loc[rows, "work_center_id"] = None
     shortages.loc[rows, "shadow_price"] = np.nan
-    columns = list(result.plan_inventory.columns)  # the published column order stays
     inv = result.plan_inventory.drop(columns=["binding_constraint"])
-    inv = inv.merge(shortages[[*key, "binding_constraint"]], on=key, how="left")
-    result.plan_inventory = inv[columns]
+    result.plan_inventory = inv.merge(shortages[[*key, "binding_constraint"]], on=key, how="left")
 
 
 def check_materials(plan_materials: pd.DataFrame) -> list[str]:

@@ -464,19 +464,13 @@ def _aggregate_problem(
             "source": p.has_source[rows],
         }
     )
-    if p.links is not None and p.network is not None and len(p.links.s):
+    net = p.network
+    if p.links is not None and net is not None and net.scarce is not None and len(p.links.s):
         # series that need a scarce material (one the materials could not supply for the
         # capacity-only plan) form their own groups per set of such materials: pooled with
         # series that do not need it, the group's mix-weighted unit would ration every
-        # member by that material (demo 2026-11: Σ backlog 91,623 → 21,651 units)
-        net = p.network
-        if net.scarce is not None:
-            limited = net.scarce
-        else:
-            sourced = np.zeros(len(net.on_hand), dtype=bool)
-            sourced[net.src_c] = True
-            limited = ~sourced
-            limited[net.src_c[net.src_cap >= 0]] = True
+        # member by that material (demo 2026-11: Σ backlog 91,623 → 26,944 units)
+        limited = net.scarce
         local = np.full(len(p.demand), -1)
         local[rows] = np.arange(len(rows))
         keep = (local[p.links.s] >= 0) & limited[p.links.c]
