@@ -448,6 +448,45 @@ def test_a_lot_that_does_not_fit_moves_to_a_month_with_room_instead_of_being_dro
     _all_checks_pass(result, 0.0)
 
 
+def test_a_part_lot_is_an_exception_a_planner_sees():
+    # lots of 100 need 100 h but WC1 never has more than 66 h (60 + 10% overtime): the
+    # plan releases part lots (never less than the LP) and plan_exceptions says so once
+    data = _company(
+        {("A", "P1"): [50, 50, 50]},
+        [{"item_id": "A", "min_lot_qty": 100.0}],
+        [("A", "WC1", 1.0)],
+        {"WC1": [60, 60, 60]},
+    )
+    result = _plan(data, overtime_share=0.10, strategy="chase")
+    released = _series(result.plan_supply, "planned_production_qty")
+    assert any(0 < q < 100 for q in released), released
+    exc = find_exceptions(
+        result.plan_capacity,
+        result.plan_inventory,
+        data["items"],
+        data["routings"],
+        plan_supply=result.plan_supply,
+    )
+    part = exc[exc["exception_type"] == "part_lot"]
+    assert len(part) == 1 and part["scope_id"].iloc[0] == "A@P1"
+    assert part["threshold"].iloc[0] == pytest.approx(100.0)
+    assert part["value"].iloc[0] == pytest.approx(next(q for q in released if q > 0))
+    assert "min lot of 100" in part["reason"].iloc[0]
+    # with room for whole lots there is no part lot and no exception
+    roomy = _plan({**data, "capacity": data["capacity"].assign(available_hours=200.0)})
+    assert all(
+        q % 100 == pytest.approx(0) for q in _series(roomy.plan_supply, "planned_production_qty")
+    )
+    exc = find_exceptions(
+        roomy.plan_capacity,
+        roomy.plan_inventory,
+        data["items"],
+        data["routings"],
+        plan_supply=roomy.plan_supply,
+    )
+    assert "part_lot" not in set(exc["exception_type"])
+
+
 def test_losing_capacity_never_lowers_the_gap_with_min_lots():
     data = _company(
         {("A", "P1"): [80, 120, 150, 90, 130, 160], ("B", "P1"): [40, 60, 50, 70, 30, 80]},

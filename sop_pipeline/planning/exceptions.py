@@ -25,6 +25,11 @@ EXCEPTION_COLUMNS = [
 ]
 _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 STOCKOUT_HIGH_SHARE = 0.2
+QTY_TOL = 1e-6
+
+
+def _monthly(frame: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if frame is None else frame.assign(month=as_month_start(frame["month"]))
 
 
 def _frame(records: list[tuple]) -> pd.DataFrame:
@@ -163,6 +168,45 @@ def _stockouts(inv: pd.DataFrame) -> list[tuple]:
     return records
 
 
+def _part_lots(supply: pd.DataFrame | None) -> list[tuple]:
+    """One exception per item × location that releases a part lot (below its min lot).
+
+    Min-lot rounding releases a part lot only where no whole lot fits the capacity (or the
+    materials) left in that month or any earlier one (docs/supply_and_finance.md, "Min
+    lots"); production must then agree to run it. The first such month is reported, with the
+    number of months that hold one.
+    """
+    if supply is None or supply.empty or "min_lot_qty" not in supply:
+        return []
+    lot = supply["min_lot_qty"].to_numpy(dtype=float)
+    qty = (supply["planned_production_qty"] + supply["planned_purchase_qty"]).to_numpy(dtype=float)
+    has_lot = lot > QTY_TOL
+    lots = np.divide(qty, lot, out=np.zeros_like(qty), where=has_lot)
+    part = has_lot & (qty > QTY_TOL) & (np.abs(lots - np.round(lots)) * lot > QTY_TOL)
+    records = []
+    for (item, loc), rows in supply[part].groupby(["item_id", "location_id"], sort=True):
+        rows = rows.sort_values("month")
+        first = rows.iloc[0]
+        released = float(first["planned_production_qty"] + first["planned_purchase_qty"])
+        records.append(
+            (
+                "part_lot",
+                "low",
+                "item/location",
+                f"{item}@{loc}",
+                first["month"],
+                released,
+                float(first["min_lot_qty"]),
+                f"Item {item} at {loc} releases {released:,.1f} units in {first['month']:%Y-%m}, not a "
+                f"multiple of its min lot of {first['min_lot_qty']:,.0f} ({len(rows)} month(s) with a "
+                "part lot): no whole lot fits the capacity or materials left in that month or earlier; "
+                "agree the part lot with production, or add capacity so a whole lot fits.",
+                "min lot vs capacity",
+            )
+        )
+    return records
+
+
 def _excess(inv: pd.DataFrame, cover_limit_days: float) -> list[tuple]:
     cover = inv["days_of_cover"]
     over = inv[(cover > cover_limit_days) | (cover.isna() & (inv["closing_qty"] > 1e-6))]
@@ -252,6 +296,7 @@ def find_exceptions(
     cover_limit_days: float = 120.0,
     overtime_share: float = 0.10,
     stockout_risk_threshold: float | None = None,
+    plan_supply: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Collect the plan's exceptions, most severe first.
 
@@ -272,6 +317,9 @@ def find_exceptions(
             whose ``stockout_probability`` exceeds it in a month without a planned shortage
             get a ``stockout_risk`` exception (None: not checked). Work centers whose firm
             hours exceed available + overtime get a ``firm_overload`` exception.
+        plan_supply: the supply plan (planned_production_qty, planned_purchase_qty,
+            min_lot_qty); item × locations that release a part lot get a ``part_lot``
+            exception (None: not checked).
 
     Returns:
         The exceptions frame (columns ``EXCEPTION_COLUMNS``).
@@ -306,6 +354,7 @@ def find_exceptions(
         + _stockouts(inv)
         + _stockout_risk(inv, stockout_risk_threshold)
         + _excess(inv, cover_limit_days)
+        + _part_lots(_monthly(plan_supply))
         + _master_data(items, routings, planned)
     )
     out = _frame(records)

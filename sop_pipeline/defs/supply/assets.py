@@ -308,10 +308,11 @@ def plan_gaps(
     ins={
         "plan_capacity": plan_in("plan_capacity"),
         "plan_inventory": plan_in("plan_inventory"),
+        "plan_supply": plan_in("plan_supply"),
         "dim_items": mart_in("dim_items"),
         "fct_routings": mart_in("fct_routings"),
     },
-    description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, excess cover, missing data), one row per exception type × scope × month.",
+    description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, part lots, excess cover, missing data), one row per exception type × scope × month.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
 )
@@ -321,6 +322,7 @@ def plan_exceptions(
     warehouse: DuckDBResource,
     plan_capacity: pd.DataFrame,
     plan_inventory: pd.DataFrame,
+    plan_supply: pd.DataFrame,
     dim_items: pd.DataFrame,
     fct_routings: pd.DataFrame,
 ):
@@ -337,6 +339,7 @@ def plan_exceptions(
         cover_limit_days=settings.cover_limit_days,
         overtime_share=settings.overtime_share,
         stockout_risk_threshold=settings.stockout_risk_threshold,
+        plan_supply=plan_supply,
     )
     # an empty materials plan (no BOM extract) may have no table yet
     with warehouse.get_connection() as con:
