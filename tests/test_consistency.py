@@ -46,6 +46,7 @@ def plan() -> dict[str, pd.DataFrame]:
             "demand_qty": [100.0, 100.0, 50.0, 50.0],
             "supply_qty": [80.0, 110.0, 50.0, 50.0],
             "gap_qty": [20.0, 10.0, 0.0, 0.0],
+            "gap_value": [200.0, 100.0, 0.0, 0.0],
         }
     )
     cap = pd.DataFrame(
@@ -81,6 +82,7 @@ def plan() -> dict[str, pd.DataFrame]:
     ):
         for metric, base, value in (
             ("gap_qty", 20.0, gap),
+            ("gap_value", 200.0, gap * 10.0),
             ("revenue", 1000.0, revenue),
             ("supply_qty", 180.0, 170.0 if kinds == "capacity_loss" else 190.0),
             ("demand_qty", 100.0, 100.0 if kinds == "capacity_loss" else 115.0),
@@ -159,12 +161,37 @@ def test_capacity_loss_that_improves_gap_or_revenue_fails(plan) -> None:
     scen = plan["scenario_comparison"].copy()
     loss = scen["scenario"] == "overhaul_extended"
     scen.loc[loss & (scen["metric"] == "gap_qty"), "scenario_value"] = 5.0
+    scen.loc[loss & (scen["metric"] == "gap_value"), "scenario_value"] = 50.0
     scen.loc[loss & (scen["metric"] == "revenue"), "scenario_value"] = 1200.0
     check = scenario_monotonic(scen)
     # blocking: min-lot rounding can no longer let a loss gain service (test_supply)
     assert not check.passed and check.blocking
     assert "gap_qty_improves_under_loss" in check.message
+    assert "gap_value_improves_under_loss" in check.message
     assert "revenue_improves_under_loss" in check.message and "overhaul_extended" in check.message
+
+
+@pytest.mark.parametrize(
+    ("gap_value", "failed"),
+    [
+        (260.0, []),  # fewer units short, but dearer ones: a mix shift, service by value worse
+        (200.0, ["gap_qty_improves_under_loss"]),  # fewer units at the same value: better
+        (150.0, ["gap_qty_improves_under_loss", "gap_value_improves_under_loss"]),
+    ],
+)
+def test_a_loss_may_leave_fewer_units_short_only_when_they_are_worth_more(
+    plan, gap_value, failed
+) -> None:
+    # the 10,000-series benchmark: overhaul_extended 58.8 units (of 497,409) fewer short
+    # than the base, worth 27,409 more; the LP minimizes the value short, not the units
+    scen = plan["scenario_comparison"].copy()
+    loss = scen["scenario"] == "overhaul_extended"
+    scen.loc[loss & (scen["metric"] == "gap_qty"), "scenario_value"] = 15.0
+    scen.loc[loss & (scen["metric"] == "gap_value"), "scenario_value"] = gap_value
+    check = scenario_monotonic(scen, plan["plan_gaps"])
+    rules = sorted(f["rule"] for f in check.failures or [])
+    assert rules == failed
+    assert check.passed == (not failed)
 
 
 def test_demand_upside_that_lowers_demand_fails(plan) -> None:
@@ -244,6 +271,7 @@ def test_a_failed_warning_is_reported_but_does_not_block_publication(plan) -> No
     scen = plan["scenario_comparison"].copy()
     loss = scen["scenario"] == "overhaul_extended"
     scen.loc[loss & (scen["metric"] == "gap_qty"), "scenario_value"] = 5.0
+    scen.loc[loss & (scen["metric"] == "gap_value"), "scenario_value"] = 50.0
     checks = consistency_checks({**plan, "scenario_comparison": scen}, overtime_share=0.10)
     # the monotonicity failure blocks publication
     assert not GateResult("2026-01", checks).passed

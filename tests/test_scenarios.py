@@ -7,6 +7,7 @@ bought from SUP-1 with a 20-day lead time and an open purchase order), six month
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import duckdb
@@ -27,6 +28,7 @@ from sop_pipeline.planning.scenarios import (
     run_scenario,
     run_scenarios,
 )
+from sop_pipeline.quality.consistency import scenario_monotonic
 from sop_pipeline.storage.warehouse import replace_plan_rows
 
 MONTHS = pd.date_range("2027-01-01", periods=6, freq="MS")
@@ -536,3 +538,91 @@ def test_ingest_and_planning_refuse_the_same_levers_with_the_same_message(
     assert message in str(at_ingest.value) and message in str(at_planning.value)
     assert "scenario what_if, lever #1" in str(at_ingest.value)
     assert "2026-12/scenarios.yaml" in str(at_ingest.value)
+
+
+def test_a_loss_that_leaves_fewer_but_dearer_units_short_is_a_noted_mix_shift():
+    # the 10,000-series benchmark: overhaul_extended planned 58.8 units (of 497,409) fewer
+    # short than the base but worth 27,409 more. A (1,000/unit) needs WC-1 and 5 h of WC-2;
+    # B (90/unit) 0.5 h of WC-2, which is short. The base gives WC-2 to A (200 of value per
+    # hour against B's 180) and leaves B short; without WC-1 no A can be made, B gets WC-2:
+    # fewer units short, dearer ones. Service by value is worse; a planner is told so.
+    base_inputs = make_inputs()
+    demand = {"A": 10.0, "B": 100.0}
+    price, cost = {"A": 1000.0, "B": 90.0}, {"A": 600.0, "B": 50.0}
+    plan_demand = pd.DataFrame(
+        [
+            {
+                "item_id": item,
+                "location_id": "L1",
+                "family": "big" if item == "A" else "small",
+                "month": month,
+                "stat_forecast_qty": q,
+                "stat_lo80_qty": q * 0.9,
+                "stat_hi80_qty": q * 1.1,
+                "stat_lo95_qty": q * 0.85,
+                "stat_hi95_qty": q * 1.15,
+                "stat_model": "SeasonalNaive",
+                "crm_adjustment_qty": 0.0,
+                "override_qty": 0.0,
+                "consensus_qty": q,
+                "consensus_revenue": q * price[item],
+            }
+            for item, q in demand.items()
+            for month in MONTHS
+        ]
+    )
+    inputs = dataclasses.replace(
+        base_inputs,
+        plan_demand=plan_demand,
+        items=pd.DataFrame(
+            {
+                "item_id": ["A", "B"],
+                "family": ["big", "small"],
+                "unit_cost": [cost["A"], cost["B"]],
+                "unit_price": [price["A"], price["B"]],
+                "lead_time_days": [10, 10],
+                "min_lot_qty": [0.0, 0.0],
+                "is_purchased": [False, False],
+                "supplier_id": [None, None],
+            }
+        ),
+        routings=pd.DataFrame(
+            {
+                "item_id": ["A", "A", "B"],
+                "work_center_id": ["WC-1", "WC-2", "WC-2"],
+                "hours_per_unit": [1.0, 5.0, 0.5],
+            }
+        ),
+        capacity=pd.DataFrame(
+            [
+                {"work_center_id": wc, "location_id": "L1", "month": m, "available_hours": h}
+                for wc, h in (("WC-1", 20.0), ("WC-2", 60.0))
+                for m in MONTHS
+            ]
+        ),
+        inventory_position=pd.DataFrame(
+            {"item_id": ["A", "B"], "location_id": ["L1", "L1"], "on_hand_qty": [0.0, 0.0]}
+        ),
+        open_supply=base_inputs.open_supply.iloc[0:0],
+        aop=base_inputs.aop.iloc[0:0],
+        unmet_demand="backlog",
+    )
+    base = plan_from_inputs(inputs)
+    lever = {"type": "capacity_loss", "work_center_id": "WC-1", "pct": 1.0}
+    lever["months"] = [MONTHS[0].strftime("%Y-%m"), MONTHS[-1].strftime("%Y-%m")]
+    out = run_scenarios(inputs, [{"name": "wc1_down", "levers": [lever]}], base=base)
+    total = out.groupby("metric")[["base_value", "scenario_value"]].sum()
+    assert base.plan_gaps.set_index("family").loc["big", "gap_qty"].sum() < 1e-6  # A first
+    assert total.loc["gap_qty", "scenario_value"] < total.loc["gap_qty", "base_value"] - 100.0
+    assert total.loc["gap_value", "scenario_value"] > total.loc["gap_value", "base_value"]
+    assert total.loc["revenue", "scenario_value"] <= total.loc["revenue", "base_value"]
+    assert "fewer, dearer units" in out["note"].iloc[0]
+    check = scenario_monotonic(out, base.plan_gaps, base.plan_financials)
+    assert check.passed, check.message
+    # the same fewer units at no more value would be a better plan, and is refused
+    same_value = out.assign(
+        scenario_value=np.where(
+            out["metric"] == "gap_value", out["base_value"], out["scenario_value"]
+        )
+    )
+    assert not scenario_monotonic(same_value).passed

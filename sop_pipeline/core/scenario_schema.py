@@ -45,6 +45,10 @@ LEVER_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "price_change": (("pct",), ("family", "item_id", "elasticity")),
     "strategy": (("value",), ()),
 }
+#: lever kinds (``planning.scenarios.lever_kinds``) that can only make a plan worse: the supply
+#: LP's feasible set only shrinks, so its first objective, the value short, cannot fall (the
+#: gate's ``scenario_monotonic`` check, the scenario's mix-shift note)
+WORSENING_LEVERS = frozenset({"capacity_loss", "supplier_delay"})
 # A pct above this is almost surely written in percent (15 for 15%), not as a fraction.
 MAX_ABS_PCT = 5.0
 

@@ -41,6 +41,7 @@ import pandas as pd
 from sop_pipeline.core import scenario_schema
 from sop_pipeline.core.months import parse_month
 from sop_pipeline.core.scenario_schema import (
+    WORSENING_LEVERS,
     Lever,
     ScenarioError,
     check_scenario_name,
@@ -70,6 +71,7 @@ METRICS = (
     "demand_qty",
     "supply_qty",
     "gap_qty",
+    "gap_value",
     "revenue",
     "gross_margin",
     "inventory_value",
@@ -579,6 +581,7 @@ def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
         ("demand_qty", "demand_qty"),
         ("supply_qty", "supply_qty"),
         ("gap_qty", "gap_qty"),
+        ("gap_value", "gap_value"),
     ):
         parts.append(g[["family", "month"]].assign(metric=metric, value=g[col].astype(float)))
     fin = outputs.plan_financials
@@ -656,6 +659,31 @@ def lever_kinds(levers: Sequence[Lever]) -> str:
     return ",".join(sorted(kinds))
 
 
+def _mix_shift_note(rows: pd.DataFrame, kinds: str) -> list[str]:
+    """A capacity loss or supplier delay with fewer units short but more value short.
+
+    The supply LP minimizes the value short first (``docs/supply_and_finance.md``): with
+    less capacity it can move the shortage onto fewer, dearer units, so the gap in units
+    falls while its value rises. That is a mix shift, not a better plan; say so.
+    """
+    if not kinds or not set(kinds.split(",")) <= WORSENING_LEVERS:
+        return []
+    total = rows.groupby("metric")[["base_value", "scenario_value"]].sum()
+    if not {"gap_qty", "gap_value"} <= set(total.index):
+        return []
+    qty, value = total.loc["gap_qty"], total.loc["gap_value"]
+    fewer = qty["base_value"] - qty["scenario_value"]
+    dearer = value["scenario_value"] - value["base_value"]
+    if fewer <= 1e-6 * max(1.0, abs(qty["base_value"])) or dearer <= 0:
+        return []
+    return [
+        f"The gap is {fewer:,.1f} units smaller than the base's but worth {dearer:,.0f} more: "
+        "with less capacity the plan moves the shortage onto fewer, dearer units (supply "
+        "minimizes the value short first), so it may also serve more units; service by "
+        "value is worse and revenue no higher."
+    ]
+
+
 def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[Lever]]:
     name = check_scenario_name(spec.get("name"), position)
     levers = spec.get("levers", spec.get("levers_json"))
@@ -711,13 +739,12 @@ def run_scenarios(
     frames, notes = [], {}
     for done, (name, levers) in enumerate(parsed, start=1):
         scen = run_scenario(inputs, levers)
-        if scen.notes:
-            notes[name] = list(scen.notes)
-        frames.append(
-            compare(base, scen, name).assign(
-                lever_kinds=lever_kinds(levers), note=" ".join(scen.notes) or None
-            )
-        )
+        rows = compare(base, scen, name)
+        kinds = lever_kinds(levers)
+        said = [*scen.notes, *_mix_shift_note(rows, kinds)]
+        if said:
+            notes[name] = said
+        frames.append(rows.assign(lever_kinds=kinds, note=" ".join(said) or None))
         if progress is not None:
             progress(done, len(parsed), name)
     out = pd.concat(frames, ignore_index=True)

@@ -197,7 +197,7 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "lever_kinds": "Kinds of lever the scenario applies (capacity_loss, demand_change, "
         "supplier_delay, price_change, strategy), comma-separated.",
         "note": "What the levers did not change or model (e.g. price elasticity not modelled).",
-        "metric": "Measure compared, e.g. revenue, gross_margin, gap_qty, inventory_value, "
+        "metric": "Measure compared, e.g. revenue, gross_margin, gap_qty, gap_value, inventory_value, "
         "capacity_utilization; its unit follows the metric (money in base currency).",
         "base_value": "Value of the metric in the base plan (unit of the metric).",
         "scenario_value": "Value of the metric in the scenario (unit of the metric).",

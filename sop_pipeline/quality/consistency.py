@@ -13,7 +13,9 @@ names the numbers that disagree (table, key, both values). The checks:
   plan_gaps (which is also what the run summary prints) and in the ``unmet_demand_rate``
   KPI; plan_gaps.gap_qty is Σ plan_inventory.shortage_qty of each family × month;
 - ``scenario_monotonic`` (scenario_comparison): a scenario made only of capacity losses and
-  supplier delays never has a smaller gap, more revenue or more served units than the base;
+  supplier delays never has a smaller gap value or more revenue than the base, nor a smaller
+  gap in units or more served units unless its gap value is larger (a mix shift: the LP
+  minimizes the value short, so with less capacity it may leave fewer, dearer units short);
   a demand upside never has less demand in any family × month; scenario base values are the
   published plan's (plan_gaps, plan_financials);
 - ``kpi_grain`` (kpi_scorecard): one row per kpi × scope × month;
@@ -28,11 +30,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sop_pipeline.core.scenario_schema import WORSENING_LEVERS
 from sop_pipeline.planning.kpis import KPI_RANGES
 from sop_pipeline.quality.checks import MAX_EXAMPLES, GateCheck, _plain_row
 
-#: scenario lever kinds (``scenario_comparison.lever_kinds``) that can only make a plan worse
-WORSENING_LEVERS = frozenset({"capacity_loss", "supplier_delay"})
 ABS_TOL = 1e-6
 
 
@@ -263,17 +264,38 @@ def scenario_monotonic(
         kinds = sc.drop_duplicates("scenario").set_index("scenario")["lever_kinds"].map(_lever_set)
         totals["kinds"] = totals["scenario"].map(kinds)
         worse = totals[totals["kinds"].map(lambda k: bool(k) and k <= WORSENING_LEVERS)]
-        for metric, sign in (("gap_qty", -1.0), ("revenue", 1.0), ("supply_qty", 1.0)):
+        # the value short is what supply minimizes first, so it can only grow; the gap in
+        # units may fall (and served units rise) by a mix shift, fewer but dearer units
+        # short, only while the value short grows; revenue never rises
+        value = worse[worse["metric"] == "gap_value"].set_index("scenario")
+        dearer = (
+            value["scenario_value"]
+            > value["base_value"]
+            + _tol(value["scenario_value"], value["base_value"], max(rel_tol, 1e-6), 1e-3)
+        ).to_dict()
+        for metric, sign in (
+            ("gap_value", -1.0),
+            ("gap_qty", -1.0),
+            ("revenue", 1.0),
+            ("supply_qty", 1.0),
+        ):
             rows = worse[worse["metric"] == metric]
             a, b = rows["scenario_value"].to_numpy(float), rows["base_value"].to_numpy(float)
-            # gap must not fall (sign −1), revenue and served units must not rise (sign +1)
+            # gaps must not fall (sign −1), revenue and served units must not rise (sign +1)
             bad = sign * (a - b) > _tol(a, b, max(rel_tol, 1e-6), 1e-3)
+            if metric in ("gap_qty", "supply_qty"):
+                bad &= ~rows["scenario"].map(dearer).fillna(False).to_numpy(bool)
             if bad.any():
                 failures.append(
                     {
                         "rule": f"{metric}_improves_under_loss",
                         "what": f"a capacity loss / supplier delay scenario has a "
-                        f"{'smaller' if sign < 0 else 'larger'} {metric} than the base over the horizon",
+                        f"{'smaller' if sign < 0 else 'larger'} {metric} than the base over the horizon"
+                        + (
+                            " and no larger gap_value"
+                            if metric in ("gap_qty", "supply_qty")
+                            else ""
+                        ),
                         "column": metric,
                         "count": int(bad.sum()),
                         "examples": _examples(
@@ -301,6 +323,7 @@ def scenario_monotonic(
             )
     for table, frame, metric, column in (
         ("plan_gaps", plan_gaps, "gap_qty", "gap_qty"),
+        ("plan_gaps", plan_gaps, "gap_value", "gap_value"),
         ("plan_gaps", plan_gaps, "demand_qty", "demand_qty"),
         ("plan_financials", plan_financials, "revenue", "revenue"),
     ):
@@ -328,7 +351,7 @@ def scenario_monotonic(
     return _result(
         "scenario_monotonic",
         "scenario_comparison",
-        4,
+        5,
         failures,
         f"{sc['scenario'].nunique()} scenarios",
     )

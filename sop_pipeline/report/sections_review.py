@@ -93,7 +93,8 @@ def finance(data: PackData) -> dict:
 def _metric_rank(metric: str) -> tuple[int, str]:
     """Revenue, gap and inventory first (what executives ask for), then the rest."""
     m = metric.lower()
-    for i, word in enumerate(("revenue", "gap", "inventory", "margin", "demand", "supply")):
+    words = ("revenue", "gap_qty", "inventory", "gap", "margin", "demand", "supply")
+    for i, word in enumerate(words):
         if word in m:
             return i, m
     return 9, m
