@@ -87,7 +87,7 @@ def raw_candidates(arima: bool, reference: bool) -> tuple[list, list[str]]:
     """
     from statsforecast.models import AutoARIMA, AutoCES, AutoETS
 
-    from sop_pipeline.planning.forecast import _candidate_models
+    from sop_pipeline.planning.forecast.candidates import _candidate_models
 
     own = _candidate_models("smooth", "auto")
     models = list(own)

@@ -114,6 +114,7 @@ def plain_statsforecast(
     from statsforecast import StatsForecast
 
     from sop_pipeline.planning import forecast as fc
+    from sop_pipeline.planning.forecast.candidates import _candidate_models, _fallback_model
 
     hist = history.copy()
     hist["y"] = hist["demand_qty"].clip(lower=0)
@@ -127,9 +128,9 @@ def plain_statsforecast(
         df = hist[hist["unique_id"].isin(ids)]
         if df.empty:
             continue
-        models = fc._candidate_models(kind, "auto")
+        models = _candidate_models(kind, "auto")
         sf = StatsForecast(
-            models=models, freq="MS", n_jobs=n_jobs, fallback_model=fc._fallback_model()
+            models=models, freq="MS", n_jobs=n_jobs, fallback_model=_fallback_model()
         )
         sf.cross_validation(h=fc.CV_HORIZON, df=df, n_windows=windows, step_size=1)
         level = [80, 95] if kind == "smooth" else None

@@ -9,6 +9,8 @@ import pytest
 from sop_pipeline.planning import forecast as fcm
 from sop_pipeline.planning.accuracy import OUTPUT_COLUMNS, backtest_accuracy
 from sop_pipeline.planning.forecast import forecast_demand, lag_weights
+from sop_pipeline.planning.forecast.calibration import _apply_calibration, _conformal_factors
+from sop_pipeline.planning.forecast.tournament import _scaled_error, _select
 from sop_pipeline.planning.hierarchy import (
     backtest_levels,
     coherence_problems,
@@ -67,11 +69,11 @@ def test_selection_error_is_judged_over_the_horizon_not_lag_one():
     sharp_then_bad[:, :, 1:] = 140.0
     steady = actual + 8.0
     scale = np.array([10.0])
-    e_sharp = fcm._scaled_error(sharp_then_bad, actual, scale, "mase")
-    e_steady = fcm._scaled_error(steady, actual, scale, "mase")
+    e_sharp = _scaled_error(sharp_then_bad, actual, scale, "mase")
+    e_steady = _scaled_error(steady, actual, scale, "mase")
     assert e_steady[0] < e_sharp[0]
     # ...while on lag 1 alone the sharp model would have won.
-    assert fcm._scaled_error(sharp_then_bad[:, :, :1], actual[:, :, :1], scale, "mase")[0] == 0
+    assert _scaled_error(sharp_then_bad[:, :, :1], actual[:, :, :1], scale, "mase")[0] == 0
 
 
 def test_selection_shrinks_to_the_panel_best_unless_a_series_has_strong_evidence():
@@ -87,7 +89,7 @@ def test_selection_shrinks_to_the_panel_best_unless_a_series_has_strong_evidence
             [1.00, 0.80, 0.75, 0.62],
         ]
     )
-    chosen, default = fcm._select(err)
+    chosen, default = _select(err)
     assert default == 3
     assert chosen.tolist() == [3, 3, 1, 3, 0, 3, 3]
 
@@ -121,12 +123,12 @@ def test_conformal_factors_stretch_too_narrow_ranges_to_nominal():
     y = rng.normal(0, 2, (n, w, h)) + 100
     pred = np.full((n, w, h), 100.0)
     bounds = np.stack([pred - 1, pred - 1, pred + 1, pred + 1], axis=-1)
-    f = fcm._conformal_factors(y, pred, bounds, np.full(n, 1e-9))
+    f = _conformal_factors(y, pred, bounds, np.full(n, 1e-9))
     assert f[:, 0] == pytest.approx(2 * 1.2816, rel=0.08)
     assert f[:, 1] == pytest.approx(2 * 1.96, rel=0.08)
     fresh = rng.normal(0, 2, 20000) + 100
     stack = np.stack([np.full(3, 100.0), *(np.array([99.0, 99, 101, 101])[:, None] * np.ones(3))])
-    cal = fcm._apply_calibration(stack.T[None], f, np.array([1e-9]))[0]
+    cal = _apply_calibration(stack.T[None], f, np.array([1e-9]))[0]
     lo80, hi80 = cal[0, 2], cal[0, 3]
     assert np.mean((fresh >= lo80) & (fresh <= hi80)) == pytest.approx(0.80, abs=0.03)
 

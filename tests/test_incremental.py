@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import sys
+
 import duckdb
 import pandas as pd
 import pytest
@@ -81,6 +85,43 @@ def test_code_version_follows_the_module_source() -> None:
     )
     assert one != incremental.source_hash("sop_pipeline.planning.forecast")
     assert len(one) == 16
+
+
+def test_code_version_of_a_package_follows_every_module_in_it(tmp_path, monkeypatch) -> None:
+    # the forecast is a package: its __init__ alone is not the code that computes the stage
+    pkg = tmp_path / "hashed_pkg"
+    (pkg / "inner").mkdir(parents=True)
+    (pkg / "__init__.py").write_text('"""The package."""\n')
+    (pkg / "first.py").write_text("A = 1\n")
+    (pkg / "inner" / "__init__.py").write_text('"""A subpackage."""\n')
+    (pkg / "inner" / "deep.py").write_text("B = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        before = incremental.source_hash("hashed_pkg")
+        incremental.source_hash.cache_clear()  # computed once per process; here the code changes
+        assert incremental.source_hash("hashed_pkg") == before
+        (pkg / "inner" / "deep.py").write_text("B = 22\n")  # a nested module is edited
+        incremental.source_hash.cache_clear()
+        edited = incremental.source_hash("hashed_pkg")
+        assert edited != before
+        (pkg / "second.py").write_text("C = 1\n")  # a module is added to the package
+        importlib.invalidate_caches()
+        incremental.source_hash.cache_clear()
+        assert incremental.source_hash("hashed_pkg") not in (before, edited)
+    finally:
+        incremental.source_hash.cache_clear()
+        for name in [m for m in sys.modules if m.split(".")[0] == "hashed_pkg"]:
+            del sys.modules[name]
+
+
+def test_forecast_code_version_covers_every_forecast_module() -> None:
+    from sop_pipeline.defs.demand.assets import FORECAST_CODE
+
+    package = importlib.import_module("sop_pipeline.planning.forecast")
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+    assert {"api", "tournament", "calibration", "rules"} <= modules
+    covered = {part for name in FORECAST_CODE for part in incremental._package_modules(name)}
+    assert {f"sop_pipeline.planning.forecast.{m}" for m in modules} <= covered
 
 
 def _dbt_record(con, extracts: dict[str, str], base: str = "base1") -> None:

@@ -1,6 +1,7 @@
 """The forecast's fallback model, in its own module so worker processes can unpickle it.
 
-Imported lazily by :mod:`sop_pipeline.planning.forecast` (importing statsforecast costs seconds).
+Imported lazily by :mod:`sop_pipeline.planning.forecast.candidates` (importing statsforecast
+costs seconds).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import pkgutil
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,13 +48,24 @@ def source_hash(*modules: str) -> str:
     """16 hex digits of a hash of the source of ``modules`` (dotted names).
 
     Any edit to the code that computes a stage gives a new version, so results computed by
-    older code are never reused.
+    older code are never reused. A package counts with every module in it (its ``__init__``
+    and all its submodules, at any depth), so a module added to the package is covered too.
     """
     digest = hashlib.sha256()
     for name in sorted(modules):
-        digest.update(name.encode())
-        digest.update(inspect.getsource(importlib.import_module(name)).encode())
+        for part in _package_modules(name):
+            digest.update(part.encode())
+            digest.update(inspect.getsource(importlib.import_module(part)).encode())
     return digest.hexdigest()[:16]
+
+
+def _package_modules(name: str) -> list[str]:
+    """``name`` itself, then, for a package, the dotted names of all its submodules (sorted)."""
+    module = importlib.import_module(name)
+    if not hasattr(module, "__path__"):
+        return [name]
+    found = pkgutil.walk_packages(module.__path__, prefix=f"{name}.")
+    return [name, *sorted(info.name for info in found)]
 
 
 def frame_digest(df: pd.DataFrame) -> str:

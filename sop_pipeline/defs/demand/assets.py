@@ -159,7 +159,8 @@ def stat_forecast(
     )
 
 
-# the modules whose code decides the statistical forecast (their source is its code version)
+# the modules whose code decides the statistical forecast (their source is its code version;
+# a package counts with every module in it: planning/forecast/ is hashed whole)
 FORECAST_CODE = (
     "sop_pipeline.planning.forecast",
     "sop_pipeline.planning.engines",
