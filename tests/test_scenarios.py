@@ -28,6 +28,7 @@ from sop_pipeline.planning.scenarios import (
     run_scenario,
     run_scenarios,
 )
+from sop_pipeline.planning.scenarios.plan import _mix_shift_note
 from sop_pipeline.quality.consistency import scenario_monotonic
 from sop_pipeline.storage.warehouse import replace_plan_rows
 
@@ -626,3 +627,25 @@ def test_a_loss_that_leaves_fewer_but_dearer_units_short_is_a_noted_mix_shift():
         )
     )
     assert not scenario_monotonic(same_value).passed
+
+
+@pytest.mark.parametrize(
+    ("gap_qty", "gap_value", "says"),
+    [
+        (90.0, 1_200.0, "10.0 units smaller than the base's but worth 200 more"),
+        (110.0, 800.0, "worth 200 less than the base's but is 10.0 units larger"),
+        (110.0, 1_200.0, None),  # simply worse: nothing to explain
+    ],
+)
+def test_a_mix_shift_of_a_loss_is_explained_in_the_scenario_note(gap_qty, gap_value, says):
+    rows = pd.DataFrame(
+        {
+            "metric": ["gap_qty", "gap_value", "revenue"],
+            "base_value": [100.0, 1_000.0, 5_000.0],
+            "scenario_value": [gap_qty, gap_value, 5_000.0],
+        }
+    )
+    note = _mix_shift_note(rows, "capacity_loss")
+    assert (says in note[0]) if says else note == []
+    # a demand or price lever changes what is short for its own reason: no such note
+    assert _mix_shift_note(rows, "capacity_loss,demand_up") == []

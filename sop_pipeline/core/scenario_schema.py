@@ -2,7 +2,7 @@
 
 ``landing/<YYYY-MM>/scenarios.yaml`` is checked by ingest when it is loaded
 (``ingest/loader.py``: a bad file is rejected with the file named) and its levers are parsed
-again by planning from ``raw.scenarios`` (``planning/scenarios.py``); both call the functions
+again by planning from ``raw.scenarios`` (``planning/scenarios/levers.py``); both call the functions
 here, so a file that loads is a file the scenario step can plan. The shape (docs/scenarios.md)::
 
     scenarios:

@@ -13,9 +13,10 @@ names the numbers that disagree (table, key, both values). The checks:
   plan_gaps (which is also what the run summary prints) and in the ``unmet_demand_rate``
   KPI; plan_gaps.gap_qty is Σ plan_inventory.shortage_qty of each family × month;
 - ``scenario_monotonic`` (scenario_comparison): a scenario made only of capacity losses and
-  supplier delays never has a smaller gap value or more revenue than the base, nor a smaller
-  gap in units or more served units unless its gap value is larger (a mix shift: the LP
-  minimizes the value short, so with less capacity it may leave fewer, dearer units short);
+  supplier delays never has more revenue than the base, nor a gap smaller in both units and
+  value (a smaller gap in units, or more served units, only with a larger gap value; a
+  smaller gap value only with a larger gap in units: a mix shift, which items of a family
+  are short moves);
   a demand upside never has less demand in any family × month; scenario base values are the
   published plan's (plan_gaps, plan_financials);
 - ``kpi_grain`` (kpi_scorecard): one row per kpi × scope × month;
@@ -264,18 +265,20 @@ def scenario_monotonic(
         kinds = sc.drop_duplicates("scenario").set_index("scenario")["lever_kinds"].map(_lever_set)
         totals["kinds"] = totals["scenario"].map(kinds)
         worse = totals[totals["kinds"].map(lambda k: bool(k) and k <= WORSENING_LEVERS)]
-        # the value short is what supply minimizes first, so it can only grow; the gap in
-        # units may fall (and served units rise) by a mix shift, fewer but dearer units
-        # short, only while the value short grows; revenue never rises
-        value = worse[worse["metric"] == "gap_value"].set_index("scenario")
-        dearer = (
-            value["scenario_value"]
-            > value["base_value"]
-            + _tol(value["scenario_value"], value["base_value"], max(rel_tol, 1e-6), 1e-3)
-        ).to_dict()
+
+        # the gap is measured twice, in units and in value: a plan with less capacity may
+        # trade one for the other (a mix shift: which items of a family are short moves),
+        # but never improve both; revenue never rises
+        def larger(metric: str) -> dict[str, bool]:
+            m = worse[worse["metric"] == metric].set_index("scenario")
+            a, b = m["scenario_value"], m["base_value"]
+            return (a > b + _tol(a, b, max(rel_tol, 1e-6), 1e-3)).to_dict()
+
+        traded = {"gap_qty": larger("gap_value"), "supply_qty": larger("gap_value")}
+        traded["gap_value"] = larger("gap_qty")
         for metric, sign in (
-            ("gap_value", -1.0),
             ("gap_qty", -1.0),
+            ("gap_value", -1.0),
             ("revenue", 1.0),
             ("supply_qty", 1.0),
         ):
@@ -283,19 +286,16 @@ def scenario_monotonic(
             a, b = rows["scenario_value"].to_numpy(float), rows["base_value"].to_numpy(float)
             # gaps must not fall (sign −1), revenue and served units must not rise (sign +1)
             bad = sign * (a - b) > _tol(a, b, max(rel_tol, 1e-6), 1e-3)
-            if metric in ("gap_qty", "supply_qty"):
-                bad &= ~rows["scenario"].map(dearer).fillna(False).to_numpy(bool)
+            other = {"gap_qty": "gap_value", "supply_qty": "gap_value", "gap_value": "gap_qty"}
+            if metric in traded:
+                bad &= ~rows["scenario"].map(traded[metric]).fillna(False).to_numpy(bool)
             if bad.any():
                 failures.append(
                     {
                         "rule": f"{metric}_improves_under_loss",
                         "what": f"a capacity loss / supplier delay scenario has a "
                         f"{'smaller' if sign < 0 else 'larger'} {metric} than the base over the horizon"
-                        + (
-                            " and no larger gap_value"
-                            if metric in ("gap_qty", "supply_qty")
-                            else ""
-                        ),
+                        + (f" and no larger {other[metric]}" if metric in other else ""),
                         "column": metric,
                         "count": int(bad.sum()),
                         "examples": _examples(

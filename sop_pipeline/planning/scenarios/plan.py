@@ -1,0 +1,354 @@
+"""Plan a scenario and compare it with the base: the ``scenario_comparison`` rows.
+
+:func:`plan_from_inputs` is the one call sequence of base and scenarios (safety stock →
+``plan_supply`` → gaps → financials); :func:`run_scenarios` plans every scenario of the
+month and :func:`compare` turns two plans into published rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from sop_pipeline.core.months import parse_month
+from sop_pipeline.core.scenario_schema import (
+    WORSENING_LEVERS,
+    Lever,
+    ScenarioError,
+    check_scenario_name,
+)
+from sop_pipeline.planning.finance import financials, gaps
+from sop_pipeline.planning.inventory import as_month_start, safety_stock
+from sop_pipeline.planning.materials import plan_supply_with_materials
+from sop_pipeline.planning.scenarios.inputs import (
+    METRICS,
+    SCENARIO_COMPARISON_COLUMNS,
+    ScenarioInputs,
+    ScenarioOutputs,
+)
+from sop_pipeline.planning.scenarios.levers import (
+    apply_levers,
+    check_references,
+    lever_kinds,
+    parse_levers,
+)
+from sop_pipeline.storage.warehouse import table_exists
+
+
+# Planning ---------------------------------------------------------------------------------
+def family_capacity_utilization(
+    plan_capacity: pd.DataFrame,
+    plan_demand: pd.DataFrame,
+    routings: pd.DataFrame,
+    items: pd.DataFrame,
+) -> pd.DataFrame:
+    """Utilization of the work centers a family loads, weighted by the family's hours there.
+
+    ``Σ_w required_hours[f, w, t] × utilization[w, t] / Σ_w required_hours[f, w, t]`` where
+    required hours are the family's consensus × hours_per_unit (the load it asks of each
+    work center) and utilization is ``plan_capacity.utilization`` (planned / available).
+    Work centers with no hours that month (utilization null) are left out. Families of
+    purchased items only have no row.
+
+    Args:
+        plan_capacity: work_center_id, month, utilization.
+        plan_demand: item_id, month, consensus_qty (family optional).
+        routings: item_id, work_center_id, hours_per_unit.
+        items: item_id, family.
+
+    Returns:
+        family, month, capacity_utilization, required_hours.
+    """
+    columns = ["family", "month", "capacity_utilization", "required_hours"]
+    demand = plan_demand[["item_id", "month", "consensus_qty"]].copy()
+    demand["item_id"] = demand["item_id"].astype(str)
+    demand["month"] = as_month_start(demand["month"])
+    family_of = items.assign(item_id=items["item_id"].astype(str)).drop_duplicates("item_id")
+    demand["family"] = demand["item_id"].map(family_of.set_index("item_id")["family"])
+    if "family" in plan_demand:
+        demand["family"] = plan_demand["family"].to_numpy()
+    routes = routings.assign(
+        item_id=routings["item_id"].astype(str),
+        work_center_id=routings["work_center_id"].astype(str),
+    )
+    load = demand.merge(routes[["item_id", "work_center_id", "hours_per_unit"]], on="item_id")
+    if load.empty:
+        return pd.DataFrame(columns=columns).astype({"month": "datetime64[ns]"})
+    load["required_hours"] = load["consensus_qty"] * load["hours_per_unit"]
+    load = load.groupby(["family", "work_center_id", "month"], as_index=False)[
+        "required_hours"
+    ].sum()
+    cap = plan_capacity[["work_center_id", "month", "utilization"]].copy()
+    cap["work_center_id"] = cap["work_center_id"].astype(str)
+    cap["month"] = as_month_start(cap["month"])
+    load = load.merge(cap, on=["work_center_id", "month"], how="left")
+    load = load[load["utilization"].notna() & (load["required_hours"] > 0)]
+    load["weighted"] = load["required_hours"] * load["utilization"]
+    out = load.groupby(["family", "month"], as_index=False)[["weighted", "required_hours"]].sum()
+    out["capacity_utilization"] = out["weighted"] / out["required_hours"]
+    out["month"] = out["month"].astype("datetime64[ns]")
+    return out[columns].sort_values(["family", "month"]).reset_index(drop=True)
+
+
+def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
+    """Plan supply and finance from the inputs: the one call sequence of base and scenarios.
+
+    ``safety_stock`` → ``plan_supply`` → ``gaps`` → ``financials``, with the inputs'
+    strategy, service level and overtime share, exactly as the supply and finance assets
+    plan the base.
+
+    Args:
+        inputs: base or scenario inputs.
+
+    Returns:
+        The plan's tables (see :class:`ScenarioOutputs`).
+    """
+    demand = inputs.plan_demand
+    ss = safety_stock(demand, inputs.items, service_level=inputs.service_level)
+    supply = plan_supply_with_materials(
+        demand,
+        inputs.items,
+        inputs.routings,
+        inputs.capacity,
+        inputs.inventory_position,
+        inputs.open_supply,
+        ss,
+        strategy=inputs.strategy,
+        overtime_share=inputs.overtime_share,
+        unmet_demand=inputs.unmet_demand,
+        bom_exploded=inputs.bom_exploded,
+        supplier_capacity=inputs.supplier_capacity,
+    )
+    inv = supply.plan_inventory
+    return ScenarioOutputs(
+        plan_demand=demand,
+        safety_stock=ss,
+        supply=supply,
+        plan_gaps=gaps(demand, inv, inputs.items),
+        plan_financials=financials(demand, inv, inputs.items, inputs.aop),
+        family_utilization=family_capacity_utilization(
+            supply.plan_capacity, demand, inputs.routings, inputs.items
+        ),
+        notes=inputs.notes,
+    )
+
+
+def run_scenario(inputs: ScenarioInputs, levers: Sequence[Lever] = ()) -> ScenarioOutputs:
+    """Apply the levers (if any) and plan the result with :func:`plan_from_inputs`.
+
+    Args:
+        inputs: the base plan's inputs (or already modified ones, with no levers).
+        levers: parsed levers to apply first.
+
+    Returns:
+        The scenario's plan.
+    """
+    return plan_from_inputs(apply_levers(inputs, levers) if levers else inputs)
+
+
+# Comparison -------------------------------------------------------------------------------
+def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
+    """The compared metrics of one plan, long: family, month, metric, value.
+
+    Args:
+        outputs: a plan from :func:`plan_from_inputs`.
+
+    Returns:
+        One row per family × month × metric of :data:`METRICS` (capacity_utilization only
+        for families with a routing).
+    """
+    parts = []
+    g = outputs.plan_gaps
+    for metric, col in (
+        ("demand_qty", "demand_qty"),
+        ("supply_qty", "supply_qty"),
+        ("gap_qty", "gap_qty"),
+        ("gap_value", "gap_value"),
+    ):
+        parts.append(g[["family", "month"]].assign(metric=metric, value=g[col].astype(float)))
+    fin = outputs.plan_financials
+    for metric in ("revenue", "gross_margin", "inventory_value"):
+        parts.append(
+            fin[["family", "month"]].assign(metric=metric, value=fin[metric].astype(float))
+        )
+    util = outputs.family_utilization
+    parts.append(
+        util[["family", "month"]].assign(
+            metric="capacity_utilization", value=util["capacity_utilization"].astype(float)
+        )
+    )
+    out = pd.concat(parts, ignore_index=True)
+    out["family"] = out["family"].astype(str)
+    out["month"] = as_month_start(out["month"])
+    return out
+
+
+def compare(base: ScenarioOutputs, scen: ScenarioOutputs, scenario: str) -> pd.DataFrame:
+    """The published ``scenario_comparison`` rows of one scenario against the base.
+
+    Args:
+        base: the base plan.
+        scen: the scenario's plan.
+        scenario: scenario name.
+
+    Returns:
+        scenario, family, month, metric, base_value, scenario_value, delta (scenario −
+        base), one row per family × month × metric of either plan. A family-month only one
+        plan has counts 0 in the other (utilization stays null).
+    """
+    keys = ["family", "month", "metric"]
+    both = family_metrics(base).merge(
+        family_metrics(scen), on=keys, how="outer", suffixes=("_base", "_scen")
+    )
+    additive = both["metric"] != "capacity_utilization"
+    for col in ("value_base", "value_scen"):
+        both.loc[additive, col] = both.loc[additive, col].fillna(0.0)
+    order = {m: i for i, m in enumerate(METRICS)}
+    both = (
+        both.assign(_order=both["metric"].map(order))
+        .sort_values(["family", "month", "_order"])
+        .reset_index(drop=True)
+    )
+    out = pd.DataFrame(
+        {
+            "scenario": scenario,
+            "family": both["family"],
+            "month": both["month"].astype("datetime64[ns]"),
+            "metric": both["metric"],
+            "base_value": both["value_base"].astype(float),
+            "scenario_value": both["value_scen"].astype(float),
+        }
+    )
+    out["delta"] = out["scenario_value"] - out["base_value"]
+    return out[SCENARIO_COMPARISON_COLUMNS]
+
+
+def _mix_shift_note(rows: pd.DataFrame, kinds: str) -> list[str]:
+    """A capacity loss or supplier delay whose gap is smaller in units or in value, not both.
+
+    A plan with less capacity can move which items are short: fewer but dearer units (the
+    LP minimizes the value short, so it gives the hours left to the items worth most per
+    hour), or more but cheaper ones (planned in aggregate, a family group's shortage is
+    split over its items by urgency). Either is a mix shift, not a better plan; say so.
+    """
+    if not kinds or not set(kinds.split(",")) <= WORSENING_LEVERS:
+        return []
+    total = rows.groupby("metric")[["base_value", "scenario_value"]].sum()
+    if not {"gap_qty", "gap_value"} <= set(total.index):
+        return []
+    qty, value = total.loc["gap_qty"], total.loc["gap_value"]
+    d_qty = qty["scenario_value"] - qty["base_value"]
+    d_value = value["scenario_value"] - value["base_value"]
+    tol_qty = 1e-6 * max(1.0, abs(qty["base_value"]))
+    tol_value = 1e-6 * max(1.0, abs(value["base_value"]))
+    if d_qty < -tol_qty and d_value > tol_value:
+        return [
+            f"The gap is {-d_qty:,.1f} units smaller than the base's but worth {d_value:,.0f} "
+            "more: with less capacity the plan moves the shortage onto fewer, dearer units "
+            "(supply minimizes the value short first), so it may also serve more units; "
+            "service by value is worse and revenue no higher."
+        ]
+    if d_value < -tol_value and d_qty > tol_qty:
+        return [
+            f"The gap is worth {-d_value:,.0f} less than the base's but is {d_qty:,.1f} units "
+            "larger: the plan moves the shortage within families onto more, cheaper units "
+            "(which items of a family are short moves with the re-plan); service in units is "
+            "worse and revenue no higher."
+        ]
+    return []
+
+
+def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[Lever]]:
+    name = check_scenario_name(spec.get("name"), position)
+    levers = spec.get("levers", spec.get("levers_json"))
+    if levers is None:
+        raise ScenarioError(f"scenario {name}: needs levers (a list, or levers_json text).")
+    return name, parse_levers(levers, scenario=name)
+
+
+def run_scenarios(
+    inputs: ScenarioInputs,
+    scenarios: Sequence[Mapping[str, Any]],
+    *,
+    base: ScenarioOutputs | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> pd.DataFrame:
+    """Plan every scenario and compare it with the base plan.
+
+    All scenarios are validated before anything is planned, so a typo in the last one
+    fails fast. The base inputs are never changed.
+
+    Args:
+        inputs: the base plan's inputs.
+        scenarios: ``{name, levers}`` (scenarios.yaml) or ``{name, levers_json}``
+            (``raw.scenarios`` rows) mappings; names must be unique.
+        base: the base plan, if already made from ``inputs`` by :func:`plan_from_inputs`.
+        progress: called ``(done, total, name)`` after each scenario is planned (the CLI's
+            progress bar).
+
+    Returns:
+        ``scenario_comparison`` rows of all scenarios, in the given order, then lever_kinds
+        (:func:`lever_kinds`) and note (what the levers did not change or model, e.g.
+        price elasticity); ``attrs["notes"]`` maps scenario names to those notes.
+
+    Raises:
+        ScenarioError: a malformed scenario or lever, a duplicate name, or an unknown
+            family / item / work center / supplier.
+    """
+    parsed: list[tuple[str, list[Lever]]] = []
+    for i, spec in enumerate(scenarios):
+        name, levers = _scenario_levers(spec, i + 1)
+        if any(name == seen for seen, _ in parsed):
+            raise ScenarioError(f"scenario {name}: the name is used twice; names must be unique.")
+        check_references(levers, inputs)
+        parsed.append((name, levers))
+    if not parsed:
+        return pd.DataFrame(
+            {
+                c: pd.Series(dtype="object" if c in ("scenario", "family", "metric") else "float64")
+                for c in SCENARIO_COMPARISON_COLUMNS
+            }
+        ).astype({"month": "datetime64[ns]"})
+    base = base if base is not None else plan_from_inputs(inputs)
+    frames, notes = [], {}
+    for done, (name, levers) in enumerate(parsed, start=1):
+        scen = run_scenario(inputs, levers)
+        rows = compare(base, scen, name)
+        kinds = lever_kinds(levers)
+        said = [*scen.notes, *_mix_shift_note(rows, kinds)]
+        if said:
+            notes[name] = said
+        frames.append(rows.assign(lever_kinds=kinds, note=" ".join(said) or None))
+        if progress is not None:
+            progress(done, len(parsed), name)
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs["notes"] = notes
+    return out
+
+
+def read_scenarios(con: duckdb.DuckDBPyConnection, plan_month: str) -> list[dict[str, Any]]:
+    """The scenarios of a plan month: ``raw.scenarios`` of the latest extract ≤ the month.
+
+    Planning inputs are snapshots: the newest scenarios file at or before the plan month
+    is the one planners meant (point in time, like the other planning extracts).
+
+    Args:
+        con: working database connection.
+        plan_month: ``YYYY-MM``.
+
+    Returns:
+        ``{name, description, levers_json}`` dicts in name order; empty without scenarios.
+    """
+    parse_month(plan_month)
+    if not table_exists(con, "raw", "scenarios"):
+        return []
+    rows = con.execute(
+        "select name, description, levers_json from raw.scenarios "
+        "where extract_month = (select max(extract_month) from raw.scenarios "
+        "where extract_month <= ?) order by name",
+        [plan_month],
+    ).fetchall()
+    return [{"name": n, "description": d, "levers_json": j} for n, d, j in rows]
