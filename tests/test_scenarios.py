@@ -43,15 +43,16 @@ PRICE = {"P1": 100.0, "V1": 40.0, "S1": 10.0}
 COST = {"P1": 60.0, "V1": 25.0, "S1": 6.0}
 
 
-def make_inputs(strategy: str = "mixed") -> ScenarioInputs:
+def demand_rows(demand: dict[str, list[float]], family: dict, price: dict) -> pd.DataFrame:
+    """A consensus plan at L1 over MONTHS: stat forecast = consensus, ±10% / ±15% ranges."""
     rows = []
-    for item, qty in DEMAND.items():
+    for item, qty in demand.items():
         for month, q in zip(MONTHS, qty, strict=True):
             rows.append(
                 {
                     "item_id": item,
                     "location_id": "L1",
-                    "family": FAMILY[item],
+                    "family": family[item],
                     "month": month,
                     "stat_forecast_qty": q,
                     "stat_lo80_qty": q * 0.9,
@@ -62,10 +63,14 @@ def make_inputs(strategy: str = "mixed") -> ScenarioInputs:
                     "crm_adjustment_qty": 0.0,
                     "override_qty": 0.0,
                     "consensus_qty": q,
-                    "consensus_revenue": q * PRICE[item],
+                    "consensus_revenue": q * price[item],
                 }
             )
-    plan_demand = pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def make_inputs(strategy: str = "mixed") -> ScenarioInputs:
+    plan_demand = demand_rows(DEMAND, FAMILY, PRICE)
     items = pd.DataFrame(
         {
             "item_id": ["P1", "V1", "S1"],
@@ -548,29 +553,9 @@ def test_a_loss_that_leaves_fewer_but_dearer_units_short_is_a_noted_mix_shift():
     # hour against B's 180) and leaves B short; without WC-1 no A can be made, B gets WC-2:
     # fewer units short, dearer ones. Service by value is worse; a planner is told so.
     base_inputs = make_inputs()
-    demand = {"A": 10.0, "B": 100.0}
     price, cost = {"A": 1000.0, "B": 90.0}, {"A": 600.0, "B": 50.0}
-    plan_demand = pd.DataFrame(
-        [
-            {
-                "item_id": item,
-                "location_id": "L1",
-                "family": "big" if item == "A" else "small",
-                "month": month,
-                "stat_forecast_qty": q,
-                "stat_lo80_qty": q * 0.9,
-                "stat_hi80_qty": q * 1.1,
-                "stat_lo95_qty": q * 0.85,
-                "stat_hi95_qty": q * 1.15,
-                "stat_model": "SeasonalNaive",
-                "crm_adjustment_qty": 0.0,
-                "override_qty": 0.0,
-                "consensus_qty": q,
-                "consensus_revenue": q * price[item],
-            }
-            for item, q in demand.items()
-            for month in MONTHS
-        ]
+    plan_demand = demand_rows(
+        {"A": [10.0] * len(MONTHS), "B": [100.0] * len(MONTHS)}, {"A": "big", "B": "small"}, price
     )
     inputs = dataclasses.replace(
         base_inputs,
