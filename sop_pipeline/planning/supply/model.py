@@ -185,6 +185,6 @@ class _Problem:
     open_hours: np.ndarray  # W × T
     route: sparse.csr_matrix  # n × W hours per unit
     families: np.ndarray  # n
-    max_production: np.ndarray | None = None  # n × T (materials.py: what the materials allow)
+    max_production: np.ndarray | None = None  # n × T (planning.materials: what the materials allow)
     network: MaterialNetwork | None = None  # materials planned in the same LP
     links: _Links | None = None  # the network's links in this problem's series order

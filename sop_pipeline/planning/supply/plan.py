@@ -88,13 +88,13 @@ def plan_supply(
             ``lost_sales`` (settings ``unmet_demand``; see ``inventory.project_inventory``).
         max_production: item_id, location_id, month, max_production_qty: an upper bound on
             planned production (the materials the suppliers can deliver, see
-            ``materials.py``); None for none.
+            ``planning.materials``); None for none.
         materials: the materials to plan in the same LP (``materials.material_network``:
             production consumes them, purchases within supplier capacity and lead time
             replenish them); None plans capacity only.
         limit_rounded: called with the plan after min-lot rounding (item_id,
             location_id, month, planned_production_qty); returns item_id, location_id,
-            month, max_production_qty, a cap on the rounded production (``materials.py``:
+            month, max_production_qty, a cap on the rounded production (``planning.materials``:
             what the materials allow of lots rounded up). None for none.
 
     Returns:
