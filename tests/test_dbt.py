@@ -288,7 +288,7 @@ def test_column_metadata_of_every_model_after_the_build(dbt_work, marts):
     Every model's columns as built, and column lineage parsed from the compiled SQL down to
     the raw extracts.
     """
-    from sop_pipeline.defs.clean.assets import column_metadata
+    from sop_pipeline.defs.clean.metadata import column_metadata
 
     manifest = json.loads((dbt_work / "target" / "manifest.json").read_text())
     models = {n["name"] for n in manifest["nodes"].values() if n["resource_type"] == "model"}

@@ -141,7 +141,7 @@ def _dbt_record(con, extracts: dict[str, str], base: str = "base1") -> None:
 
 def test_a_changed_override_file_rebuilds_only_the_models_downstream_of_it(con) -> None:
     """A planner's edit of demand_overrides builds the override models again, not the 40."""
-    from sop_pipeline.defs.clean.assets import _manifest_json, _partial_build
+    from sop_pipeline.defs.clean.builds import _manifest_json, _partial_build
 
     manifest = _manifest_json()
     before = {"items": "i1", "sales_orders": "s1", "demand_overrides": "d1"}
@@ -161,7 +161,7 @@ def test_a_changed_override_file_rebuilds_only_the_models_downstream_of_it(con) 
 
 
 def test_new_dbt_code_vars_or_lost_tables_mean_a_full_build(con) -> None:
-    from sop_pipeline.defs.clean.assets import _manifest_json, _partial_build
+    from sop_pipeline.defs.clean.builds import _manifest_json, _partial_build
 
     manifest = _manifest_json()
     _dbt_record(con, {"demand_overrides": "d1"})

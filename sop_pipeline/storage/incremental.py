@@ -1,7 +1,7 @@
 """Incremental runs: the bookkeeping that lets an expensive stage skip work it already did.
 
 This module only computes hashes and keeps records; the stage's asset decides, logs and reports
-the reuse (``defs/demand/assets.py`` for ``stat_forecast``, ``defs/clean/assets.py`` for dbt).
+the reuse (``defs/demand/assets.py`` for ``stat_forecast``, ``defs/clean/builds.py`` for dbt).
 
 - :func:`fingerprint` hashes what decides a stage's result: named input frames
   (:func:`frame_digest`: columns, dtypes, row count and values, row order included), a mapping
