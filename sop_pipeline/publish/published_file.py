@@ -11,7 +11,6 @@ Shared by :mod:`sop_pipeline.publish.writer` (publication) and
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from sop_pipeline.errors import InvalidInputError, OperationalError
+from sop_pipeline.storage.runlock import try_flock
 
 DB_NAME = "sop.duckdb"
 
@@ -144,19 +144,13 @@ def _publish_lock(published_dir: Path, timeout: float = LOCK_TIMEOUT_SECONDS) ->
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() > deadline:
-                    raise PublishError(
-                        f"another publication holds {lock_path} for more than {timeout:.0f} s; "
-                        f"wait for it to finish (or end the stuck process) and run again."
-                    ) from None
-                time.sleep(0.1)
+        while not try_flock(fd):
+            if time.monotonic() > deadline:
+                raise PublishError(
+                    f"another publication holds {lock_path} for more than {timeout:.0f} s; "
+                    f"wait for it to finish (or end the stuck process) and run again."
+                )
+            time.sleep(0.1)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock

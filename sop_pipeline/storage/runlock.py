@@ -96,6 +96,20 @@ def _owner_text(path: Path) -> str:
     )
 
 
+def try_flock(fd: int) -> bool:
+    """Take an exclusive ``flock`` on ``fd`` without waiting: False while another holds it.
+
+    The kernel releases the lock when the descriptor is closed or its process dies.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+            raise
+        return False
+    return True
+
+
 @contextmanager
 def run_lock(
     sop_home: Path,
@@ -141,13 +155,7 @@ def run_lock(
     try:
         started = time.monotonic()
         reported = None
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
+        while not try_flock(fd):
             waited = time.monotonic() - started
             owner = _owner_text(path)
             if waited >= timeout:
