@@ -17,7 +17,7 @@ from sop_pipeline.planning.forecast.constants import (
 )
 
 
-def _conformal_quantile(scores: np.ndarray, level: float) -> float:
+def conformal_quantile(scores: np.ndarray, level: float) -> float:
     """Split-conformal quantile: the ⌈(n+1)·level⌉-th smallest score (n scores)."""
     s = np.sort(scores[np.isfinite(scores)])
     if s.size == 0:
@@ -64,7 +64,7 @@ def _conformal_factors(
         for lag in range(h):
             lag_s = s[:, :, lag].reshape(-1)
             use = lag_s if np.isfinite(lag_s).sum() >= MIN_CONFORMAL_SCORES else pooled
-            out[lag, li] = _conformal_quantile(use, LEVELS[li] / 100)
+            out[lag, li] = conformal_quantile(use, LEVELS[li] / 100)
     # Later lags are never calibrated tighter than earlier ones (the models' own widths grow).
     return np.maximum.accumulate(out, axis=0)
 

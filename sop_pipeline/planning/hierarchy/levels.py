@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sop_pipeline.planning.forecast.calibration import conformal_quantile
+
 LEVELS = ("item", "location", "family", "total")
 """Aggregate levels published in ``forecast_levels`` (item × location is ``plan_demand``)."""
 ACCURACY_LEVELS = ("item", "family", "total")
@@ -29,14 +31,6 @@ def _unit(frame: pd.DataFrame, level: str) -> pd.Series:
     if level == "family":
         return frame["family"].astype(str)
     return pd.Series("total", index=frame.index)
-
-
-def _quantile(scores: np.ndarray, level: float) -> float:
-    s = np.sort(scores[np.isfinite(scores)])
-    if s.size == 0:
-        return 1.0
-    k = int(np.ceil((s.size + 1) * level))
-    return float(s[min(k, s.size) - 1])
 
 
 def _aggregate_backtest(points: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -63,7 +57,7 @@ def _factors_from(agg: pd.DataFrame, lags: list[int]) -> dict[tuple[int, float],
         for lag in lags:
             sel = s[lag_arr == lag]
             use = sel if np.isfinite(sel).sum() >= MIN_SCORES else s
-            c = min(1.0, max(prev, _quantile(use, q)))
+            c = min(1.0, max(prev, conformal_quantile(use, q)))
             out[(lag, q)] = c
             prev = c
     return out

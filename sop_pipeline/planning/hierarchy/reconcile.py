@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.planning.hierarchy.levels import INTERVALS, MIN_SCORES, _quantile
+from sop_pipeline.planning.forecast.calibration import conformal_quantile
+from sop_pipeline.planning.hierarchy.levels import INTERVALS, MIN_SCORES
 
 RECONCILERS = ("BottomUp", "MinTrace_ols", "MinTrace_wls_struct", "TopDown_forecast_proportions")
 """Candidates, in tie-break order: on equal backtest error the plain sum (BottomUp) wins."""
@@ -310,7 +311,7 @@ def _recalibrate(
             for lag in range(1, max_lag + 1):
                 sel = sc[lags == lag]
                 use = sel if sel.size >= MIN_SCORES else sc
-                prev = max(prev, min(MAX_RECALIBRATION, _quantile(use, q)))
+                prev = max(prev, min(MAX_RECALIBRATION, conformal_quantile(use, q)))
                 c[lag] = prev
             factors[(lo_c, hi_c)] = c
         rows_p = (pts["pool"] == pool).to_numpy()
