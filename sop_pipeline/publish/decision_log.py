@@ -8,6 +8,9 @@ The status of every version derived from the ``plan_decisions`` log
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import pandas as pd
 
 from sop_pipeline.errors import OperationalError
@@ -92,6 +95,31 @@ def _check_text(value: str | None, what: str, *, required: bool) -> str | None:
     return value
 
 
+def pick_version(
+    versions: Iterable[Any], version: int | None, plan_month: str, error: type[Exception]
+) -> int:
+    """The version asked for (the latest when None) among a month's published versions.
+
+    Args:
+        versions: the month's published version numbers (any iterable of ints).
+        version: the version asked for, or None for the latest.
+        plan_month: ``YYYY-MM``, for the message.
+        error: the exception to raise (the caller's own error type).
+
+    Raises:
+        error: ``version`` is not one of them; the message lists the published ones.
+    """
+    numbers = sorted(int(v) for v in versions)
+    if version is None:
+        return numbers[-1]
+    if int(version) not in numbers:
+        raise error(
+            f"plan {plan_month} has no version {version} (published versions: "
+            f"{', '.join(map(str, numbers))})."
+        )
+    return int(version)
+
+
 def _resolve(
     versions: pd.DataFrame,
     statuses: pd.DataFrame,
@@ -110,15 +138,7 @@ def _resolve(
             f"run `sop run --month {plan_month}` first."
         )
     month_rows = versions[versions["plan_month"] == plan_month]
-    numbers = sorted(int(v) for v in month_rows["plan_version"])
-    if version is None:
-        version = numbers[-1]
-    if int(version) not in numbers:
-        raise UnknownPlanError(
-            f"plan {plan_month} has no version {version} (published versions: "
-            f"{', '.join(map(str, numbers))})."
-        )
-    version = int(version)
+    version = pick_version(month_rows["plan_version"], version, plan_month, UnknownPlanError)
     row = month_rows[month_rows["plan_version"] == version].iloc[0]
     st = statuses[(statuses["plan_month"] == plan_month) & (statuses["plan_version"] == version)]
     status = st["status"].iloc[0]

@@ -22,6 +22,7 @@ import pandas as pd
 from sop_pipeline.core.months import month_start, parse_month
 from sop_pipeline.core.settings import Settings
 from sop_pipeline.errors import OperationalError
+from sop_pipeline.publish.decision_log import pick_version
 from sop_pipeline.publish.tables import PACK_TABLES, TABLES
 from sop_pipeline.publish.writer import DB_NAME, PublishError, read_published
 from sop_pipeline.report.approval_section import ApprovedReference, load_approved_reference
@@ -179,15 +180,7 @@ def load_pack_data(
             f"plan month {month} is not published in {pub / DB_NAME}; run `sop run --month {month}` "
             f"first (or pick a published month: `sop status`)."
         )
-    known = sorted(int(v) for v in versions["plan_version"])
-    if version is None:
-        version = known[-1]
-    elif int(version) not in known:
-        raise ReportError(
-            f"plan month {month} has no version {version}; published versions are "
-            f"{', '.join(map(str, known))}."
-        )
-    version = int(version)
+    version = pick_version(versions["plan_version"], version, month, ReportError)
     tables = {
         name: _months_to_datetime(read_published(pub, name, plan_month=month, version=version))
         for name in PACK_TABLES
