@@ -13,6 +13,7 @@ import pandas as pd
 from scipy import sparse
 from scipy.optimize import linprog
 
+from sop_pipeline.planning.grid import series_month_grid
 from sop_pipeline.planning.inventory import (
     SERIES,
     as_month_start,
@@ -85,15 +86,7 @@ def plan_materials(
 
     parents = pd.MultiIndex.from_frame(prod[SERIES].drop_duplicates().sort_values(SERIES))
     P = len(parents)  # noqa: N806 - see T
-    r = (
-        prod.pivot_table(
-            index=SERIES, columns="month", values="planned_production_qty", aggfunc="sum"
-        )
-        .reindex(index=parents, columns=months)
-        .fillna(0.0)
-        .clip(lower=0.0)
-        .to_numpy(dtype=float)
-    )
+    r = np.clip(series_month_grid(prod, parents, months, "planned_production_qty"), 0.0, None)
     r_req = r
     if requested is not None:
         req = requested.assign(
@@ -101,14 +94,8 @@ def plan_materials(
             location_id=requested["location_id"].astype(str),
             month=as_month_start(requested["month"]),
         )
-        r_req = (
-            req.pivot_table(
-                index=SERIES, columns="month", values="planned_production_qty", aggfunc="sum"
-            )
-            .reindex(index=parents, columns=months)
-            .fillna(0.0)
-            .clip(lower=0.0)
-            .to_numpy(dtype=float)
+        r_req = np.clip(
+            series_month_grid(req, parents, months, "planned_production_qty"), 0.0, None
         )
     # requirement links: parent series p, production month tau, material, consumption month t
     links = (
