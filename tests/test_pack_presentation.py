@@ -262,3 +262,14 @@ def test_capacity_text_says_what_is_short_and_by_how_much():
     )
     first = decision_options("capacity WC-W-MOLD in 2026-12 (100% of gap value)", cap)[0]
     assert first.startswith("Overtime or extra shift on WC-W-MOLD in 2026-12: short 137 h")
+
+
+def test_the_scenario_chart_keeps_revenue_units_short_and_inventory_with_gap_value_present():
+    # scenario_comparison gained gap_value (#20): the table shows it, after the headline
+    # three the chart draws (sections_review.scenarios charts the first three)
+    from sop_pipeline.report.sections_review import _metric_rank
+
+    metrics = ["demand_qty", "gap_value", "inventory_value", "supply_qty", "revenue", "gap_qty"]
+    ranked = sorted(metrics, key=_metric_rank)
+    assert ranked[:3] == ["revenue", "gap_qty", "inventory_value"]
+    assert ranked[3] == "gap_value"
