@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from sop_pipeline.planning.inventory import as_month_start, require_columns
+from sop_pipeline.planning.supply import QTY_EPS
 
 EXCEPTION_COLUMNS = [
     "exception_type",
@@ -25,11 +26,6 @@ EXCEPTION_COLUMNS = [
 ]
 _SEVERITY_ORDER = {"high": 0, "medium": 1, "low": 2}
 STOCKOUT_HIGH_SHARE = 0.2
-QTY_TOL = 1e-6
-
-
-def _monthly(frame: pd.DataFrame | None) -> pd.DataFrame | None:
-    return None if frame is None else frame.assign(month=as_month_start(frame["month"]))
 
 
 def _frame(records: list[tuple]) -> pd.DataFrame:
@@ -178,11 +174,12 @@ def _part_lots(supply: pd.DataFrame | None) -> list[tuple]:
     """
     if supply is None or supply.empty or "min_lot_qty" not in supply:
         return []
+    supply = supply.assign(month=as_month_start(supply["month"]))
     lot = supply["min_lot_qty"].to_numpy(dtype=float)
     qty = (supply["planned_production_qty"] + supply["planned_purchase_qty"]).to_numpy(dtype=float)
-    has_lot = lot > QTY_TOL
+    has_lot = lot > QTY_EPS
     lots = np.divide(qty, lot, out=np.zeros_like(qty), where=has_lot)
-    part = has_lot & (qty > QTY_TOL) & (np.abs(lots - np.round(lots)) * lot > QTY_TOL)
+    part = has_lot & (qty > QTY_EPS) & (np.abs(lots - np.round(lots)) * lot > QTY_EPS)
     records = []
     for (item, loc), rows in supply[part].groupby(["item_id", "location_id"], sort=True):
         rows = rows.sort_values("month")
@@ -354,7 +351,7 @@ def find_exceptions(
         + _stockouts(inv)
         + _stockout_risk(inv, stockout_risk_threshold)
         + _excess(inv, cover_limit_days)
-        + _part_lots(_monthly(plan_supply))
+        + _part_lots(plan_supply)
         + _master_data(items, routings, planned)
     )
     out = _frame(records)
