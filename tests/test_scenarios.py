@@ -27,6 +27,7 @@ from sop_pipeline.planning.scenarios import (
     read_scenarios,
     run_scenario,
     run_scenarios,
+    stored_base_metrics,
 )
 from sop_pipeline.planning.scenarios.plan import _mix_shift_note
 from sop_pipeline.quality.consistency import scenario_monotonic
@@ -290,6 +291,44 @@ def test_chase_holds_less_inventory_than_level():
     assert inventory["scenario_value"].sum() < inventory["base_value"].sum()
 
 
+#: one scenario of each lever kind (the levers_json form too)
+FOUR_SCENARIOS = [
+    {
+        "name": "overhaul",
+        "levers": [
+            {
+                "type": "capacity_loss",
+                "work_center_id": "WC-A",
+                "months": ["2027-03", "2027-03"],
+                "pct": 0.5,
+            }
+        ],
+    },
+    {
+        "name": "upside",
+        "levers": [
+            {
+                "type": "demand_change",
+                "family": "pumps",
+                "months": ["2027-01", "2027-06"],
+                "pct": 0.1,
+            }
+        ],
+    },
+    {
+        "name": "late",
+        "levers_json": json.dumps([{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 30}]),
+    },
+    {
+        "name": "dearer",
+        "levers": [
+            {"type": "price_change", "item_id": "V1", "pct": 0.1},
+            {"type": "strategy", "value": "chase"},
+        ],
+    },
+]
+
+
 def test_run_scenarios_concatenates_and_never_changes_the_base_inputs():
     inputs = make_inputs()
     before = {
@@ -304,44 +343,7 @@ def test_run_scenarios_concatenates_and_never_changes_the_base_inputs():
             "aop",
         )
     }
-    scenarios = [
-        {
-            "name": "overhaul",
-            "levers": [
-                {
-                    "type": "capacity_loss",
-                    "work_center_id": "WC-A",
-                    "months": ["2027-03", "2027-03"],
-                    "pct": 0.5,
-                }
-            ],
-        },
-        {
-            "name": "upside",
-            "levers": [
-                {
-                    "type": "demand_change",
-                    "family": "pumps",
-                    "months": ["2027-01", "2027-06"],
-                    "pct": 0.1,
-                }
-            ],
-        },
-        {
-            "name": "late",
-            "levers_json": json.dumps(
-                [{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 30}]
-            ),
-        },
-        {
-            "name": "dearer",
-            "levers": [
-                {"type": "price_change", "item_id": "V1", "pct": 0.1},
-                {"type": "strategy", "value": "chase"},
-            ],
-        },
-    ]
-    out = run_scenarios(inputs, scenarios)
+    out = run_scenarios(inputs, FOUR_SCENARIOS)
     assert list(out.columns) == [*SCENARIO_COMPARISON_COLUMNS, "lever_kinds", "note"]
     assert list(dict.fromkeys(out["scenario"])) == ["overhaul", "upside", "late", "dearer"]
     kinds = out.drop_duplicates("scenario").set_index("scenario")["lever_kinds"]
@@ -452,6 +454,32 @@ def test_duplicate_names_and_missing_supplier_column_are_errors(inputs):
         parse_levers(
             [{"type": "supplier_delay", "supplier_id": "SUP-1", "days": 5}], inputs=old_marts
         )
+
+
+def test_scenarios_planned_in_parallel_or_against_the_stored_base_give_the_same_rows(tmp_path):
+    inputs = make_inputs()
+    serial = run_scenarios(inputs, FOUR_SCENARIOS)
+    seen: list[tuple[int, int, str]] = []
+    parallel = run_scenarios(
+        inputs, FOUR_SCENARIOS, n_jobs=2, progress=lambda *done: seen.append(done)
+    )
+    # two worker processes: the same rows and notes bit for bit, progress in scenario order
+    pd.testing.assert_frame_equal(parallel, serial, check_exact=True)
+    assert parallel.attrs["notes"] == serial.attrs["notes"]
+    assert seen == [(i, 4, s["name"]) for i, s in enumerate(FOUR_SCENARIOS, start=1)]
+    # the base as the supply and finance assets stored it is not planned again
+    base = plan_from_inputs(inputs)
+    con = duckdb.connect(str(tmp_path / "sop.duckdb"))
+    for table, frame in (
+        ("plan_gaps", base.plan_gaps),
+        ("plan_financials", base.plan_financials),
+        ("plan_capacity", base.supply.plan_capacity),
+    ):
+        replace_plan_rows(con, table, frame, "2026-12")
+    stored = stored_base_metrics(con, "2026-12", inputs)
+    pd.testing.assert_frame_equal(
+        run_scenarios(inputs, FOUR_SCENARIOS, base=stored, n_jobs=2), serial, check_exact=True
+    )
 
 
 def test_inputs_and_scenarios_read_from_the_working_database(tmp_path, inputs):

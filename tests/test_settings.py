@@ -125,6 +125,7 @@ def _every_setting_changed(home: Path) -> dict[str, str]:
         "SOP_UNMET_DEMAND": "lost_sales",
         "SOP_STOCKOUT_RISK_THRESHOLD": "0.3",
         "SOP_DBT_THREADS": "3",
+        "SOP_SCENARIO_N_JOBS": "3",
     }
 
 

@@ -75,6 +75,7 @@ ENV_VARS: dict[str, str] = {
     "unmet_demand": "SOP_UNMET_DEMAND",
     "stockout_risk_threshold": "SOP_STOCKOUT_RISK_THRESHOLD",
     "dbt_threads": "SOP_DBT_THREADS",
+    "scenario_n_jobs": "SOP_SCENARIO_N_JOBS",
 }
 #: Settings never put in a Dagster run's config (the UI shows it): read from the environment.
 SECRETS: tuple[str, ...] = ("pg_password",)
@@ -164,9 +165,13 @@ class Settings:
     service_level: float = 0.95
     max_reject_rate: float = 0.0
     forecast_engine: str = "local"
-    forecast_n_jobs: int = 1
+    # statsforecast worker processes (SOP_FORECAST_N_JOBS); results do not depend on it
+    forecast_n_jobs: int = 2
     # dbt nodes built at once (SOP_DBT_THREADS); results do not depend on it
     dbt_threads: int = 2
+    # scenarios re-planned at once, one process each (SOP_SCENARIO_N_JOBS); results do not
+    # depend on it
+    scenario_n_jobs: int = 2
     dask_address: str = ""
     spark_master: str = "local[2]"
     backtest_windows: int = 3
@@ -358,8 +363,9 @@ class Settings:
             service_level=_float(env, "SOP_SERVICE_LEVEL", 0.95, 0.5, 0.999),
             max_reject_rate=_float(env, "SOP_MAX_REJECT_RATE", 0.0, 0.0, 1.0),
             forecast_engine=engine,
-            forecast_n_jobs=_int(env, "SOP_FORECAST_N_JOBS", 1, -1, 64),
+            forecast_n_jobs=_int(env, "SOP_FORECAST_N_JOBS", 2, -1, 64),
             dbt_threads=_int(env, "SOP_DBT_THREADS", 2, 1, 16),
+            scenario_n_jobs=_int(env, "SOP_SCENARIO_N_JOBS", 2, 1, 64),
             dask_address=dask_address,
             spark_master=spark_master,
             backtest_windows=_int(env, "SOP_BACKTEST_WINDOWS", 3, 1, 12),

@@ -94,6 +94,7 @@ class SopResource(dg.ConfigurableResource):
     unmet_demand: str = _DEFAULTS.unmet_demand
     stockout_risk_threshold: float = _DEFAULTS.stockout_risk_threshold
     dbt_threads: int = _DEFAULTS.dbt_threads
+    scenario_n_jobs: int = _DEFAULTS.scenario_n_jobs
 
     @property
     def settings(self) -> Settings:

@@ -64,7 +64,10 @@ def _policy(unmet_demand: str) -> str:
 # Shared helpers (used by the other planning modules) -----------------------------------
 def as_month_start(values: pd.Series) -> pd.Series:
     """Normalize a date-like column to ``datetime64[ns]`` month starts."""
-    dates = pd.to_datetime(values)
+    # a datetime64 column skips pd.to_datetime: its cache probe turns up to 10,000 values
+    # into Timestamp objects per call, a sixth of a scenario re-plan at the demo's size
+    is_datetime = isinstance(values, pd.Series) and np.issubdtype(values.dtype, np.datetime64)
+    dates = values if is_datetime else pd.to_datetime(values)
     if isinstance(dates.dtype, np.dtype):  # tz-naive: truncate in numpy (NaT stays NaT)
         month = dates.to_numpy().astype("datetime64[M]").astype("datetime64[ns]")
         return pd.Series(month, index=dates.index, name=dates.name)

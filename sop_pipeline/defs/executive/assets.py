@@ -37,7 +37,12 @@ def scenario_comparison(
     marts: MartsResource,
 ):
     """Re-plan supply and finance for each scenario of the month's scenarios file."""
-    from sop_pipeline.planning.scenarios import ScenarioInputs, read_scenarios, run_scenarios
+    from sop_pipeline.planning.scenarios import (
+        ScenarioInputs,
+        read_scenarios,
+        run_scenarios,
+        stored_base_metrics,
+    )
 
     settings = sop.settings
     month = context.partition_key
@@ -52,9 +57,13 @@ def scenario_comparison(
             unmet_demand=settings.unmet_demand,
         )
         scenarios = read_scenarios(con, month) if table_exists(con, "raw", "scenarios") else []
+        # the base as the supply and finance assets stored it: not planned a second time
+        base = stored_base_metrics(con, month, inputs) if scenarios else None
     out = run_scenarios(
         inputs,
         scenarios,
+        base=base,
+        n_jobs=settings.scenario_n_jobs,
         progress=lambda done, total, name: context.log.info(f"progress {done}/{total}: {name}"),
     )
     summary = (

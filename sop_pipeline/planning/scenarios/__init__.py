@@ -48,9 +48,11 @@ from sop_pipeline.planning.scenarios.plan import (
     family_capacity_utilization,
     family_metrics,
     plan_from_inputs,
+    plan_metrics,
     read_scenarios,
     run_scenario,
     run_scenarios,
+    stored_base_metrics,
 )
 
 __all__ = [
@@ -68,7 +70,9 @@ __all__ = [
     "lever_kinds",
     "parse_levers",
     "plan_from_inputs",
+    "plan_metrics",
     "read_scenarios",
     "run_scenario",
     "run_scenarios",
+    "stored_base_metrics",
 ]

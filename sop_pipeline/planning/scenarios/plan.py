@@ -7,7 +7,9 @@ month and :func:`compare` turns two plans into published rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import multiprocessing
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import duckdb
@@ -35,7 +37,7 @@ from sop_pipeline.planning.scenarios.levers import (
     lever_kinds,
     parse_levers,
 )
-from sop_pipeline.storage.warehouse import table_exists
+from sop_pipeline.storage.warehouse import read_plan, table_exists
 
 
 # Planning ---------------------------------------------------------------------------------
@@ -160,8 +162,24 @@ def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
         One row per family × month × metric of :data:`METRICS` (capacity_utilization only
         for families with a routing).
     """
+    return plan_metrics(outputs.plan_gaps, outputs.plan_financials, outputs.family_utilization)
+
+
+def plan_metrics(
+    plan_gaps: pd.DataFrame, plan_financials: pd.DataFrame, family_utilization: pd.DataFrame
+) -> pd.DataFrame:
+    """The compared metrics of a plan's gaps, financials and family utilization, long.
+
+    Args:
+        plan_gaps: family × month gaps (``finance.gaps`` or the stored ``plan_gaps``).
+        plan_financials: family × month financials.
+        family_utilization: :func:`family_capacity_utilization` of the plan.
+
+    Returns:
+        family, month, metric, value (see :func:`family_metrics`).
+    """
     parts = []
-    g = outputs.plan_gaps
+    g = plan_gaps
     for metric, col in (
         ("demand_qty", "demand_qty"),
         ("supply_qty", "supply_qty"),
@@ -169,12 +187,12 @@ def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
         ("gap_value", "gap_value"),
     ):
         parts.append(g[["family", "month"]].assign(metric=metric, value=g[col].astype(float)))
-    fin = outputs.plan_financials
+    fin = plan_financials
     for metric in ("revenue", "gross_margin", "inventory_value"):
         parts.append(
             fin[["family", "month"]].assign(metric=metric, value=fin[metric].astype(float))
         )
-    util = outputs.family_utilization
+    util = family_utilization
     parts.append(
         util[["family", "month"]].assign(
             metric="capacity_utilization", value=util["capacity_utilization"].astype(float)
@@ -186,11 +204,13 @@ def family_metrics(outputs: ScenarioOutputs) -> pd.DataFrame:
     return out
 
 
-def compare(base: ScenarioOutputs, scen: ScenarioOutputs, scenario: str) -> pd.DataFrame:
+def compare(
+    base: ScenarioOutputs | pd.DataFrame, scen: ScenarioOutputs, scenario: str
+) -> pd.DataFrame:
     """The published ``scenario_comparison`` rows of one scenario against the base.
 
     Args:
-        base: the base plan.
+        base: the base plan, or its :func:`plan_metrics` (read from the stored base tables).
         scen: the scenario's plan.
         scenario: scenario name.
 
@@ -200,7 +220,8 @@ def compare(base: ScenarioOutputs, scen: ScenarioOutputs, scenario: str) -> pd.D
         plan has counts 0 in the other (utilization stays null).
     """
     keys = ["family", "month", "metric"]
-    both = family_metrics(base).merge(
+    base_metrics = base if isinstance(base, pd.DataFrame) else family_metrics(base)
+    both = base_metrics.merge(
         family_metrics(scen), on=keys, how="outer", suffixes=("_base", "_scen")
     )
     additive = both["metric"] != "capacity_utilization"
@@ -269,11 +290,49 @@ def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[
     return name, parse_levers(levers, scenario=name)
 
 
+def _plan_and_compare(
+    inputs: ScenarioInputs, name: str, levers: list[Lever], base_metrics: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
+    """One scenario's comparison rows and notes (run in a worker process when parallel)."""
+    scen = run_scenario(inputs, levers)
+    rows = compare(base_metrics, scen, name)
+    return rows, [*scen.notes, *_mix_shift_note(rows, lever_kinds(levers))]
+
+
+def _planned(
+    inputs: ScenarioInputs,
+    parsed: Sequence[tuple[str, list[Lever]]],
+    base_metrics: pd.DataFrame,
+    n_jobs: int,
+) -> Iterator[tuple[pd.DataFrame, list[str]]]:
+    """:func:`_plan_and_compare` of each scenario, in the given order.
+
+    With ``n_jobs`` > 1 the scenarios are planned in that many forked worker processes
+    (each re-plan is single-threaded, so two cores plan two scenarios at once). Every
+    scenario is planned from the same inputs by the same code either way, so the rows are
+    the same bit for bit; an error in a worker is raised here, as in process.
+    """
+    workers = min(n_jobs, len(parsed))
+    if workers <= 1:
+        for name, levers in parsed:
+            yield _plan_and_compare(inputs, name, levers, base_metrics)
+        return
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            pool.submit(_plan_and_compare, inputs, name, levers, base_metrics)
+            for name, levers in parsed
+        ]
+        for future in futures:
+            yield future.result()
+
+
 def run_scenarios(
     inputs: ScenarioInputs,
     scenarios: Sequence[Mapping[str, Any]],
     *,
-    base: ScenarioOutputs | None = None,
+    base: ScenarioOutputs | pd.DataFrame | None = None,
+    n_jobs: int = 1,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> pd.DataFrame:
     """Plan every scenario and compare it with the base plan.
@@ -285,7 +344,10 @@ def run_scenarios(
         inputs: the base plan's inputs.
         scenarios: ``{name, levers}`` (scenarios.yaml) or ``{name, levers_json}``
             (``raw.scenarios`` rows) mappings; names must be unique.
-        base: the base plan, if already made from ``inputs`` by :func:`plan_from_inputs`.
+        base: the base plan, if already made from ``inputs`` by :func:`plan_from_inputs`,
+            or its :func:`plan_metrics` (:func:`stored_base_metrics`: the base the supply
+            and finance assets stored, so it is not planned again).
+        n_jobs: scenarios planned at once, one process each (1: in this process).
         progress: called ``(done, total, name)`` after each scenario is planned (the CLI's
             progress bar).
 
@@ -312,21 +374,47 @@ def run_scenarios(
                 for c in SCENARIO_COMPARISON_COLUMNS
             }
         ).astype({"month": "datetime64[ns]"})
-    base = base if base is not None else plan_from_inputs(inputs)
+    if base is None:
+        base = plan_from_inputs(inputs)
+    base_metrics = base if isinstance(base, pd.DataFrame) else family_metrics(base)
     frames, notes = [], {}
-    for done, (name, levers) in enumerate(parsed, start=1):
-        scen = run_scenario(inputs, levers)
-        rows = compare(base, scen, name)
-        kinds = lever_kinds(levers)
-        said = [*scen.notes, *_mix_shift_note(rows, kinds)]
+    planned = _planned(inputs, parsed, base_metrics, n_jobs)
+    for done, ((name, levers), (rows, said)) in enumerate(
+        zip(parsed, planned, strict=True), start=1
+    ):
         if said:
             notes[name] = said
-        frames.append(rows.assign(lever_kinds=kinds, note=" ".join(said) or None))
+        frames.append(rows.assign(lever_kinds=lever_kinds(levers), note=" ".join(said) or None))
         if progress is not None:
             progress(done, len(parsed), name)
     out = pd.concat(frames, ignore_index=True)
     out.attrs["notes"] = notes
     return out
+
+
+def stored_base_metrics(
+    con: duckdb.DuckDBPyConnection, plan_month: str, inputs: ScenarioInputs
+) -> pd.DataFrame:
+    """The base plan's :func:`plan_metrics` from the tables the supply and finance assets stored.
+
+    The same numbers :func:`plan_from_inputs` would compute from ``inputs`` (the assets make
+    the base by that call sequence, and DuckDB keeps every double), without planning the
+    base again.
+
+    Args:
+        con: working database connection.
+        plan_month: ``YYYY-MM``.
+        inputs: the base plan's inputs (demand, routings and items weight the utilization).
+
+    Returns:
+        family, month, metric, value.
+    """
+    capacity = read_plan(con, "plan_capacity", plan_month)
+    return plan_metrics(
+        read_plan(con, "plan_gaps", plan_month),
+        read_plan(con, "plan_financials", plan_month),
+        family_capacity_utilization(capacity, inputs.plan_demand, inputs.routings, inputs.items),
+    )
 
 
 def read_scenarios(con: duckdb.DuckDBPyConnection, plan_month: str) -> list[dict[str, Any]]:
