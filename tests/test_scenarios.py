@@ -648,6 +648,7 @@ def test_a_loss_that_leaves_fewer_but_dearer_units_short_is_a_noted_mix_shift():
         (90.0, 1_200.0, "10.0 units smaller than the base's but worth 200 more"),
         (110.0, 800.0, "worth 200 less than the base's but is 10.0 units larger"),
         (110.0, 1_200.0, None),  # simply worse: nothing to explain
+        (100.012, 800.0, "worth 200 less than the base's but is 0.012 units larger"),
     ],
 )
 def test_a_mix_shift_of_a_loss_is_explained_in_the_scenario_note(gap_qty, gap_value, says):

@@ -49,6 +49,11 @@ LEVER_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 #: LP's feasible set only shrinks, so its first objective, the value short, cannot fall (the
 #: gate's ``scenario_monotonic`` check, the scenario's mix-shift note)
 WORSENING_LEVERS = frozenset({"capacity_loss", "supplier_delay"})
+#: Relative tolerance for "the other measure of the gap got worse" in a mix shift (a loss
+#: whose gap is smaller in units or in value): floating-point noise of a sum, not the gate's
+#: 1e-6. A real trade can be small: after a one-unit override the demo's ``overhaul_extended``
+#: left 0.012 units more short, worth 4,887 less (min lots moved which pumps are short).
+MIX_SHIFT_REL_TOL = 1e-9
 # A pct above this is almost surely written in percent (15 for 15%), not as a fraction.
 MAX_ABS_PCT = 5.0
 

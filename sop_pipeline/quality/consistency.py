@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sop_pipeline.core.scenario_schema import WORSENING_LEVERS
+from sop_pipeline.core.scenario_schema import MIX_SHIFT_REL_TOL, WORSENING_LEVERS
 from sop_pipeline.planning.kpis import KPI_RANGES
 from sop_pipeline.quality.checks import MAX_EXAMPLES, GateCheck, _plain_row
 
@@ -272,7 +272,7 @@ def scenario_monotonic(
         def larger(metric: str) -> dict[str, bool]:
             m = worse[worse["metric"] == metric].set_index("scenario")
             a, b = m["scenario_value"], m["base_value"]
-            return (a > b + _tol(a, b, max(rel_tol, 1e-6), 1e-3)).to_dict()
+            return (a > b + _tol(a, b, MIX_SHIFT_REL_TOL, MIX_SHIFT_REL_TOL)).to_dict()
 
         # a metric's improvement is a trade when this other one got worse at the same time
         other = {"gap_qty": "gap_value", "supply_qty": "gap_value", "gap_value": "gap_qty"}

@@ -17,6 +17,7 @@ import pandas as pd
 
 from sop_pipeline.core.months import parse_month
 from sop_pipeline.core.scenario_schema import (
+    MIX_SHIFT_REL_TOL,
     WORSENING_LEVERS,
     Lever,
     ScenarioError,
@@ -263,23 +264,28 @@ def _mix_shift_note(rows: pd.DataFrame, kinds: str) -> list[str]:
     qty, value = total.loc["gap_qty"], total.loc["gap_value"]
     d_qty = qty["scenario_value"] - qty["base_value"]
     d_value = value["scenario_value"] - value["base_value"]
-    tol_qty = 1e-6 * max(1.0, abs(qty["base_value"]))
-    tol_value = 1e-6 * max(1.0, abs(value["base_value"]))
+    tol_qty = MIX_SHIFT_REL_TOL * max(1.0, abs(qty["base_value"]))
+    tol_value = MIX_SHIFT_REL_TOL * max(1.0, abs(value["base_value"]))
     if d_qty < -tol_qty and d_value > tol_value:
         return [
-            f"The gap is {-d_qty:,.1f} units smaller than the base's but worth {d_value:,.0f} "
+            f"The gap is {_units(-d_qty)} units smaller than the base's but worth {d_value:,.0f} "
             "more: with less capacity the plan moves the shortage onto fewer, dearer units "
             "(supply minimizes the value short first), so it may also serve more units; "
             "service by value is worse and revenue no higher."
         ]
     if d_value < -tol_value and d_qty > tol_qty:
         return [
-            f"The gap is worth {-d_value:,.0f} less than the base's but is {d_qty:,.1f} units "
+            f"The gap is worth {-d_value:,.0f} less than the base's but is {_units(d_qty)} units "
             "larger: the plan moves the shortage within families onto more, cheaper units "
-            "(which items of a family are short moves with the re-plan); service in units is "
-            "worse and revenue no higher."
+            "(which items of a family are short moves with the re-plan and its min lots); "
+            "service in units is worse and revenue no higher."
         ]
     return []
+
+
+def _units(qty: float) -> str:
+    """A quantity for a note: one decimal, or two significant digits below 0.1 (0.012)."""
+    return f"{qty:,.1f}" if abs(qty) >= 0.1 else f"{qty:.2g}"
 
 
 def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[Lever]]:
