@@ -46,3 +46,33 @@ def test_run_without_extracts_fails_with_a_clear_message(
     text = captured.out + captured.err
     assert "2026-06" in text
     assert "landing" in text
+
+
+def test_demo_plans_five_earlier_months_first_so_every_lag_1_to_3_has_three_plans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sop_pipeline.cli import commands
+
+    monkeypatch.setenv("SOP_HOME", str(tmp_path))
+
+    def generate(args) -> int:  # the demo company's landing folders, 2025-12..2026-11
+        for month in ["2025-12", *(f"2026-{m:02d}" for m in range(1, 12))]:
+            (tmp_path / "landing" / month).mkdir(parents=True, exist_ok=True)
+        return 0
+
+    planned: list[tuple[str, bool]] = []
+    monkeypatch.setattr(commands, "cmd_generate", generate)
+    monkeypatch.setattr(
+        commands,
+        "_run_month",
+        lambda settings, month, is_backfill=False: planned.append((month, is_backfill)) or True,
+    )
+    assert main(["demo"]) == 0
+    earlier = [f"2026-{m:02d}" for m in range(6, 11)]
+    # point in time, oldest first (as a backfill), then the latest month as a normal run
+    assert planned == [*((m, True) for m in earlier), ("2026-11", False)]
+    # the latest plan scores earlier plans' forecasts of months up to 2026-11: lag 3 (the
+    # S&OP horizon's far end) over three plans, lag 1 over five
+    index = {m: i for i, m in enumerate([*earlier, "2026-11"])}
+    for lag, plans in ((1, 5), (2, 4), (3, 3)):
+        assert sum(1 for m in earlier if index[m] + lag <= index["2026-11"]) == plans

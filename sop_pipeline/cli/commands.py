@@ -289,10 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--warmup",
         type=int,
-        default=3,
+        default=5,
         metavar="N",
-        # three: the latest plan then scores earlier plans at every S&OP lag 1-3
-        help="earlier months planned first, for forecast accuracy at lags 1-3 (default 3)",
+        # five: the latest plan then scores earlier plans' forecasts at lag 1 over 5 months,
+        # lag 2 over 4 and lag 3 over 3 (three warm-up months left lag 3 resting on one)
+        help="earlier months planned first, for forecast accuracy at lags 1-3 (default 5)",
     )
     p.set_defaults(func=cmd_demo)
     p = _verb(
