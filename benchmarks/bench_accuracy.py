@@ -144,7 +144,11 @@ def run_pipeline(series: list[dict], n_jobs: int, windows: int | None) -> tuple[
     # the stat_forecast asset's second step: family/total reconciliation chosen by backtest
     result, rec = reconcile_forecast(result, history, items, PLAN_MONTH, h, n_jobs=n_jobs, **kwargs)
     secs = time.perf_counter() - t0
-    print(f"  reconciliation: {rec.method} ({rec.facts()['backtest_error_by_method']})")
+    facts = rec.facts()
+    print(
+        f"  reconciliation: {rec.method} (family/total backtest error "
+        f"{facts['backtest_error_by_method']}, item error {facts['backtest_item_error_by_method']})"
+    )
     fc = result.forecast.set_index("item_id")
     order = [s["sn"] for s in series]
     cols = {

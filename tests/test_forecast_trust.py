@@ -12,7 +12,9 @@ from sop_pipeline.planning.forecast import forecast_demand, lag_weights
 from sop_pipeline.planning.forecast.calibration import _apply_calibration, _conformal_factors
 from sop_pipeline.planning.forecast.tournament import _scaled_error, _select
 from sop_pipeline.planning.hierarchy import (
+    ITEM_ERROR_TOLERANCE,
     backtest_levels,
+    choose_reconciler,
     coherence_problems,
     level_factors,
     level_intervals,
@@ -217,20 +219,78 @@ def test_coherence_check_fails_on_an_incoherent_frame(noise_panel):
     assert any("missing from forecast_levels" in p for p in coherence_problems(bottom, missing))
 
 
+@pytest.mark.parametrize(
+    ("errors", "item_errors", "chosen"),
+    [
+        # the demo company, plan 2026-08: TopDown halves the family/total error and leaves the
+        # items 0.15% worse (noise); MinTrace (ols) is as good at family/total but costs the
+        # items 7.6%
+        (
+            {
+                "BottomUp": 0.678,
+                "MinTrace_ols": 0.358,
+                "MinTrace_wls_struct": 0.470,
+                "TopDown_forecast_proportions": 0.358,
+            },
+            {
+                "BottomUp": 0.1357,
+                "MinTrace_ols": 0.1460,
+                "MinTrace_wls_struct": 0.1543,
+                "TopDown_forecast_proportions": 0.1359,
+            },
+            "TopDown_forecast_proportions",
+        ),
+        # M1 monthly: TopDown is 5% better at family/total but 4.2% worse at item level
+        (
+            {
+                "BottomUp": 1.6064,
+                "MinTrace_ols": 8.2658,
+                "MinTrace_wls_struct": 4.9552,
+                "TopDown_forecast_proportions": 1.5316,
+            },
+            {
+                "BottomUp": 0.2037,
+                "MinTrace_ols": 2.1538,
+                "MinTrace_wls_struct": 1.6246,
+                "TopDown_forecast_proportions": 0.2123,
+            },
+            "BottomUp",
+        ),
+        # a tie at family/total goes to the plain sum
+        (
+            {
+                "BottomUp": 0.5,
+                "MinTrace_ols": 0.5,
+                "MinTrace_wls_struct": 0.6,
+                "TopDown_forecast_proportions": 0.7,
+            },
+            {
+                "BottomUp": 0.2,
+                "MinTrace_ols": 0.2,
+                "MinTrace_wls_struct": 0.2,
+                "TopDown_forecast_proportions": 0.2,
+            },
+            "BottomUp",
+        ),
+    ],
+)
+def test_the_reconciler_may_not_cost_the_items_more_than_the_noise_of_their_backtest(
+    errors, item_errors, chosen
+):
+    assert choose_reconciler(errors, item_errors) == chosen
+
+
 def test_reconciliation_is_chosen_by_backtest_and_stays_coherent(noise_panel):
     series, _, items, result = noise_panel
     rec_result, decided = reconcile_forecast(result, _history(series), items, PLAN, 6, windows=4)
     assert decided.method in decided.errors
-    # best family/total backtest among the methods that leave the items no worse than their
-    # own forecasts (BottomUp)
-    items_ok = {
-        m: e
-        for m, e in decided.errors.items()
-        if decided.item_errors[m] <= decided.item_errors["BottomUp"] * (1 + 1e-9) + 1e-12
-    }
+    # best family/total backtest among the methods that leave the items at most
+    # ITEM_ERROR_TOLERANCE worse than their own forecasts (BottomUp)
+    limit = decided.item_errors["BottomUp"] * (1 + ITEM_ERROR_TOLERANCE) + 1e-12
+    items_ok = {m: e for m, e in decided.errors.items() if decided.item_errors[m] <= limit}
     assert "BottomUp" in items_ok
     assert decided.errors[decided.method] == min(items_ok.values())
-    assert decided.item_errors[decided.method] <= decided.item_errors["BottomUp"] + 1e-9
+    assert decided.item_errors[decided.method] <= limit
     assert set(decided.errors) == {
         "BottomUp",
         "MinTrace_ols",

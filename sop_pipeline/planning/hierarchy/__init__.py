@@ -34,15 +34,18 @@ from sop_pipeline.planning.hierarchy.levels import (
     level_intervals,
 )
 from sop_pipeline.planning.hierarchy.reconcile import (
+    ITEM_ERROR_TOLERANCE,
     MAX_RECALIBRATION,
     RECONCILERS,
     Reconciliation,
+    choose_reconciler,
     reconcile_forecast,
 )
 
 __all__ = [
     "ACCURACY_LEVELS",
     "INTERVALS",
+    "ITEM_ERROR_TOLERANCE",
     "LEVELS",
     "LEVEL_COLUMNS",
     "MAX_RECALIBRATION",
@@ -52,6 +55,7 @@ __all__ = [
     "REL_TOL",
     "Reconciliation",
     "backtest_levels",
+    "choose_reconciler",
     "coherence_problems",
     "level_factors",
     "level_intervals",
