@@ -143,3 +143,54 @@ def test_duplicate_snapshot_rows_are_refused(case) -> None:
     snapshots, actuals, items = case
     with pytest.raises(ValueError, match="duplicate rows"):
         forecast_accuracy(pd.concat([snapshots, snapshots.iloc[:1]]), actuals, items)
+
+
+def test_published_plans_ranges_are_scored_where_the_plan_gave_one(case) -> None:
+    """Coverage and interval score of an earlier plan's statistical ranges, hand-checked."""
+    from sop_pipeline.planning.accuracy import plan_ranges
+
+    snapshots, actuals, items = case
+    stat = pd.DataFrame(
+        {
+            "plan_month": "2026-01",
+            "item_id": ["I1", "I2", "I3"],
+            "location_id": "L1",
+            "month": FEB,
+            "stat_forecast_qty": [100.0, 50.0, 0.0],
+            "stat_lo80_qty": [90.0, 55.0, 0.0],  # I2's 80% range misses its actual (50)
+            "stat_hi80_qty": [110.0, 70.0, 0.0],
+            "stat_lo95_qty": [80.0, 45.0, 0.0],
+            "stat_hi95_qty": [120.0, 75.0, 0.0],
+        }
+    )
+    levels = pd.DataFrame(
+        {
+            "plan_month": "2026-01",
+            "level": ["family", "family", "total", "item"],
+            "scope_id": ["F1", "F2", "total", "I1"],
+            "month": FEB,
+            # F2's point is not the forecast scored (0): another version's range, not scored
+            "stat_forecast_qty": [150.0, 3.0, 150.0, 100.0],
+            "stat_lo80_qty": [140.0, 1.0, 152.0, 0.0],  # the total's 80% range misses 150
+            "stat_hi80_qty": [160.0, 5.0, 160.0, 0.0],
+            "stat_lo95_qty": [130.0, 1.0, 140.0, 0.0],  # F2's ranges miss its actual (0)
+            "stat_hi95_qty": [170.0, 9.0, 170.0, 0.0],
+        }
+    )
+    out = forecast_accuracy(snapshots, actuals, items, ranges=plan_ranges(stat, levels))
+    item = _row(out, "statistical", "item")
+    assert item["coverage_80"] == pytest.approx(2 / 3)
+    assert item["coverage_95"] == pytest.approx(1.0)
+    # Winkler 95 ÷ MASE scale (one-step naive, 3 months): I1 40 / 10, I2 30 / 5; I3 has no scale
+    assert item["interval_score"] == pytest.approx((40 / 10 + 30 / 5) / 2)
+    family = _row(out, "statistical", "family")
+    assert (family["coverage_80"], family["coverage_95"]) == (1.0, 1.0)  # F1 only, not F2
+    total = _row(out, "statistical", "total")
+    assert (total["coverage_80"], total["coverage_95"]) == (0.0, 1.0)
+    # kinds without ranges, and a call without them, stay without coverage
+    assert np.isnan(_row(out, "naive", "item")["coverage_80"])
+    assert np.isnan(_row(out, "consensus", "family")["coverage_95"])
+    plain = forecast_accuracy(snapshots, actuals, items)
+    assert np.isnan(_row(plain, "statistical", "item")["coverage_80"])
+    cols = ["wape", "bias", "mase"]
+    pd.testing.assert_frame_equal(out[cols], plain[cols])

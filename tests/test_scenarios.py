@@ -344,7 +344,12 @@ def test_run_scenarios_concatenates_and_never_changes_the_base_inputs():
         )
     }
     out = run_scenarios(inputs, FOUR_SCENARIOS)
-    assert list(out.columns) == [*SCENARIO_COMPARISON_COLUMNS, "lever_kinds", "note"]
+    assert list(out.columns) == [
+        *SCENARIO_COMPARISON_COLUMNS,
+        "lever_kinds",
+        "note",
+        "shortage_cost_vs_base",
+    ]
     assert list(dict.fromkeys(out["scenario"])) == ["overhaul", "upside", "late", "dearer"]
     kinds = out.drop_duplicates("scenario").set_index("scenario")["lever_kinds"]
     assert kinds.to_dict() == {
@@ -663,3 +668,45 @@ def test_a_mix_shift_of_a_loss_is_explained_in_the_scenario_note(gap_qty, gap_va
     assert (says in note[0]) if says else note == []
     # a demand or price lever changes what is short for its own reason: no such note
     assert _mix_shift_note(rows, "capacity_loss,demand_up") == []
+
+
+@pytest.mark.parametrize(
+    ("scenario_cost", "noted", "delta"),
+    [(251_826.0, True, 0.0), (251_830.0, True, 4.0), (251_000.0, False, -826.0)],
+)
+def test_a_loss_smaller_in_both_gaps_is_checked_against_the_supply_models_own_shortage(
+    monkeypatch, scenario_cost, noted, delta
+):
+    """The demo 2026-07: 2.5 units and 1,567 less short than the base at the same LP cost."""
+    from types import SimpleNamespace
+
+    from sop_pipeline.planning.scenarios import plan as plan_module
+
+    replanned = []
+
+    def base_plan(inputs):
+        replanned.append(inputs)
+        return SimpleNamespace(supply=SimpleNamespace(objective={"shortage_cost": 251_826.0}))
+
+    monkeypatch.setattr(plan_module, "plan_from_inputs", base_plan)
+    scen = SimpleNamespace(supply=SimpleNamespace(objective={"shortage_cost": scenario_cost}))
+    rows = pd.DataFrame(
+        {
+            "metric": ["gap_qty", "gap_value", "revenue"],
+            "base_value": [1_780.54, 210_108.6, 5_000.0],
+            "scenario_value": [1_778.03, 208_541.1, 5_000.0],
+        }
+    )
+    got, note = plan_module._split_note("inputs", scen, rows, "capacity_loss")
+    assert got == pytest.approx(delta)
+    assert replanned == ["inputs"]  # the base is planned again only for such a scenario
+    if noted:
+        assert "2.5 units and 1,568 smaller" in note[0] and "as short as the base" in note[0]
+    else:
+        assert note == []
+    # a gap smaller in one measure only (a mix shift) or a non-loss lever: nothing re-planned
+    replanned.clear()
+    mixed = rows.assign(scenario_value=[1_778.03, 212_000.0, 5_000.0])
+    assert np.isnan(plan_module._split_note("inputs", scen, mixed, "capacity_loss")[0])
+    assert np.isnan(plan_module._split_note("inputs", scen, rows, "demand_up")[0])
+    assert replanned == []

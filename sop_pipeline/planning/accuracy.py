@@ -125,6 +125,9 @@ def _interval_metrics(units: pd.DataFrame, scaled: np.ndarray, ok_scale: np.ndar
     """
     if not {"lo80", "hi80", "lo95", "hi95"} <= set(units.columns) or units["lo80"].isna().all():
         return {"coverage_80": np.nan, "coverage_95": np.nan, "interval_score": np.nan}
+    known = units[["lo80", "hi80", "lo95", "hi95"]].notna().all(axis=1).to_numpy()
+    if not known.all():  # units without a range (not forecast by that plan) are not scored
+        units, scaled, ok_scale = units[known], scaled[known], ok_scale[known]
     a = units["a"].to_numpy(float)
     lo80, hi80, lo95, hi95 = (units[c].to_numpy(float) for c in ("lo80", "hi80", "lo95", "hi95"))
     winkler = (hi95 - lo95) + 2 / 0.05 * ((lo95 - a) * (a < lo95) + (a - hi95) * (a > hi95))
@@ -137,12 +140,89 @@ def _interval_metrics(units: pd.DataFrame, scaled: np.ndarray, ok_scale: np.ndar
     }
 
 
+RANGE_COLUMNS = ("lo80", "hi80", "lo95", "hi95")
+_STAT_RANGES = {
+    "stat_lo80_qty": "lo80",
+    "stat_hi80_qty": "hi80",
+    "stat_lo95_qty": "lo95",
+    "stat_hi95_qty": "hi95",
+}
+
+
+def plan_ranges(stat_forecast: pd.DataFrame, levels: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Earlier plans' 80/95% statistical ranges by level, as :func:`forecast_accuracy` scores them.
+
+    Args:
+        stat_forecast: ``plan.stat_forecast`` rows of earlier plan months (plan_month, item_id,
+            location_id, month, stat_forecast_qty and the four ``stat_*_qty`` bounds).
+        levels: ``plan.forecast_levels`` rows of the same plan months (plan_month, level,
+            scope_id, month, the point and bounds); its family and total ranges are the
+            coherent ones the plan published (not sums of item ranges).
+
+    Returns:
+        plan_month, level (item / family / total), item_id, location_id, family, month,
+        point, lo80, hi80, lo95, hi95; item rows carry item_id/location_id, family rows family.
+    """
+    cols = [
+        "plan_month",
+        "level",
+        "item_id",
+        "location_id",
+        "family",
+        "month",
+        "point",
+        *RANGE_COLUMNS,
+    ]
+    frames = []
+    if stat_forecast is not None and len(stat_forecast):
+        frames.append(
+            stat_forecast.rename(columns={"stat_forecast_qty": "point", **_STAT_RANGES}).assign(
+                level="item", family=None
+            )
+        )
+    if levels is not None and len(levels):
+        lv = levels[levels["level"].isin(["family", "total"])]
+        frames.append(
+            lv.rename(columns={"stat_forecast_qty": "point", **_STAT_RANGES}).assign(
+                item_id=None,
+                location_id=None,
+                family=lv["scope_id"].where(lv["level"] == "family"),
+            )
+        )
+    if not frames:
+        return pd.DataFrame(columns=cols)
+    out = pd.concat([f[cols] for f in frames], ignore_index=True)
+    out["plan_month"] = out["plan_month"].astype(str)
+    out["month"] = _month(out["month"])
+    return out
+
+
+def _with_ranges(units: pd.DataFrame, ranges: pd.DataFrame, cols: list[str]) -> pd.DataFrame:
+    """``units`` with the plan's range of each unit, where the range belongs to the point scored.
+
+    A range is kept only where its plan's point equals the forecast scored (relative 1e-6,
+    float summation order of a family or total): an approved version whose statistical
+    forecast differs from the working plan's is not scored against another forecast's range.
+    """
+    if ranges.empty:
+        return units
+    if cols:
+        out = units.merge(ranges[[*cols, "point", *RANGE_COLUMNS]], on=cols, how="left")
+    else:
+        r = ranges.iloc[0]
+        out = units.assign(point=r["point"], **{c: r[c] for c in RANGE_COLUMNS})
+    same = np.isclose(out["point"].to_numpy(float), out["f"].to_numpy(float), rtol=1e-6, atol=1e-9)
+    out.loc[~same, list(RANGE_COLUMNS)] = np.nan
+    return out.drop(columns=["point"])
+
+
 def forecast_accuracy(
     snapshots: pd.DataFrame,
     actuals: pd.DataFrame,
     items: pd.DataFrame | None = None,
     *,
     season_length: int = 12,
+    ranges: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Accuracy of earlier plans' forecasts for every month that now has actuals.
 
@@ -158,11 +238,14 @@ def forecast_accuracy(
         items: item_id → family (``dim_items``) for actuals of items no snapshot names;
             optional when ``actuals`` has a ``family`` column or every item is forecast.
         season_length: months in a season for the MASE scale.
+        ranges: the earlier plans' statistical 80/95% ranges (:func:`plan_ranges`); with
+            them the ``statistical`` rows carry coverage_80, coverage_95 and interval_score
+            (over the units the plan gave a range), as the backtest rows do.
 
     Returns:
         One row per forecast_kind × level × lag × month with columns ``OUTPUT_COLUMNS``
         (forecast_kind, level, lag, month, mape, wape, bias, mase, n_series, actual_qty,
-        forecast_qty), sorted by them. Empty (with those columns) when no snapshot month
+        forecast_qty, coverage_80, coverage_95, interval_score), sorted by them. Empty (with those columns) when no snapshot month
         has actuals yet.
 
     Raises:
@@ -218,8 +301,14 @@ def forecast_accuracy(
     actual_months = set(act["month"].unique())
     snap = snap[snap["month"].isin(actual_months)]
     rows: list[dict] = []
+    plan_range = (
+        {pm: g for pm, g in ranges.groupby("plan_month")}
+        if ranges is not None and len(ranges)
+        else {}
+    )
     for plan_month, group in snap.groupby("plan_month", sort=True):
         origin = _plan_month_start(pd.Series([plan_month])).iloc[0]
+        pm_ranges = plan_range.get(plan_month)
         history = act[act["month"] <= origin]
         scales = {level: _scales(history, _unit_columns(level), season_length) for level in LEVELS}
         for (month, lag), fc in group.groupby(["month", "lag"], sort=True):
@@ -247,6 +336,11 @@ def forecast_accuracy(
                         if cols
                         else units.assign(scale=sc["scale"].iloc[0] if len(sc) else np.nan)
                     )
+                    if kind == "statistical" and pm_ranges is not None:
+                        here = pm_ranges[
+                            (pm_ranges["level"] == level) & (pm_ranges["month"] == month)
+                        ]
+                        units = _with_ranges(units, here, cols)
                     rows.append(
                         {
                             "forecast_kind": kind,

@@ -197,6 +197,10 @@ TABLE_COLUMNS: dict[str, dict[str, str]] = {
         "lever_kinds": "Kinds of lever the scenario applies (capacity_loss, demand_change, "
         "supplier_delay, price_change, strategy), comma-separated.",
         "note": "What the levers did not change or model (e.g. price elasticity not modelled).",
+        "shortage_cost_vs_base": "Supply model (LP) shortage cost of the scenario minus the "
+        "base's, base currency; only for a capacity-loss / supplier-delay scenario whose gap is "
+        "smaller than the base's in units and value (else null): ≥ 0 means the model plans it "
+        "as short as the base and the difference is the item split of aggregate groups.",
         "metric": "Measure compared, e.g. revenue, gross_margin, gap_qty, gap_value, inventory_value, "
         "capacity_utilization; its unit follows the metric (money in base currency).",
         "base_value": "Value of the metric in the base plan (unit of the metric).",
@@ -325,7 +329,7 @@ PUBLISHED_EXTRAS: dict[str, tuple[str, ...]] = {
         "coverage_95",
         "interval_score",
     ),
-    "scenario_comparison": ("lever_kinds", "note"),
+    "scenario_comparison": ("lever_kinds", "note", "shortage_cost_vs_base"),
     "plan_versions": ("is_backfill", "base_currency"),
 }
 

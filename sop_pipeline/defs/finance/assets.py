@@ -14,7 +14,7 @@ from sop_pipeline.defs.metadata import (
 )
 from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.publish.approval import earlier_plan_snapshots
-from sop_pipeline.storage.warehouse import read_plan, table_exists
+from sop_pipeline.storage.warehouse import read_plan, read_plan_history, table_exists
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
 OWNERS = ["team:finance"]
@@ -112,11 +112,17 @@ def forecast_accuracy(
 ):
     """Score every earlier plan's forecast snapshot against the actuals known at this close."""
     from sop_pipeline.planning.accuracy import forecast_accuracy as score
+    from sop_pipeline.planning.accuracy import plan_ranges
 
     month = context.partition_key
     with warehouse.get_connection() as con:
         # earlier plans as approved, where a month has an approved plan (docs/kpis.md)
         snapshots = earlier_plan_snapshots(con, sop.settings.sop_home, month)
+        # their statistical ranges, so the published plans' coverage is scored too
+        ranges = plan_ranges(
+            read_plan_history(con, "stat_forecast", month),
+            read_plan_history(con, "forecast_levels", month),
+        )
         # the forecast stage's own rolling-origin backtest (forecast_kind *_backtest): more
         # origins and lags than the earlier published plans, with interval coverage
         backtest = (
@@ -125,7 +131,7 @@ def forecast_accuracy(
             else None
         )
     history = fct_demand_history[["item_id", "location_id", "month", "demand_qty"]]
-    out = score(snapshots, history, dim_items)
+    out = score(snapshots, history, dim_items, ranges=ranges)
     if backtest is not None and len(backtest):
         out = pd.concat([out, backtest[out.columns]], ignore_index=True)
     latest = out[out["month"] == out["month"].max()] if len(out) else out

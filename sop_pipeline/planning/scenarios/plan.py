@@ -296,13 +296,70 @@ def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[
     return name, parse_levers(levers, scenario=name)
 
 
+def _gaps_both_smaller(rows: pd.DataFrame, kinds: str) -> tuple[float, float] | None:
+    """A loss scenario's gap smaller than the base's in units *and* value: the two amounts."""
+    if not kinds or not set(kinds.split(",")) <= WORSENING_LEVERS:
+        return None
+    total = rows.groupby("metric")[["base_value", "scenario_value"]].sum()
+    if not {"gap_qty", "gap_value"} <= set(total.index):
+        return None
+    qty, value = total.loc["gap_qty"], total.loc["gap_value"]
+    d_qty = qty["base_value"] - qty["scenario_value"]
+    d_value = value["base_value"] - value["scenario_value"]
+    if d_qty > MIX_SHIFT_REL_TOL * max(1.0, abs(qty["base_value"])) and d_value > (
+        MIX_SHIFT_REL_TOL * max(1.0, abs(value["base_value"]))
+    ):
+        return float(d_qty), float(d_value)
+    return None
+
+
+def _split_note(
+    inputs: ScenarioInputs, scen: ScenarioOutputs, rows: pd.DataFrame, kinds: str
+) -> tuple[float, list[str]]:
+    """Whether the supply model itself plans a loss scenario as short as the base.
+
+    A capacity loss or supplier delay whose published gap is smaller than the base's in
+    units and in value contradicts the plan, unless the supply model (the LP: what it
+    minimizes first is the shortage cost, penalty × price of every unit short) plans the
+    scenario no less short than the base: then the difference is how the re-timed
+    production of a family group (series planned in aggregate) splits over its items, not
+    a better plan. Only then is the base planned again here, to read its shortage cost.
+
+    Returns:
+        (scenario − base shortage cost, or NaN when the gap is not smaller in both; the note).
+    """
+    smaller = _gaps_both_smaller(rows, kinds)
+    if smaller is None:
+        return float("nan"), []
+    base = plan_from_inputs(inputs)
+    cost_scen = float(scen.supply.objective.get("shortage_cost", float("nan")))
+    cost_base = float(base.supply.objective.get("shortage_cost", float("nan")))
+    delta = cost_scen - cost_base
+    tol = MIX_SHIFT_REL_TOL * max(1.0, abs(cost_base))  # the LP's own precision
+    if not delta >= -tol:
+        return delta, []  # the model says the loss serves more: the gate blocks it
+    delta = max(delta, 0.0)  # equal within the solver's tolerance
+    d_qty, d_value = smaller
+    return delta, [
+        f"The gap is {_units(d_qty)} units and {d_value:,.0f} smaller than the base's, yet the "
+        f"supply model plans this scenario as short as the base (shortage cost "
+        f"{cost_scen:,.0f} vs {cost_base:,.0f}): series planned in aggregate get their family "
+        "group's production split over the items, and the re-timed production of this "
+        "scenario happens to split so that fewer units are short. It is not a better plan: "
+        "the base could be re-timed the same way."
+    ]
+
+
 def _plan_and_compare(
     inputs: ScenarioInputs, name: str, levers: list[Lever], base_metrics: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[str]]:
     """One scenario's comparison rows and notes (run in a worker process when parallel)."""
     scen = run_scenario(inputs, levers)
     rows = compare(base_metrics, scen, name)
-    return rows, [*scen.notes, *_mix_shift_note(rows, lever_kinds(levers))]
+    kinds = lever_kinds(levers)
+    delta, split = _split_note(inputs, scen, rows, kinds)
+    rows = rows.assign(shortage_cost_vs_base=delta)
+    return rows, [*scen.notes, *_mix_shift_note(rows, kinds), *split]
 
 
 def _planned(
@@ -359,8 +416,11 @@ def run_scenarios(
 
     Returns:
         ``scenario_comparison`` rows of all scenarios, in the given order, then lever_kinds
-        (:func:`lever_kinds`) and note (what the levers did not change or model, e.g.
-        price elasticity); ``attrs["notes"]`` maps scenario names to those notes.
+        (:func:`lever_kinds`), note (what the levers did not change or model, e.g.
+        price elasticity) and shortage_cost_vs_base (the supply model's shortage cost of the
+        scenario − the base's, computed only for a loss scenario whose gap is smaller in
+        units and value, else NaN: :func:`_split_note`); ``attrs["notes"]`` maps scenario
+        names to those notes.
 
     Raises:
         ScenarioError: a malformed scenario or lever, a duplicate name, or an unknown
@@ -394,6 +454,7 @@ def run_scenarios(
         if progress is not None:
             progress(done, len(parsed), name)
     out = pd.concat(frames, ignore_index=True)
+    out = out[[*SCENARIO_COMPARISON_COLUMNS, "lever_kinds", "note", "shortage_cost_vs_base"]]
     out.attrs["notes"] = notes
     return out
 
