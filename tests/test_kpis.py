@@ -124,6 +124,8 @@ def inputs() -> KpiInputs:
             "month": JAN,
             "wape": [0.2, 0.1, 0.5],
             "bias": [0.05, 0.05, 0.3],
+            "actual_qty": [200.0, 200.0, 200.0],
+            "forecast_qty": [210.0, 210.0, 260.0],
         }
     )
     snapshots = pd.DataFrame(
@@ -246,6 +248,26 @@ def test_first_plan_month_without_snapshots_lists_missing_kpis(inputs) -> None:
     )
     assert "forecast_accuracy" not in set(card.kpi) and "order_fill_rate" in set(card.kpi)
     assert card["value"].notna().all()
+
+
+def test_forecast_bias_pools_the_plan_month_and_the_two_before_it(inputs) -> None:
+    """A month's sign flips are noise: +5% in January after −10% and +2% is about −1% bias."""
+    jan = inputs.accuracy
+    earlier = pd.concat(
+        [
+            jan.assign(month=pd.Timestamp("2025-11-01"), forecast_qty=[180.0, 180.0, 0.0]),
+            jan.assign(month=pd.Timestamp("2025-12-01"), forecast_qty=[204.0, 204.0, 0.0]),
+            # four months back: outside the window
+            jan.assign(month=pd.Timestamp("2025-09-01"), forecast_qty=[400.0, 400.0, 0.0]),
+        ]
+    )
+    card = kpi_scorecard(replace(inputs, accuracy=pd.concat([jan, earlier])), "2026-01")
+    row = _value(card, "forecast_bias")
+    assert row["value"] == pytest.approx((210 + 180 + 204 - 600) / 600)  # the item level
+    assert row["status"] == "on_track"
+    # the plan month itself must have a lag-1 forecast
+    card = kpi_scorecard(replace(inputs, accuracy=earlier), "2026-01")
+    assert "forecast_bias" in card.attrs["missing"]
 
 
 def test_accuracy_without_a_lag1_row_for_the_month_is_missing(inputs) -> None:

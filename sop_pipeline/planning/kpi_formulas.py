@@ -146,9 +146,36 @@ def forecast_accuracy_kpi(inputs: KpiInputs, w: _Window) -> _Rows:
     return [("total", w.start, max(0.0, 1.0 - float(_lag1_consensus(inputs, w)["wape"])))]
 
 
+BIAS_MONTHS = 3
+"""Months the bias KPI pools: one month's total error is mostly noise (on the demo its sign
+flips month to month, −7.5% … +6.4%, as the naive's does); bias is the error that persists."""
+
+
 def forecast_bias(inputs: KpiInputs, w: _Window) -> _Rows:
-    """Σ(F − A) / ΣA of the lag-1 consensus forecast in the plan month (positive = over-forecast)."""
-    return [("total", w.start, float(_lag1_consensus(inputs, w)["bias"]))]
+    """Σ(F − A) / ΣA of the lag-1 consensus forecast over the plan month and the two before it.
+
+    Positive = over-forecast. Months of the window without a lag-1 forecast (the first plans)
+    are left out; the plan month itself must have one.
+    """
+    _lag1_consensus(inputs, w)  # raises MissingKpi without a lag-1 forecast of the plan month
+    acc = _need(
+        inputs.accuracy,
+        "forecast accuracy",
+        ["forecast_kind", "level", "lag", "month", "actual_qty", "forecast_qty"],
+    )
+    first = w.start - pd.DateOffset(months=BIAS_MONTHS - 1)
+    months = _month(acc["month"])
+    sel = acc[
+        (acc["forecast_kind"] == "consensus")
+        & (acc["level"] == "item")
+        & (acc["lag"] == 1)
+        & (months >= first)
+        & (months <= w.start)
+    ]
+    actual = float(sel["actual_qty"].sum())
+    if actual <= 0:
+        raise MissingKpi(f"no actual demand in the {BIAS_MONTHS} months to {w.plan_month}")
+    return [("total", w.start, float((sel["forecast_qty"].sum() - actual) / actual))]
 
 
 def _revenue_pairs(inputs: KpiInputs, w: _Window) -> pd.DataFrame:
