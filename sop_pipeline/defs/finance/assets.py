@@ -14,7 +14,7 @@ from sop_pipeline.defs.metadata import (
 )
 from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.publish.approval import earlier_plan_snapshots
-from sop_pipeline.storage.warehouse import read_plan, table_exists
+from sop_pipeline.storage.plan_tables import read_plan_month
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
 OWNERS = ["team:finance"]
@@ -119,11 +119,7 @@ def forecast_accuracy(
         snapshots = earlier_plan_snapshots(con, sop.settings.sop_home, month)
         # the forecast stage's own rolling-origin backtest (forecast_kind *_backtest): more
         # origins and lags than the earlier published plans, with interval coverage
-        backtest = (
-            read_plan(con, "backtest_accuracy", month)
-            if table_exists(con, "plan", "backtest_accuracy")
-            else None
-        )
+        backtest = read_plan_month(con, "backtest_accuracy", month)
     history = fct_demand_history[["item_id", "location_id", "month", "demand_qty"]]
     out = score(snapshots, history, dim_items)
     if backtest is not None and len(backtest):
