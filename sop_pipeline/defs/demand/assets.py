@@ -5,7 +5,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.defs.demand.metadata import demand_metadata, forecast_facts, forecast_metadata
-from sop_pipeline.defs.metadata import mart_in, plan_in, plan_table_asset, qty
+from sop_pipeline.defs.metadata import plan_table_asset, qty, table_ins
 from sop_pipeline.defs.resources import MartsResource, SopResource
 from sop_pipeline.defs.retry import no_retry_on_validation
 from sop_pipeline.storage.plan_tables import PlanTables, StageRecord
@@ -76,11 +76,7 @@ def stat_forecast(
 @plan_table_asset(
     "plan_demand",
     group_name="demand",
-    ins={
-        "stat_forecast": plan_in("stat_forecast"),
-        "fct_crm_pipeline": mart_in("fct_crm_pipeline"),
-        "fct_demand_overrides": mart_in("fct_demand_overrides"),
-    },
+    ins=table_ins(plans=("stat_forecast",), marts=("fct_crm_pipeline", "fct_demand_overrides")),
     description="Consensus demand plan, one row per item × location × horizon month (units and revenue).",
     owners=OWNERS,
     tags=DEMAND_TAGS,

@@ -6,10 +6,9 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.core.months import month_key, month_start, parse_month
 from sop_pipeline.defs.metadata import (
-    mart_in,
-    plan_in,
     plan_table_asset,
     preview,
+    table_ins,
     text_list,
 )
 from sop_pipeline.defs.resources import MartsResource, SopResource
@@ -89,11 +88,7 @@ def scenario_comparison(
 @plan_table_asset(
     "plan_waterfall",
     group_name="executive",
-    ins={
-        "plan_demand": plan_in("plan_demand"),
-        "plan_inventory": plan_in("plan_inventory"),
-        "dim_items": mart_in("dim_items"),
-    },
+    ins=table_ins(plans=("plan_demand", "plan_inventory"), marts=("dim_items",)),
     description="Why this plan differs from last month's, one row per family × component (units and revenue).",
     owners=OWNERS,
     tags=EXEC_TAGS,

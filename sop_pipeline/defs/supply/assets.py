@@ -5,13 +5,12 @@ import pandas as pd
 
 from sop_pipeline.defs.metadata import (
     count_table,
-    mart_in,
     money,
-    plan_in,
     plan_table_asset,
     plan_table_metadata,
     preview,
     qty,
+    table_ins,
 )
 from sop_pipeline.defs.partitions import MONTHLY_RUNS, plan_month_partitions
 from sop_pipeline.defs.resources import MartsResource, SopResource
@@ -58,7 +57,7 @@ SUPPLY_OUTS = {
 
 @dg.multi_asset(
     outs=SUPPLY_OUTS,
-    ins={"plan_demand": plan_in("plan_demand")},
+    ins=table_ins(plans=("plan_demand",)),
     deps=[dg.AssetKey(["marts", name]) for name in SUPPLY_MARTS],
     check_specs=SUPPLY_CHECKS,
     partitions_def=plan_month_partitions,
@@ -109,11 +108,7 @@ def supply_plan(
 @plan_table_asset(
     "plan_gaps",
     group_name="supply",
-    ins={
-        "plan_demand": plan_in("plan_demand"),
-        "plan_inventory": plan_in("plan_inventory"),
-        "dim_items": mart_in("dim_items"),
-    },
+    ins=table_ins(plans=("plan_demand", "plan_inventory"), marts=("dim_items",)),
     description="Demand-supply gaps, one row per family × month, in units and value with the binding constraint.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,
@@ -146,14 +141,10 @@ def plan_gaps(
 @plan_table_asset(
     "plan_exceptions",
     group_name="supply",
-    ins={
-        "plan_capacity": plan_in("plan_capacity"),
-        "plan_inventory": plan_in("plan_inventory"),
-        "plan_supply": plan_in("plan_supply"),
-        "plan_materials": plan_in("plan_materials"),
-        "dim_items": mart_in("dim_items"),
-        "fct_routings": mart_in("fct_routings"),
-    },
+    ins=table_ins(
+        plans=("plan_capacity", "plan_inventory", "plan_supply", "plan_materials"),
+        marts=("dim_items", "fct_routings"),
+    ),
     description="Exceptions a planner must act on (over-capacity, stock-outs, material shortages, part lots, excess cover, missing data), one row per exception type × scope × month.",
     owners=OWNERS,
     tags=SUPPLY_TAGS,

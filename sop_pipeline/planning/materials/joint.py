@@ -158,19 +158,9 @@ def plan_supply_review(
     """Safety stock, then the supply plan with materials: the supply review in one call.
 
     What the ``supply_plan`` asset plans for the base and every scenario plans for itself
-    (``scenarios.plan_from_inputs``).
-
-    Args:
-        plan_demand: consensus demand, as for ``plan_supply``.
-        items: ``dim_items``.
-        routings: ``fct_routings``.
-        capacity: ``fct_capacity``.
-        inventory_position: ``fct_inventory_position``.
-        open_supply: ``fct_open_supply``.
-        service_level: the safety stock's service level, in (0, 1).
-        bom_exploded: ``fct_bom_exploded`` (None or empty: no BOM).
-        supplier_capacity: ``fct_supplier_capacity`` (None or empty: no supplier limit).
-        **kwargs: ``plan_supply``'s keyword arguments (strategy, overtime_share, unmet_demand, …).
+    (``scenarios.plan_from_inputs``). The arguments are :func:`plan_supply_with_materials`'
+    (the frames, ``plan_supply``'s keyword arguments), with ``service_level``, the safety
+    stock's service level in (0, 1), in place of the safety stock.
 
     Returns:
         :func:`plan_supply_with_materials`' ``SupplyResult``, with ``safety_stock`` set.
