@@ -229,6 +229,39 @@ def test_plain_python_packages_do_not_import_dagster(layer):
     assert not wrong, f"{layer}/ is plain Python (no Dagster import), but: {wrong}"
 
 
+#: what writes a plan table (storage/warehouse.py, storage/plan_tables.py)
+PLAN_WRITERS = {"replace_plan_rows", "write_plan_tables"}
+#: the one module of the Dagster layer that may call them: the IO manager's
+STORAGE_OWNER = "sop_pipeline.defs.resources"
+
+
+def _names_used(module: str) -> set[str]:
+    """Every name and attribute ``module`` refers to (imported, called or passed on)."""
+    tree = ast.parse(MODULES[module][0].read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            names.add(node.attr)
+        elif isinstance(node, ast.alias):
+            names.add(node.name.split(".")[-1])
+    return names
+
+
+def test_plan_tables_are_written_by_the_io_manager_only():
+    # issue #13: an asset returns its tables (PlanTables for side tables), it never writes them
+    assert "write_plan_tables" in _names_used(STORAGE_OWNER)  # the scan sees the one writer
+    wrong = sorted(
+        f"{m} uses {', '.join(sorted(PLAN_WRITERS & _names_used(m)))}"
+        for m in MODULES
+        if _layer(m) == "defs" and m != STORAGE_OWNER and PLAN_WRITERS & _names_used(m)
+    )
+    assert not wrong, "write plan tables through the IO manager (defs/resources.py): " + (
+        "; ".join(wrong)
+    )
+
+
 _SCRIPT_IMPORT = re.compile(r"^\s*(?:from|import) (test_\w+)", re.MULTILINE)
 
 

@@ -174,7 +174,12 @@ def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
     It writes the local numbers and says in its metadata which engine ran.
     """
     from sop_pipeline.defs.demand.assets import stat_forecast
-    from sop_pipeline.defs.resources import MartsResource, SopResource, WarehouseResource
+    from sop_pipeline.defs.resources import (
+        MartsResource,
+        PlanTablesIOManager,
+        SopResource,
+        WarehouseResource,
+    )
 
     history, items = panel
     db = tmp_path / "sop.duckdb"
@@ -195,13 +200,17 @@ def test_asset_connects_to_a_running_dask_scheduler_and_records_the_engine(
         forecast_engine="dask",
         dask_address=dask_engine.address,
     )
+    working = WarehouseResource(database=str(db))
+    marts = MartsResource(working=working)
     outcome = dg.materialize(
         [stat_forecast],
         partition_key=PLAN,
         resources={
             "sop": sop,
-            "warehouse": WarehouseResource(database=str(db)),
-            "marts": MartsResource(working=WarehouseResource(database=str(db))),
+            "warehouse": working,
+            "marts": marts,
+            # the forecast and its side tables are stored by the IO manager
+            "io_manager": PlanTablesIOManager(warehouse=working, marts=marts),
         },
     )
     assert outcome.success

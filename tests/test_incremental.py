@@ -115,7 +115,7 @@ def test_code_version_of_a_package_follows_every_module_in_it(tmp_path, monkeypa
 
 
 def test_forecast_code_version_covers_every_forecast_module() -> None:
-    from sop_pipeline.defs.demand.assets import FORECAST_CODE
+    from sop_pipeline.planning.statistical import FORECAST_CODE
 
     package = importlib.import_module("sop_pipeline.planning.forecast")
     modules = {m.name for m in pkgutil.iter_modules(package.__path__)}

@@ -325,6 +325,11 @@ def mart_in(model: str) -> dg.AssetIn:
     return dg.AssetIn(key=dg.AssetKey(["marts", model]))
 
 
+def table_ins(plans: Sequence[str] = (), marts: Sequence[str] = ()) -> dict[str, dg.AssetIn]:
+    """Inputs named after their tables: this month's ``plan.<table>`` rows, then ``marts.<model>``."""
+    return {**{t: plan_in(t) for t in plans}, **{m: mart_in(m) for m in marts}}
+
+
 def plan_table_asset(
     table: str, *, kinds: frozenset[str] | set[str] = frozenset({"python", "duckdb"}), **kwargs
 ):

@@ -20,8 +20,9 @@ from dagster_duckdb import DuckDBResource
 from sop_pipeline.core.settings import WAREHOUSES, Settings, read_secret
 from sop_pipeline.defs.orphaned_runs import recover_orphaned_runs
 from sop_pipeline.errors import OperationalError
+from sop_pipeline.storage.plan_tables import PlanTables, write_plan_tables
 from sop_pipeline.storage.runlock import run_lock
-from sop_pipeline.storage.warehouse import DuckDBMarts, MartReader, read_plan, replace_plan_rows
+from sop_pipeline.storage.warehouse import DuckDBMarts, MartReader, read_plan
 
 if TYPE_CHECKING:
     from sop_pipeline.storage.postgres import PostgresTarget
@@ -291,37 +292,55 @@ class MartsResource(dg.ConfigurableResource):
 #
 # - an output of a ``plan/<table>`` asset replaces that month's rows of ``plan.<table>`` in the
 #   working database (:func:`sop_pipeline.storage.warehouse.replace_plan_rows`: one
-#   transaction, columns added later are kept);
+#   transaction, columns added later are kept). A stage that writes side tables with its own
+#   (the forecast's backtests, the consensus plan's override log and snapshots, the gate's
+#   results) returns a :class:`~sop_pipeline.storage.plan_tables.PlanTables`: every table is
+#   replaced for the month, and an incremental stage's record is kept after the last one
+#   (:func:`~sop_pipeline.storage.plan_tables.write_plan_tables`);
 # - an input from ``plan/<table>`` is that month's rows (:func:`read_plan`: a fixed row order, so
 #   sums give the same bits on every run);
 # - an input from ``marts/<model>`` is the mart dbt built for the month, from DuckDB or PostgreSQL
 #   (:meth:`MartsResource.reader`).
 #
-# Asset bodies therefore take DataFrames and return a DataFrame (``dg.Output`` with metadata);
-# they only open the database themselves for what is not one month of one asset (earlier months,
-# the stage's side tables). Outputs of ``None`` — dbt models, assets that report a
-# ``MaterializeResult`` — are not stored here.
+# Asset bodies therefore take DataFrames and return a DataFrame or ``PlanTables`` (``dg.Output``
+# or ``dg.MaterializeResult(value=...)`` with metadata); they never write a plan table
+# themselves, and only read one for what is not an input of this month (an earlier month, a side
+# table: :func:`~sop_pipeline.storage.plan_tables.read_plan_month`). Outputs of None and
+# ``MaterializeResult`` without a value (dbt models, a reused forecast) are not stored here.
 
 PLAN_PREFIX = "plan"
 MARTS_PREFIX = "marts"
 
 
 class PlanTablesIOManager(dg.ConfigurableIOManager):
-    """Plan tables in schema ``plan`` keyed by plan month; marts read through the marts reader."""
+    """Plan tables (side tables too) in schema ``plan`` by plan month; marts through the reader."""
 
     warehouse: WarehouseResource
     marts: MartsResource
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
-        """Replace the month's rows of ``plan.<table>`` with ``obj`` (None: nothing to store)."""
+    def handle_output(
+        self, context: dg.OutputContext, obj: pd.DataFrame | PlanTables | None
+    ) -> None:
+        """Replace the month's rows of ``plan.<table>`` with ``obj`` (None: nothing to store).
+
+        A :class:`PlanTables` replaces the month's rows of each of its tables; for a
+        ``plan/<table>`` asset it must hold ``<table>``, whose rows are the asset's row count.
+        Another asset (the gate) may only store ``PlanTables``.
+        """
         if obj is None:
             return
         prefix, table = _split(context.asset_key)
-        if prefix != PLAN_PREFIX:
-            raise TypeError(f"{context.asset_key.to_user_string()} is not a plan table")
+        name = context.asset_key.to_user_string()
+        if isinstance(obj, pd.DataFrame) and prefix == PLAN_PREFIX:
+            obj = PlanTables({table: obj})
+        elif not isinstance(obj, PlanTables):
+            raise TypeError(f"{name} is not a plan table: its value must be PlanTables")
+        elif prefix == PLAN_PREFIX and table not in obj.tables:
+            raise TypeError(f"{name}: its PlanTables hold no plan.{table}")
         with self.warehouse.get_connection() as con:
-            rows = replace_plan_rows(con, table, obj, context.asset_partition_key)
-        context.add_output_metadata({"dagster/row_count": dg.MetadataValue.int(rows)})
+            rows = write_plan_tables(con, obj, context.asset_partition_key, context.run_id)
+        if prefix == PLAN_PREFIX:
+            context.add_output_metadata({"dagster/row_count": dg.MetadataValue.int(rows[table])})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         """The month's rows of ``plan.<table>``, or the mart ``marts.<model>``."""

@@ -1,6 +1,7 @@
 """Consensus demand: statistical forecast + incremental CRM pipeline + planners' overrides.
 
-One entry point, :func:`build_consensus`. The rules (see ``docs/forecasting.md``):
+One entry point, :func:`build_consensus`; :func:`consensus_plan` adds what the plan expected by
+lag (``forecast_snapshots``, scored by later months), as the ``plan_demand`` asset stores it. The rules (see ``docs/forecasting.md``):
 
 * CRM: weighted qty = expected_qty × probability, spread over the close month and the next
   (``CRM_SPREAD``); an overdue open opportunity counts from the first planned month. Per scope
@@ -62,6 +63,16 @@ OVERRIDE_LOG_COLUMNS = [
     "author",
     "comment",
 ]
+#: what a plan's forecast snapshot keeps of it, before ``lag`` and ``unit_price``
+SNAPSHOT_COLUMNS = [
+    "item_id",
+    "location_id",
+    "family",
+    "month",
+    "naive_qty",
+    "stat_qty",
+    "consensus_qty",
+]
 _QTY_COLUMNS = [
     "stat_forecast_qty",
     "crm_adjustment_qty",
@@ -86,12 +97,22 @@ class ConsensusResult:
         override_log: one row per override × item × location × month it touched.
         crm_detail: weighted and incremental pipeline per scope × month (why CRM added what).
         ignored_overrides: overrides for months outside the horizon (kept, not applied).
+        forecast_snapshots: what this plan expected by lag (:func:`forecast_snapshot`; set
+            by :func:`consensus_plan`, None from :func:`build_consensus`).
     """
 
     plan_demand: pd.DataFrame
     override_log: pd.DataFrame
     crm_detail: pd.DataFrame
     ignored_overrides: pd.DataFrame = field(default_factory=pd.DataFrame)
+    forecast_snapshots: pd.DataFrame | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The plan tables of the stage: ``plan_demand`` first, then its side tables."""
+        out = {"plan_demand": self.plan_demand, "override_log": self.override_log}
+        if self.forecast_snapshots is not None:
+            out["forecast_snapshots"] = self.forecast_snapshots
+        return out
 
     def family_totals(self) -> pd.DataFrame:
         """Quantities and revenue per family × month, summed from the item rows."""
@@ -506,3 +527,56 @@ def build_consensus(
     return ConsensusResult(
         plan_demand=plan_demand, override_log=log, crm_detail=crm_detail, ignored_overrides=ignored
     )
+
+
+def consensus_plan(
+    stat: pd.DataFrame,
+    items: pd.DataFrame,
+    pipeline: pd.DataFrame,
+    overrides: pd.DataFrame,
+    history: pd.DataFrame,
+    plan_month: str,
+) -> ConsensusResult:
+    """The demand review's consensus plan with its snapshot: :func:`build_consensus` + lags.
+
+    Args:
+        stat: the month's ``stat_forecast`` (with ``naive_forecast_qty``).
+        items: ``dim_items``.
+        pipeline: ``fct_crm_pipeline``.
+        overrides: ``fct_demand_overrides``.
+        history: ``fct_demand_history``.
+        plan_month: ``YYYY-MM``.
+
+    Returns:
+        The consensus result with ``forecast_snapshots`` set.
+    """
+    result = build_consensus(stat, items, pipeline, overrides, history, plan_month)
+    result.forecast_snapshots = forecast_snapshot(result.plan_demand, stat, items, plan_month)
+    return result
+
+
+def forecast_snapshot(
+    plan_demand: pd.DataFrame, stat: pd.DataFrame, items: pd.DataFrame, plan_month: str
+) -> pd.DataFrame:
+    """What this plan month expected, by lag, so later months can score it.
+
+    Args:
+        plan_demand: the consensus plan (``ConsensusResult.plan_demand``).
+        stat: the statistical forecast it was made from (``naive_forecast_qty`` included).
+        items: ``dim_items`` (the unit price of the snapshot's items).
+        plan_month: ``YYYY-MM``.
+
+    Returns:
+        One row per item × location × horizon month: family, naive_qty, stat_qty,
+        consensus_qty, lag and unit_price.
+    """
+    from sop_pipeline.planning.forecast import snapshot_rows
+
+    snap = plan_demand.merge(
+        stat[["item_id", "location_id", "month", "naive_forecast_qty"]],
+        on=["item_id", "location_id", "month"],
+        how="left",
+    ).rename(columns={"naive_forecast_qty": "naive_qty", "stat_forecast_qty": "stat_qty"})
+    snap = snapshot_rows(snap[SNAPSHOT_COLUMNS], plan_month)
+    snap["unit_price"] = snap["item_id"].map(items.set_index("item_id")["unit_price"])
+    return snap

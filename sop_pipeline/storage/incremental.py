@@ -1,7 +1,8 @@
 """Incremental runs: the bookkeeping that lets an expensive stage skip work it already did.
 
 This module only computes hashes and keeps records; the stage's asset decides, logs and reports
-the reuse (``defs/demand/assets.py`` for ``stat_forecast``, ``defs/clean/builds.py`` for dbt).
+the reuse (``defs/demand/assets.py`` for ``stat_forecast``, whose fingerprint is
+``planning/statistical.py``'s; ``defs/clean/builds.py`` for dbt).
 
 - :func:`fingerprint` hashes what decides a stage's result: named input frames
   (:func:`frame_digest`: columns, dtypes, row count and values, row order included), a mapping
@@ -10,7 +11,8 @@ the reuse (``defs/demand/assets.py`` for ``stat_forecast``, ``defs/clean/builds.
 - :func:`record` keeps one row per stage and plan month in ``plan._stage_versions``: the
   fingerprint, the code version, the run id, when, the metadata to report again, and the
   **row count** of each table the stage wrote. The caller records after writing its tables and
-  calls :func:`forget` before rewriting them, so a run killed in between leaves no record.
+  calls :func:`forget` before rewriting them, so a run killed in between leaves no record
+  (for a plan stage the IO manager does both: ``storage/plan_tables.py::write_plan_tables``).
 - :func:`find_reusable` returns that record only when the fingerprint is the same and every
   recorded table still has exactly the recorded row count (:func:`tables_rows`: a plain name is
   a ``plan`` table counted for the plan month; ``schema.name`` is a whole table of another

@@ -1,11 +1,14 @@
 """Reusing and narrowing dbt builds: the build fingerprint, partial builds, reused results.
 
 A month whose dbt inputs and code are unchanged reuses the last build's results; a build
-of some extracts only runs their models and everything downstream.
+of some extracts only runs their models and everything downstream. :func:`plan_build` decides
+which of the three a run does (a :class:`BuildPlan`), which then reports what it reused and
+keeps the record of the build.
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,128 @@ _MANIFEST: dict[str, Any] | None = None
 
 #: column lineage parsed from earlier builds (see :func:`column_metadata`); a cache only
 LINEAGE_CACHE = dbt_project.project_dir / "target" / "sop_column_lineage.json"
+
+
+@dataclass
+class BuildPlan:
+    """What this month's dbt build does: reuse the last build whole, build part of it, or build.
+
+    Attributes:
+        fingerprint: the build's fingerprint (:func:`_dbt_fingerprint`).
+        code: the dbt project's code version.
+        base: the fingerprint without the raw loads.
+        extracts: a digest of each extract's loads.
+        records: whether the build is recorded for reuse (not a UI subset, not PostgreSQL).
+        reuse: the record of a build that stands for this one (None: dbt has work to do).
+        partial: (earlier record, changed extracts, selectors, models to build, tests to run)
+            when only some extracts changed (:func:`_partial_build`), else None.
+        select: the dbt selectors of the build ([]: every model and test).
+        reused_tests: tests reported as passed at the build a partial build reuses.
+    """
+
+    fingerprint: str
+    code: str
+    base: str
+    extracts: dict[str, str]
+    records: bool
+    reuse: Any = None
+    partial: tuple | None = None
+    select: list[str] = field(default_factory=list)
+    reused_tests: int = 0
+
+    @property
+    def runs_dbt(self) -> bool:
+        """False when the whole build is reused, or the changed extracts are no dbt source."""
+        return self.reuse is None and (self.partial is None or bool(self.select))
+
+    def reused_events(self, context: dg.AssetExecutionContext) -> Iterator[Any]:
+        """The outputs and check results this run reuses from an earlier build (logged)."""
+        month, fp = context.partition_key, self.fingerprint
+        if self.reuse is not None:
+            reuse = self.reuse
+            context.log.info(
+                f"dbt {month}: raw loads, dbt project, vars and versions unchanged since run "
+                f"{reuse.run_id[:8]} ({reuse.computed_at}); its {len(reuse.tables)} "
+                f"tables and {reuse.metadata['tests']} passed tests stand (fingerprint {fp[:12]})."
+            )
+            yield from _reused_results(context, reuse, fp)
+        elif self.partial is not None:
+            earlier, changed, _select, rebuilt, retested = self.partial
+            context.log.info(
+                f"dbt {month}: only {', '.join(sorted(changed))} changed since run "
+                f"{earlier.run_id[:8]}; building {len(rebuilt)} downstream models "
+                f"({', '.join(sorted(rebuilt)) or 'none'}), reusing the others."
+            )
+            for event in _reused_results(context, earlier, fp, skip=rebuilt, skip_checks=retested):
+                self.reused_tests += isinstance(event, dg.AssetCheckResult)
+                yield event
+
+    def record_without_build(self, warehouse) -> None:
+        """A partial build with nothing to build: the earlier build stands for these extracts."""
+        from sop_pipeline.storage import incremental
+
+        if self.partial is None:
+            return
+        earlier = self.partial[0]
+        with warehouse.get_connection() as con:
+            incremental.record(
+                con,
+                *DBT_STAGE,
+                self.fingerprint,
+                self.code,
+                earlier.run_id,
+                earlier.tables,
+                {**earlier.metadata, "extracts": self.extracts},
+            )
+
+    def record_build(self, warehouse, run_id: str, counts: Mapping[str, int], tests: int) -> None:
+        """Keep the record of a build that succeeded (tables' rows, tests passed or reused)."""
+        from sop_pipeline.storage import incremental
+
+        if not self.records:
+            return
+        with warehouse.get_connection() as con:
+            incremental.record(
+                con,
+                *DBT_STAGE,
+                self.fingerprint,
+                self.code,
+                run_id,
+                counts,
+                {
+                    "tests": tests + self.reused_tests,
+                    "base": self.base,
+                    "extracts": self.extracts,
+                },
+            )
+
+
+def plan_build(
+    context: dg.AssetExecutionContext, warehouse, variables: str, settings, is_postgres: bool
+) -> BuildPlan:
+    """Reuse, partial or full build (or the UI's subset) for the month's ``variables``.
+
+    Reuse is for the DuckDB warehouse, whose tables the record can count, and never for a
+    subset. A run that builds forgets the earlier record first: a build killed half way must
+    not leave a record that vouches for its tables.
+    """
+    from sop_pipeline.storage import incremental
+
+    manifest = _manifest_json()
+    records = not context.is_subset and not is_postgres
+    with warehouse.get_connection() as con:
+        fp, code, base, extracts = _dbt_fingerprint(con, variables, settings)
+        reuse = incremental.find_reusable(con, *DBT_STAGE, fp) if records else None
+        partial = None
+        if reuse is None and records:
+            partial = _partial_build(con, base, extracts, manifest)
+        if reuse is None:
+            incremental.forget(con, *DBT_STAGE)
+    if partial is not None:
+        select = partial[2]
+    else:
+        select = _subset_selection(context, manifest) if context.is_subset else []
+    return BuildPlan(fp, code, base, extracts, records, reuse, partial, select)
 
 
 def _dbt_fingerprint(con, variables: str, settings) -> tuple[str, str, str, dict[str, str]]:

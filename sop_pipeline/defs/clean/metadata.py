@@ -1,7 +1,8 @@
 """Metadata of the dbt models built: row counts, column schema and column lineage."""
 
 import json
-from collections.abc import Mapping
+from collections.abc import Generator, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,67 @@ from sop_pipeline.defs.clean.project import (
 )
 from sop_pipeline.defs.clean.translator import SopDbtTranslator
 from sop_pipeline.storage.warehouse import check_name
+
+
+@dataclass(frozen=True)
+class BuiltModels:
+    """What a build left in the warehouse, read once dbt has returned.
+
+    Attributes:
+        counts: ``schema.table`` → rows of the working file's dbt tables (the build's record;
+            empty with PostgreSQL).
+        rows: dbt model name → rows (the ``dagster/row_count`` of its output).
+        columns: dbt model name → column schema and lineage metadata (DuckDB only).
+    """
+
+    counts: dict[str, int]
+    rows: dict[str, int]
+    columns: dict[str, dict[str, Any]]
+
+
+def read_built_models(
+    context, warehouse: DuckDBResource, marts, build, target_path, only_built: bool
+) -> BuiltModels:
+    """Row counts and column metadata of the models ``build`` built (``only_built``: only those).
+
+    Read in one query each after dbt has returned, not polled while it runs (dagster-dbt's
+    fetch_row_counts competes with dbt for the CPU). With PostgreSQL the manifest names the
+    DuckDB catalog: the marts are counted in PostgreSQL instead.
+    """
+    if marts.is_postgres:
+        with marts.reader() as reader:
+            rows = {
+                key.path[-1]: reader.count_rows(key.path[-1])
+                for key in context.assets_def.keys
+                if key.path[0] == "marts" and reader.has_mart(key.path[-1])
+            }
+        return BuiltModels(counts={}, rows=rows, columns={})
+    built = {r.name for r in build.results if r.resource_type == "model"}
+    counts = _table_row_counts(warehouse)
+    columns = _column_metadata(warehouse, context, target_path, only=built if only_built else None)
+    rows = {k.rsplit(".", 1)[-1]: v for k, v in counts.items()}
+    return BuiltModels(counts=counts, rows=rows, columns=columns)
+
+
+def with_model_metadata(events: Iterable[Any], models: BuiltModels) -> Generator[Any, None, int]:
+    """The build's events, each model's output with its row count and column metadata.
+
+    Returns:
+        The number of tests that passed.
+    """
+    tests = 0
+    for event in events:
+        if isinstance(event, dg.Output):
+            model = str(event.metadata["unique_id"].value).rsplit(".", 1)[-1]
+            extra = dict(models.columns.get(model, {}))
+            if models.rows.get(model) is not None:
+                extra["dagster/row_count"] = dg.MetadataValue.int(int(models.rows[model]))
+            if extra:
+                event = event.with_metadata({**event.metadata, **extra})
+        elif isinstance(event, dg.AssetCheckResult) and event.passed:
+            tests += 1
+        yield event
+    return tests
 
 
 def _table_row_counts(warehouse: DuckDBResource) -> dict[str, int]:

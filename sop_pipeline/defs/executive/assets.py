@@ -6,14 +6,14 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.core.months import month_key, month_start, parse_month
 from sop_pipeline.defs.metadata import (
-    mart_in,
-    plan_in,
     plan_table_asset,
     preview,
+    table_ins,
     text_list,
 )
 from sop_pipeline.defs.resources import MartsResource, SopResource
 from sop_pipeline.defs.retry import no_retry_on_validation
+from sop_pipeline.storage.plan_tables import read_plan_month
 from sop_pipeline.storage.warehouse import read_plan, table_exists
 
 EXEC_TAGS = {"sop_step": "executive_sop"}
@@ -88,11 +88,7 @@ def scenario_comparison(
 @plan_table_asset(
     "plan_waterfall",
     group_name="executive",
-    ins={
-        "plan_demand": plan_in("plan_demand"),
-        "plan_inventory": plan_in("plan_inventory"),
-        "dim_items": mart_in("dim_items"),
-    },
+    ins=table_ins(plans=("plan_demand", "plan_inventory"), marts=("dim_items",)),
     description="Why this plan differs from last month's, one row per family × component (units and revenue).",
     owners=OWNERS,
     tags=EXEC_TAGS,
@@ -114,8 +110,8 @@ def plan_waterfall(
         backtest = read_plan(con, "backtest_results", month)
         prev = {}
         for t in ("plan_demand", "plan_inventory", "backtest_results"):
-            frame = read_plan(con, t, previous) if table_exists(con, "plan", t) else pd.DataFrame()
-            prev[t] = frame if len(frame) else None
+            frame = read_plan_month(con, t, previous)
+            prev[t] = frame if frame is not None and len(frame) else None
     if prev["plan_demand"] is None:
         out = pd.DataFrame(columns=["family", "component", "qty", "revenue", "sort_order"])
         context.log.info(f"no plan of {previous} in the working database: no waterfall for {month}")

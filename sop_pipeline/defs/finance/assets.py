@@ -6,15 +6,15 @@ from dagster_duckdb import DuckDBResource
 
 from sop_pipeline.defs.metadata import (
     count_table,
-    mart_in,
     money,
-    plan_in,
     plan_table_asset,
     preview,
+    table_ins,
 )
 from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.publish.approval import earlier_plan_snapshots
-from sop_pipeline.storage.warehouse import read_plan, read_plan_history, table_exists
+from sop_pipeline.storage.plan_tables import read_plan_month
+from sop_pipeline.storage.warehouse import read_plan_history
 
 FINANCE_TAGS = {"sop_step": "finance_review"}
 OWNERS = ["team:finance"]
@@ -41,12 +41,7 @@ KPI_MART_INPUTS = (
 @plan_table_asset(
     "plan_financials",
     group_name="finance",
-    ins={
-        "plan_demand": plan_in("plan_demand"),
-        "plan_inventory": plan_in("plan_inventory"),
-        "dim_items": mart_in("dim_items"),
-        "fct_aop_targets": mart_in("fct_aop_targets"),
-    },
+    ins=table_ins(plans=("plan_demand", "plan_inventory"), marts=("dim_items", "fct_aop_targets")),
     description="Revenue, COGS, gross margin and inventory value vs AOP, one row per family × month.",
     owners=OWNERS,
     tags=FINANCE_TAGS,
@@ -95,7 +90,7 @@ def plan_financials(
     "forecast_accuracy",
     group_name="finance",
     deps=[dg.AssetKey(["plan", "plan_demand"])],
-    ins={"fct_demand_history": mart_in("fct_demand_history"), "dim_items": mart_in("dim_items")},
+    ins=table_ins(marts=("fct_demand_history", "dim_items")),
     description=(
         "Accuracy of earlier plans' naive, statistical and consensus forecasts against actuals, "
         "one row per forecast kind × level × lag × month."
@@ -125,11 +120,7 @@ def forecast_accuracy(
         )
         # the forecast stage's own rolling-origin backtest (forecast_kind *_backtest): more
         # origins and lags than the earlier published plans, with interval coverage
-        backtest = (
-            read_plan(con, "backtest_accuracy", month)
-            if table_exists(con, "plan", "backtest_accuracy")
-            else None
-        )
+        backtest = read_plan_month(con, "backtest_accuracy", month)
     history = fct_demand_history[["item_id", "location_id", "month", "demand_qty"]]
     out = score(snapshots, history, dim_items, ranges=ranges)
     if backtest is not None and len(backtest):
@@ -149,10 +140,7 @@ def forecast_accuracy(
 @plan_table_asset(
     "kpi_scorecard",
     group_name="finance",
-    ins={
-        **{name: plan_in(name) for name in KPI_PLAN_INPUTS},
-        **{name: mart_in(name) for name in KPI_MART_INPUTS},
-    },
+    ins=table_ins(plans=KPI_PLAN_INPUTS, marts=KPI_MART_INPUTS),
     description="S&OP KPI scorecard with targets and status, one row per KPI × scope × month.",
     owners=["team:sop-process"],
     tags={"sop_step": "follow_up"},

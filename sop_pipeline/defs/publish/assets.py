@@ -21,7 +21,7 @@ from sop_pipeline.defs.resources import SopResource
 from sop_pipeline.defs.retry import no_retry_on_validation
 from sop_pipeline.errors import InvalidInputError
 from sop_pipeline.publish.tables import GATED_TABLES, PLAN_TABLES
-from sop_pipeline.storage.warehouse import read_plan, replace_plan_rows, table_exists
+from sop_pipeline.storage.plan_tables import PlanTables, read_plan_month
 
 GATE_KEY = dg.AssetKey(["gate", "candidate_plan"])
 #: candidate plan tables in the working database, named as published (DESIGN §5 + additions)
@@ -53,11 +53,8 @@ def _gate_check_name(check_name: str) -> str:
 
 def read_candidate(con, plan_month: str) -> dict[str, pd.DataFrame]:
     """Every candidate plan table of the month that exists in the working database."""
-    out = {}
-    for table in PUBLISHED_FROM_PLAN:
-        if table_exists(con, "plan", table):
-            out[table] = read_plan(con, table, plan_month)
-    return out
+    tables = {table: read_plan_month(con, table, plan_month) for table in PUBLISHED_FROM_PLAN}
+    return {table: frame for table, frame in tables.items() if frame is not None}
 
 
 @dg.asset(
@@ -116,15 +113,15 @@ def candidate_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
             for c in result.checks
         ]
     )
-    with warehouse.get_connection() as con:
-        replace_plan_rows(con, "gate_results", records, month)
+    # the IO manager keeps the results in plan.gate_results (publication reads them)
     yield dg.MaterializeResult(
+        value=PlanTables({"gate_results": records}),
         metadata={
             "gate_passed": dg.MetadataValue.bool(result.passed),
             "checks_passed": dg.MetadataValue.int(result.checks_passed),
             "checks_failed": dg.MetadataValue.int(result.checks_failed),
             "failures": dg.MetadataValue.md(result.failure_report() or "_none_"),
-        }
+        },
     )
     grouped: dict[str, list] = {name: [] for name in GATE_CHECKS}
     for check in result.checks:
@@ -213,11 +210,7 @@ def published_plan(context: dg.AssetExecutionContext, sop: SopResource, warehous
     settings = sop.settings
     month = context.partition_key
     with warehouse.get_connection() as con:
-        gate = (
-            read_plan(con, "gate_results", month)
-            if table_exists(con, "plan", "gate_results")
-            else None
-        )
+        gate = read_plan_month(con, "gate_results", month)
         if gate is None or gate.empty:
             raise GateNotPassedError(
                 f"plan {month} has no gate result: materialize gate/candidate_plan for {month} first."

@@ -20,7 +20,8 @@ materials for it can be bought is a second linear program, solved here with
   capacity LP) plus its material cost, so the LP cuts production only where no material
   can be had; then purchase cost and holding cost of material stock.
 
-:func:`plan_supply_with_materials` is the supply plan with materials: capacity LP → material
+:func:`plan_supply_review` (safety stock, then :func:`plan_supply_with_materials`) is what the
+supply asset and every scenario plan. :func:`plan_supply_with_materials` is the supply plan with materials: capacity LP → material
 LP → when production had to be cut, the capacity LP again with the kept production as an
 upper bound per item × month (the capacity LP may still move volume of other items into
 the freed hours) → the material LP once more on the final plan, which gives the published
@@ -56,6 +57,7 @@ from sop_pipeline.planning.materials.explosion import (
 from sop_pipeline.planning.materials.joint import (
     material_items,
     material_network,
+    plan_supply_review,
     plan_supply_with_materials,
 )
 from sop_pipeline.planning.materials.lp import (
@@ -82,6 +84,7 @@ __all__ = [
     "material_items",
     "material_network",
     "plan_materials",
+    "plan_supply_review",
     "plan_supply_with_materials",
     "with_material_exceptions",
 ]

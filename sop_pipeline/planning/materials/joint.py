@@ -1,7 +1,8 @@
 """The supply plan with materials, ``plan_supply_with_materials``.
 
 Capacity LP → material LP → when production had to be cut, capacity and materials in one
-LP (``material_network``).
+LP (``material_network``). ``plan_supply_review`` is the supply review's one call: safety
+stock, then that plan.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pandas as pd
 from sop_pipeline.planning.inventory import (
     SERIES,
     horizon_months,
+    safety_stock,
 )
 from sop_pipeline.planning.materials.constants import PLAN_MATERIALS_COLUMNS, PURCHASE_TIE_BREAK
 from sop_pipeline.planning.materials.explosion import leaf_requirements
@@ -138,6 +140,46 @@ def material_network(
         src_cap=src_cap,
         cap_limit=cap_limit,
     )
+
+
+def plan_supply_review(
+    plan_demand: pd.DataFrame,
+    items: pd.DataFrame,
+    routings: pd.DataFrame,
+    capacity: pd.DataFrame,
+    inventory_position: pd.DataFrame,
+    open_supply: pd.DataFrame,
+    *,
+    service_level: float,
+    bom_exploded: pd.DataFrame | None = None,
+    supplier_capacity: pd.DataFrame | None = None,
+    **kwargs,
+):
+    """Safety stock, then the supply plan with materials: the supply review in one call.
+
+    What the ``supply_plan`` asset plans for the base and every scenario plans for itself
+    (``scenarios.plan_from_inputs``). The arguments are :func:`plan_supply_with_materials`'
+    (the frames, ``plan_supply``'s keyword arguments), with ``service_level``, the safety
+    stock's service level in (0, 1), in place of the safety stock.
+
+    Returns:
+        :func:`plan_supply_with_materials`' ``SupplyResult``, with ``safety_stock`` set.
+    """
+    ss = safety_stock(plan_demand, items, service_level=service_level)
+    result = plan_supply_with_materials(
+        plan_demand,
+        items,
+        routings,
+        capacity,
+        inventory_position,
+        open_supply,
+        ss,
+        bom_exploded=bom_exploded,
+        supplier_capacity=supplier_capacity,
+        **kwargs,
+    )
+    result.safety_stock = ss
+    return result
 
 
 def plan_supply_with_materials(

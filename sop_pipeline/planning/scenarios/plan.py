@@ -24,8 +24,8 @@ from sop_pipeline.core.scenario_schema import (
     check_scenario_name,
 )
 from sop_pipeline.planning.finance import financials, gaps
-from sop_pipeline.planning.inventory import as_month_start, safety_stock
-from sop_pipeline.planning.materials import plan_supply_with_materials
+from sop_pipeline.planning.inventory import as_month_start
+from sop_pipeline.planning.materials import plan_supply_review
 from sop_pipeline.planning.scenarios.inputs import (
     METRICS,
     SCENARIO_COMPARISON_COLUMNS,
@@ -99,9 +99,9 @@ def family_capacity_utilization(
 def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
     """Plan supply and finance from the inputs: the one call sequence of base and scenarios.
 
-    ``safety_stock`` → ``plan_supply`` → ``gaps`` → ``financials``, with the inputs'
-    strategy, service level and overtime share, exactly as the supply and finance assets
-    plan the base.
+    ``plan_supply_review`` (safety stock → supply plan with materials) → ``gaps`` →
+    ``financials``, with the inputs' strategy, service level and overtime share, exactly as
+    the supply and finance assets plan the base.
 
     Args:
         inputs: base or scenario inputs.
@@ -110,15 +110,14 @@ def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
         The plan's tables (see :class:`ScenarioOutputs`).
     """
     demand = inputs.plan_demand
-    ss = safety_stock(demand, inputs.items, service_level=inputs.service_level)
-    supply = plan_supply_with_materials(
+    supply = plan_supply_review(
         demand,
         inputs.items,
         inputs.routings,
         inputs.capacity,
         inputs.inventory_position,
         inputs.open_supply,
-        ss,
+        service_level=inputs.service_level,
         strategy=inputs.strategy,
         overtime_share=inputs.overtime_share,
         unmet_demand=inputs.unmet_demand,
@@ -128,7 +127,7 @@ def plan_from_inputs(inputs: ScenarioInputs) -> ScenarioOutputs:
     inv = supply.plan_inventory
     return ScenarioOutputs(
         plan_demand=demand,
-        safety_stock=ss,
+        safety_stock=supply.safety_stock,
         supply=supply,
         plan_gaps=gaps(demand, inv, inputs.items),
         plan_financials=financials(demand, inv, inputs.items, inputs.aop),

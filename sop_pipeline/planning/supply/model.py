@@ -91,6 +91,8 @@ class SupplyResult:
         strategy: the strategy planned.
         plan_materials: the material plan (``materials.plan_supply_with_materials``), or
             None when the plan was made without materials.
+        safety_stock: the safety stock the plan was made against
+            (``materials.plan_supply_review``), or None when the caller gave it.
     """
 
     plan_supply: pd.DataFrame
@@ -102,6 +104,19 @@ class SupplyResult:
     stats: dict[str, float] = field(default_factory=dict)
     strategy: str = "mixed"
     plan_materials: pd.DataFrame | None = None
+    safety_stock: pd.DataFrame | None = None
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """The plan tables of the supply review (``plan_materials`` when planned with materials)."""
+        out = {
+            "plan_supply": self.plan_supply,
+            "plan_inventory": self.plan_inventory,
+            "plan_capacity": self.plan_capacity,
+            "supply_shortages": self.shortages,
+        }
+        if self.plan_materials is not None:
+            out["plan_materials"] = self.plan_materials
+        return out
 
 
 @dataclass
