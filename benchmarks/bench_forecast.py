@@ -220,6 +220,9 @@ def main() -> None:
         pipeline = time.perf_counter() - start
         pipeline_cpu = cpu_seconds() - cpu0
         workers_cpu = descendants_cpu_seconds() - workers0
+        if engine.is_local:
+            # n_jobs > 1: the fork server and its workers, alive until the engine closes
+            pipeline_cpu += workers_cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary = result.summary()
     if args.out:

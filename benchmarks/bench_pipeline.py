@@ -83,9 +83,11 @@ class TreeSampler:
     def _sample(self) -> tuple[float, float, float, float]:
         """Tree CPU seconds, and its memory as RSS and as PSS.
 
-        RSS counts a page once per process that maps it, so forked workers (statsforecast's,
-        the scenarios') count their parent's heap again; PSS (proportional set size) splits a
-        shared page among the processes sharing it, so the tree's PSS is the memory it holds.
+        RSS counts a page once per process that maps it, so workers forked from one process
+        (the fork server's, or a forked parent's) count its pages again; PSS (proportional set
+        size) splits a shared page among the processes sharing it, so the tree's PSS is the
+        memory it holds. CPU counts the reaped children of every process of the tree: the
+        worker processes are children of the fork server, which reaps them, not of this one.
         """
         import psutil
 
@@ -96,7 +98,7 @@ class TreeSampler:
         for child in self._proc.children(recursive=True):
             try:
                 ct = child.cpu_times()
-                cpu += ct.user + ct.system
+                cpu += ct.user + ct.system + ct.children_user + ct.children_system
                 mem = child.memory_full_info()
                 rss += mem.rss
                 pss += mem.pss
@@ -295,7 +297,8 @@ def _timed_run(settings, month, series, items, months, n_jobs, summary, gen_seco
     with TreeSampler() as sampler:
         outcome = run_plan_month(settings, month)
     wall = time.perf_counter() - wall0
-    cpu = _cpu_seconds() - cpu0
+    # the tree's (the fork server's workers are not this process's children), at least rusage's
+    cpu = max(_cpu_seconds() - cpu0, sampler.samples[-1][1] - sampler.samples[0][1])
     if not outcome.success:
         raise SystemExit(f"run failed at {series} series: {outcome.errors}")
     instance = dg.DagsterInstance.from_config(str(settings.dagster_home))

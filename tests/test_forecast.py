@@ -259,6 +259,46 @@ def test_same_input_gives_bit_identical_output():
     pd.testing.assert_frame_equal(first.backtest, second.backtest, check_exact=True)
 
 
+def test_two_worker_processes_give_the_one_process_forecast_bit_for_bit(monkeypatch):
+    """``n_jobs=2`` fits chunks of the series in fork-server workers: the same numbers.
+
+    The series are fitted one by one, so the split cannot change them: the forecast with its
+    ranges, the backtest, every candidate's backtest forecasts and the calibrated backtest
+    intervals must be identical to the bit, for the smooth and the intermittent tournament.
+    """
+    import sop_pipeline.planning.engines as engines
+
+    rng = np.random.default_rng(29)
+    t = np.arange(48)
+    series = {}
+    for i in range(10):
+        series[(f"S{i:02d}", "DC1")] = _seasonal(rng, 48, level=60 + 15 * i, amp=0.2 + 0.03 * i)
+    for i in range(4):
+        trend = np.round(40 + (1 + i) * t + rng.normal(0, 4, 48), 1)  # decimals on purpose
+        series[(f"T{i}", "DC2")] = trend
+    for i in range(8):
+        series[(f"N{i}", "DC1")] = _intermittent(rng, 48, p_zero=0.45 + 0.05 * i)
+    series[("SHORT", "DC1")] = np.array([30.0, 34, 29, 31, 33, 35, 32, 30, 36, 31])
+    history = _history(series)
+    items = _items(sorted({k[0] for k in series}))
+    one = forecast_demand(history, items, PLAN, 12)
+    # a panel this small stays in process by default; lower the bar so the workers run
+    monkeypatch.setattr(engines, "MIN_SERIES_PER_WORKER", 3)
+    pools = []
+    real_pool = engines.process_pool
+    monkeypatch.setattr(engines, "process_pool", lambda w: pools.append(w) or real_pool(w))
+    two = forecast_demand(history, items, PLAN, 12, n_jobs=2)
+    assert pools == [2]  # one pool of two workers, for the backtests and the final fits
+    assert {"smooth", "seasonal"} & set(one.backtest["series_class"])
+    assert {"intermittent", "lumpy"} & set(one.backtest["series_class"])
+    assert one.backtest["chosen_model"].nunique() >= 3
+    pd.testing.assert_frame_equal(two.forecast, one.forecast, check_exact=True)
+    pd.testing.assert_frame_equal(two.backtest, one.backtest, check_exact=True)
+    pd.testing.assert_frame_equal(two.cv, one.cv, check_exact=True)
+    pd.testing.assert_frame_equal(two.backtest_points, one.backtest_points, check_exact=True)
+    assert two.selection == one.selection
+
+
 def test_intervals_cover_near_nominal_on_a_known_gaussian_process():
     """200 AR(1) series around a level: empirical coverage on 6 held-out months."""
     rng = np.random.default_rng(2026)

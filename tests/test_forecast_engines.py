@@ -12,8 +12,11 @@ that statsforecast's distributed output would otherwise add, so a regression the
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import socket
 import sys
+from pathlib import Path
 
 import dagster as dg
 import duckdb
@@ -22,14 +25,17 @@ import pandas as pd
 import pytest
 
 from sop_pipeline.core.settings import Settings, SettingsError
+from sop_pipeline.planning import engines
 from sop_pipeline.planning.engines import (
     INSTALL_HINT,
     EngineConnectionError,
     EngineNotInstalledError,
+    WorkerProcessError,
     engine_from_settings,
     open_engine,
 )
 from sop_pipeline.planning.forecast import forecast_demand
+from sop_pipeline.planning.processes import process_pool, start_fork_server
 
 PLAN = "2026-06"  # a closed month (a valid partition) on any clock after mid-2026
 HORIZON = 12
@@ -295,6 +301,90 @@ def test_unknown_engine_is_refused_before_any_work(panel) -> None:
     history, items = panel
     with pytest.raises(ValueError, match="local, dask, spark"):
         forecast_demand(history, items, PLAN, HORIZON, engine="ray")
+
+
+# --------------------------------------------------------------------------------------------
+# local worker processes (n_jobs > 1)
+# --------------------------------------------------------------------------------------------
+
+
+def _long(history: pd.DataFrame) -> pd.DataFrame:
+    """The long frame (unique_id, ds, y) of the panel's model series, integer ids as in the tournament."""
+    df = history[history["item_id"] != "SHORT"]
+    codes = pd.factorize(df["item_id"], sort=True)[0]
+    return pd.DataFrame({"unique_id": codes, "ds": df["month"], "y": df["demand_qty"]})
+
+
+def _sf(*models):
+    from statsforecast import StatsForecast
+    from statsforecast.models import DynamicOptimizedTheta, SeasonalNaive
+
+    return StatsForecast(
+        models=list(models) or [SeasonalNaive(season_length=12), DynamicOptimizedTheta(12)],
+        freq="MS",
+        fallback_model=SeasonalNaive(season_length=12),
+    )
+
+
+def test_local_workers_are_started_by_the_fork_server_not_forked_from_this_process() -> None:
+    start_fork_server()  # what `sop run` does first; the pools below then reuse the server
+    start_fork_server()
+    parents = set()
+    for _ in range(2):
+        with process_pool(2) as pool:
+            parents |= {pool.submit(os.getppid).result() for _ in range(4)}
+    # a fork of this process (and its threads: pytest's, Spark's gateway) would have us as
+    # parent; every worker is a child of the one fork server, a fresh interpreter
+    assert len(parents) == 1 and os.getpid() not in parents
+    (server,) = parents
+    cmdline = Path(f"/proc/{server}/cmdline").read_bytes().replace(b"\0", b" ")
+    assert b"from multiprocessing.forkserver import main" in cmdline
+
+
+def test_local_chunked_calls_return_the_one_process_frames(panel, monkeypatch) -> None:
+    history, _ = panel
+    df = _long(history)
+    chunks = engines._series_chunks(df.sample(frac=1.0, random_state=3), 4)
+    # whole series, consecutive ids, every row once
+    assert [sorted(c["unique_id"].unique()) for c in chunks] == [
+        [0, 1, 2],
+        [3, 4, 5],
+        [6, 7],
+        [8, 9],
+    ]
+    assert sum(len(c) for c in chunks) == len(df)
+    monkeypatch.setattr(engines, "MIN_SERIES_PER_WORKER", 2)  # 10 series: two workers
+    others = set(multiprocessing.active_children())  # e.g. the module's Dask workers
+    with open_engine("local") as engine:
+        cv = dict(h=3, n_windows=3, step_size=1, level=[80, 95], refit=False)
+        one_cv = engine.cross_validation(_sf(), df, **cv)
+        two_cv = engine.cross_validation(_sf(), df, **cv, n_jobs=2)
+        one_fc = engine.forecast(_sf(), df, h=HORIZON, level=[80, 95])
+        two_fc = engine.forecast(_sf(), df, h=HORIZON, level=[80, 95], n_jobs=2)
+        # the pool is kept between calls, and stopped with the engine
+        assert len(set(multiprocessing.active_children()) - others) == 2
+    assert set(multiprocessing.active_children()) - others == set()
+    pd.testing.assert_frame_equal(two_cv, one_cv, check_exact=True)
+    pd.testing.assert_frame_equal(two_fc, one_fc, check_exact=True)
+
+
+def test_a_worker_that_dies_fails_the_call_clearly_and_the_engine_recovers(
+    panel, monkeypatch
+) -> None:
+    from factories.models import DiesInAWorker
+
+    history, _ = panel
+    df = _long(history)
+    monkeypatch.setattr(engines, "MIN_SERIES_PER_WORKER", 2)
+    with open_engine("local") as engine:
+        with pytest.raises(WorkerProcessError, match="SOP_FORECAST_N_JOBS=1"):
+            engine.forecast(_sf(DiesInAWorker(season_length=12)), df, h=3, level=None, n_jobs=2)
+        # a new pool for the next call, with the one-process numbers
+        pd.testing.assert_frame_equal(
+            engine.forecast(_sf(), df, h=3, level=None, n_jobs=2),
+            engine.forecast(_sf(), df, h=3, level=None),
+            check_exact=True,
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ def test_defaults_put_everything_under_sop_home(tmp_path: Path) -> None:
     # unserved customer orders wait (backlog); stock-out risk flagged above 20%
     assert s.unmet_demand == "backlog" and s.stockout_risk_threshold == 0.20
     assert Settings.from_env({"SOP_UNMET_DEMAND": "Lost_Sales"}).unmet_demand == "lost_sales"
+    # the forecast and the scenarios on two worker processes each
+    assert (s.forecast_n_jobs, s.scenario_n_jobs) == (2, 2)
 
 
 @pytest.mark.parametrize(

@@ -165,14 +165,14 @@ class Settings:
     service_level: float = 0.95
     max_reject_rate: float = 0.0
     forecast_engine: str = "local"
-    # statsforecast worker processes (SOP_FORECAST_N_JOBS); results do not depend on it. 1 by
-    # default: with 2, a run of the test suite hung in statsforecast's multiprocessing.Pool
-    # (a forked worker never exited) in a process that also held Spark's JVM and PostgreSQL
-    forecast_n_jobs: int = 1
+    # forecast worker processes (SOP_FORECAST_N_JOBS; -1 = one per core), started by a fork
+    # server, never forked from the run's threads (planning/processes.py); results do not
+    # depend on it
+    forecast_n_jobs: int = 2
     # dbt nodes built at once (SOP_DBT_THREADS); results do not depend on it
     dbt_threads: int = 2
-    # scenarios re-planned at once, one process each (SOP_SCENARIO_N_JOBS); results do not
-    # depend on it
+    # scenarios re-planned at once, one process each, started like the forecast's
+    # (SOP_SCENARIO_N_JOBS); results do not depend on it
     scenario_n_jobs: int = 2
     dask_address: str = ""
     spark_master: str = "local[2]"
@@ -365,7 +365,7 @@ class Settings:
             service_level=_float(env, "SOP_SERVICE_LEVEL", 0.95, 0.5, 0.999),
             max_reject_rate=_float(env, "SOP_MAX_REJECT_RATE", 0.0, 0.0, 1.0),
             forecast_engine=engine,
-            forecast_n_jobs=_int(env, "SOP_FORECAST_N_JOBS", 1, -1, 64),
+            forecast_n_jobs=_int(env, "SOP_FORECAST_N_JOBS", 2, -1, 64),
             dbt_threads=_int(env, "SOP_DBT_THREADS", 2, 1, 16),
             scenario_n_jobs=_int(env, "SOP_SCENARIO_N_JOBS", 2, 1, 64),
             dask_address=dask_address,

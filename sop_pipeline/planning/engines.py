@@ -4,10 +4,13 @@
 yields a :class:`ForecastEngine`; on leaving the ``with`` block it shuts down whatever it
 started (a local Dask cluster, a Spark session), also when the forecast fails.
 :func:`sop_pipeline.planning.forecast.forecast_demand` hands its two statsforecast calls
-(``cross_validation`` and ``forecast``) to that engine: on ``local`` they run here, on ``dask``
-and ``spark`` statsforecast's fugue backend runs them on the cluster's workers, on chunks of
-series. The models, their parameters and everything around the calls stay the same, so the
-results are the same (``tests/test_forecast_engines.py``).
+(``cross_validation`` and ``forecast``) to that engine: on ``local`` they run in this process,
+or with ``n_jobs`` > 1 on chunks of series in worker processes started by a fork server
+(:mod:`sop_pipeline.planning.processes`; never forks of this process); on ``dask`` and
+``spark`` statsforecast's fugue backend runs them on the cluster's workers, on chunks of
+series. The models, their parameters and everything around the calls stay the same, and each
+series is fitted on its own, so the results are the same bit for bit however the series are
+split (``tests/test_forecast_engines.py``, ``tests/test_forecast.py``).
 
 The engines need the ``cluster`` extras (fugue, dask[distributed], pyspark); without them
 :func:`open_engine` raises :class:`EngineNotInstalledError` naming the install command.
@@ -25,14 +28,19 @@ import re
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from sop_pipeline.core.settings import FORECAST_ENGINES, Settings, SettingsError
 from sop_pipeline.errors import OperationalError
+from sop_pipeline.planning.processes import process_pool, worker_count
 
 INSTALL_HINT = 'pip install -e ".[cluster]"'
 _LOCAL_MASTER_RE = re.compile(r"^local(\[(\*|\d+)(,\d+)?\])?$")
@@ -49,6 +57,49 @@ class EngineConnectionError(OperationalError, RuntimeError):
 
     Not a validation error: a cluster that blinks is worth the step's retry.
     """
+
+
+class WorkerProcessError(OperationalError, RuntimeError):
+    """A local forecast worker process died (killed, or out of memory) during a call."""
+
+
+#: A local call with ``n_jobs`` > 1 uses one worker per this many series (at most ``n_jobs``),
+#: and stays in this process below twice as many: a pool's start-up and the pickling of the
+#: chunks cost more than a small panel saves (docs/forecasting.md, "Cost").
+MIN_SERIES_PER_WORKER = 100
+#: Chunks of series per worker in a local parallel call: a worker that is done takes the next
+#: chunk, so one slow chunk does not leave the other workers idle at the end.
+CHUNKS_PER_WORKER = 4
+
+
+def _statsforecast_chunk(
+    method: str, models: list[Any], freq: str, fallback_model: Any, df: pd.DataFrame, kwargs: dict
+) -> pd.DataFrame:
+    """``StatsForecast(...).<method>(df=df, **kwargs)`` in one process (``n_jobs=1``).
+
+    What a local call runs on the whole panel, or a worker on one chunk of series. Warnings
+    are silenced, as the tournament does around every statsforecast call (a worker process
+    would otherwise print them, since it does not share the caller's warning filters).
+    """
+    from statsforecast import StatsForecast
+
+    sf = StatsForecast(models=models, freq=freq, n_jobs=1, fallback_model=fallback_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(sf, method)(df=df, **kwargs)
+
+
+def _series_chunks(df: pd.DataFrame, chunks: int) -> list[pd.DataFrame]:
+    """``df`` split into ``chunks`` frames of whole series, in ``unique_id`` order.
+
+    Statsforecast returns its rows sorted by ``unique_id``; the chunks hold consecutive ids, so
+    their results concatenated in order are the rows of one call on the whole panel.
+    """
+    ids = df["unique_id"].to_numpy()
+    uids = np.unique(ids)
+    bounds = [part[0] for part in np.array_split(uids, chunks) if len(part)]
+    chunk_of_row = np.searchsorted(np.asarray(bounds), ids, side="right") - 1
+    return [df[chunk_of_row == c] for c in range(len(bounds))]
 
 
 def _require(engine: str, modules: tuple[str, ...]) -> None:
@@ -145,6 +196,8 @@ class ForecastEngine:
     spark: Any = None  # pyspark.sql.SparkSession (spark)
     partitions: int = 1  # chunks of series per statsforecast call on the cluster
     _fugue: Any = field(default=None, repr=False)
+    _pool: ProcessPoolExecutor | None = field(default=None, repr=False)  # local workers
+    _pool_workers: int = field(default=0, repr=False)
 
     @property
     def is_local(self) -> bool:
@@ -164,6 +217,48 @@ class ForecastEngine:
             "startup_seconds": round(self.startup_seconds, 2),
         }
 
+    def close(self) -> None:
+        """Stop the local worker processes, if any were started (``open_engine`` calls it)."""
+        pool, self._pool, self._pool_workers = self._pool, None, 0
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _local(self, method: str, sf: Any, df: pd.DataFrame, n_jobs: int, kwargs: dict) -> Any:
+        """A statsforecast call on ``local``: in this process, or on chunks in worker processes.
+
+        Workers are used when ``n_jobs`` asks for more than one and the panel has at least
+        ``2 * MIN_SERIES_PER_WORKER`` series; the pool is started on the first such call and
+        kept for the engine's later calls (stopped by :meth:`close`).
+        """
+        series = df["unique_id"].nunique()
+        workers = min(worker_count(n_jobs), series // MIN_SERIES_PER_WORKER)
+        args = (sf.models, sf.freq, sf.fallback_model)
+        if workers <= 1:
+            return _statsforecast_chunk(method, *args, df, kwargs)
+        if self._pool is None or self._pool_workers != workers:
+            self.close()
+            self._pool, self._pool_workers = process_pool(workers), workers
+        chunks = _series_chunks(df, workers * CHUNKS_PER_WORKER)
+        futures = [
+            self._pool.submit(_statsforecast_chunk, method, *args, chunk, kwargs)
+            for chunk in chunks
+        ]
+        try:
+            parts = [future.result() for future in futures]
+        except BrokenProcessPool as exc:
+            self.close()
+            raise WorkerProcessError(
+                f"a forecast worker process died during statsforecast's {method} on "
+                f"{series:,} series ({exc}). Usually the machine ran out of memory: retry, or "
+                "set SOP_FORECAST_N_JOBS=1 to forecast in one process. From a script of your "
+                'own, check that its work runs under `if __name__ == "__main__":` (the '
+                "workers import the script's module)."
+            ) from exc
+        finally:
+            for future in futures:
+                future.cancel()  # after a failed chunk: the chunks not started yet
+        return pd.concat(parts, ignore_index=True)
+
     def cross_validation(
         self,
         sf: Any,
@@ -174,12 +269,13 @@ class ForecastEngine:
         step_size: int,
         level: list[int] | None = None,
         refit: bool = True,
+        n_jobs: int = 1,
     ) -> pd.DataFrame:
         """``sf.cross_validation`` on this engine.
 
         Args:
-            sf: a ``statsforecast.StatsForecast`` (its models, freq and fallback model are used;
-                its ``n_jobs`` only on ``local``).
+            sf: a ``statsforecast.StatsForecast`` (its models, freq and fallback model are used,
+                not its ``n_jobs``).
             df: long frame unique_id, ds, y (pandas; sent to the cluster here).
             h: horizon of each window.
             n_windows: backtest origins.
@@ -187,14 +283,24 @@ class ForecastEngine:
             level: interval levels of the backtest forecasts (the models' own), or None.
             refit: False fits each model once per series (at the first origin) and applies it
                 to the later origins with the model's ``forward``.
+            n_jobs: ``local`` only: worker processes (``-1``: one per core), each fitting a
+                chunk of the series; small panels stay in this process.
 
         Returns:
             statsforecast's cross-validation frame as pandas (float64 numbers, datetime64[ns]).
+
+        Raises:
+            WorkerProcessError: a local worker process died.
         """
         if self.is_local:
-            return sf.cross_validation(
-                h=h, df=df, n_windows=n_windows, step_size=step_size, level=level, refit=refit
-            )
+            kwargs = {
+                "h": h,
+                "n_windows": n_windows,
+                "step_size": step_size,
+                "level": level,
+                "refit": refit,
+            }
+            return self._local("cross_validation", sf, df, n_jobs, kwargs)
         out = _fugue_backend(self._fugue, self.partitions).cross_validation(
             df=self._to_engine(df),
             models=sf.models,
@@ -214,21 +320,25 @@ class ForecastEngine:
         return self._to_pandas(out)
 
     def forecast(
-        self, sf: Any, df: pd.DataFrame, *, h: int, level: list[int] | None
+        self, sf: Any, df: pd.DataFrame, *, h: int, level: list[int] | None, n_jobs: int = 1
     ) -> pd.DataFrame:
         """``sf.forecast`` on this engine.
 
         Args:
-            sf: a ``statsforecast.StatsForecast``.
+            sf: a ``statsforecast.StatsForecast`` (not its ``n_jobs``).
             df: long frame unique_id, ds, y (pandas).
             h: forecast horizon.
             level: interval levels, or None.
+            n_jobs: ``local`` only: worker processes, as for :meth:`cross_validation`.
 
         Returns:
             statsforecast's forecast frame as pandas (float64 numbers, datetime64[ns]).
+
+        Raises:
+            WorkerProcessError: a local worker process died.
         """
         if self.is_local:
-            return sf.forecast(df=df, h=h, level=level)
+            return self._local("forecast", sf, df, n_jobs, {"h": h, "level": level})
         out = _fugue_backend(self._fugue, self.partitions).forecast(
             df=self._to_engine(df),
             models=sf.models,
@@ -307,7 +417,11 @@ def open_engine(
             "(SOP_FORECAST_ENGINE)."
         )
     if name == "local":
-        yield ForecastEngine("local")
+        engine = ForecastEngine("local")
+        try:
+            yield engine
+        finally:
+            engine.close()
     elif name == "dask":
         _require("dask", ("dask.dataframe", "distributed", "fugue", "fugue_dask"))
         with _dask(dask_address, connect_timeout, local_workers) as engine:

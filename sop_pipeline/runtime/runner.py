@@ -141,6 +141,12 @@ def run_plan_month(
     write_dagster_yaml(settings.dagster_home)
     from sop_pipeline.definitions import build_definitions
 
+    if settings.forecast_n_jobs != 1 or settings.scenario_n_jobs > 1:
+        from sop_pipeline.planning.processes import start_fork_server
+
+        # the worker processes' server imports statsforecast while ingest and dbt run
+        start_fork_server()
+
     def say(message: str) -> None:
         if console:
             console.print(f"[yellow]{escape(message)}[/]")

@@ -6,6 +6,7 @@
 - :mod:`factories.plan`: small published plans (approval, workbook and publication tests)
 - :mod:`factories.pack`: a plan with every table filled and the full executive pack
 - :mod:`factories.extracts`: a tiny company as contract extracts, and loading it
+- :mod:`factories.models`: a forecast model that kills its worker process
 
 Fixtures (tmp folders, connections) are in ``tests/conftest.py``.
 """

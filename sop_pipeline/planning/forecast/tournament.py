@@ -51,10 +51,11 @@ def _long_frame(
     return pd.DataFrame({"unique_id": uid, "ds": months[col], "y": y[uid, col]})
 
 
-def _statsforecast(models: list[Any], n_jobs: int) -> Any:
+def _statsforecast(models: list[Any]) -> Any:
+    """The models with the monthly frequency and the fallback; the engine decides the workers."""
     from statsforecast import StatsForecast
 
-    return StatsForecast(models=models, freq="MS", n_jobs=n_jobs, fallback_model=_fallback_model())
+    return StatsForecast(models=models, freq="MS", n_jobs=1, fallback_model=_fallback_model())
 
 
 def _error_scale(y: np.ndarray, ids: np.ndarray, first_test_col: int, metric: str) -> np.ndarray:
@@ -208,7 +209,7 @@ def _run_tournament(
     native = all(name in _NATIVE_INTERVALS for name in names)
     h = CV_HORIZON
     df = _long_frame(panel.y, panel.n_hist, panel.months, ids)
-    sf = _statsforecast(models, n_jobs)
+    sf = _statsforecast(models)
     # Fit once per series at the first origin and move the fitted model forward to the later
     # origins (same parameters, new data): a third of the fits, the same accuracy on M1 and
     # Tourism (docs/forecasting.md, "Cost"). Models without ``forward`` (the intermittent ones,
@@ -219,7 +220,7 @@ def _run_tournament(
         warnings.simplefilter("ignore")
         try:
             cv = engine.cross_validation(
-                sf, df, h=h, n_windows=windows, step_size=1, level=level, refit=refit
+                sf, df, h=h, n_windows=windows, step_size=1, level=level, refit=refit, n_jobs=n_jobs
             )
         except Exception:  # statsforecast has no fallback around ``forward``
             if refit:
@@ -227,7 +228,7 @@ def _run_tournament(
             # A model that fitted but failed to move forward: refit at every origin, where
             # each failing fit falls back to the fallback model.
             cv = engine.cross_validation(
-                sf, df, h=h, n_windows=windows, step_size=1, level=level, refit=True
+                sf, df, h=h, n_windows=windows, step_size=1, level=level, refit=True, n_jobs=n_jobs
             )
     cv = cv.sort_values(["unique_id", "cutoff", "ds"], kind="stable").reset_index(drop=True)
     n, k = len(ids), len(names)
@@ -358,10 +359,11 @@ def _final_forecasts(
             df = _long_frame(panel.y, panel.n_hist, panel.months, outcome.ids[rows])
             native = name in _NATIVE_INTERVALS
             out = engine.forecast(
-                _statsforecast([model], n_jobs),
+                _statsforecast([model]),
                 df,
                 h=horizon,
                 level=list(LEVELS) if native else None,
+                n_jobs=n_jobs,
             )
             out = out.sort_values(["unique_id", "ds"], kind="stable")
             point = out[name].to_numpy(dtype=float).reshape(rows.size, horizon)

@@ -7,9 +7,7 @@ month and :func:`compare` turns two plans into published rows.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import duckdb
@@ -26,6 +24,7 @@ from sop_pipeline.core.scenario_schema import (
 from sop_pipeline.planning.finance import financials, gaps
 from sop_pipeline.planning.inventory import as_month_start
 from sop_pipeline.planning.materials import plan_supply_review
+from sop_pipeline.planning.processes import process_pool, worker_count
 from sop_pipeline.planning.scenarios.inputs import (
     METRICS,
     SCENARIO_COMPARISON_COLUMNS,
@@ -369,18 +368,19 @@ def _planned(
 ) -> Iterator[tuple[pd.DataFrame, list[str]]]:
     """:func:`_plan_and_compare` of each scenario, in the given order.
 
-    With ``n_jobs`` > 1 the scenarios are planned in that many forked worker processes
-    (each re-plan is single-threaded, so two cores plan two scenarios at once). Every
-    scenario is planned from the same inputs by the same code either way, so the rows are
-    the same bit for bit; an error in a worker is raised here, as in process.
+    With ``n_jobs`` > 1 the scenarios are planned in that many worker processes (each
+    re-plan is single-threaded, so two cores plan two scenarios at once), started by the
+    fork server of :mod:`sop_pipeline.planning.processes`, not forked from this process and
+    its threads. Every scenario is planned from the same inputs (pickled to the worker) by
+    the same code either way, so the rows are the same bit for bit; an error in a worker is
+    raised here, as in process.
     """
-    workers = min(n_jobs, len(parsed))
+    workers = min(worker_count(n_jobs), len(parsed))
     if workers <= 1:
         for name, levers in parsed:
             yield _plan_and_compare(inputs, name, levers, base_metrics)
         return
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with process_pool(workers) as pool:
         futures = [
             pool.submit(_plan_and_compare, inputs, name, levers, base_metrics)
             for name, levers in parsed
