@@ -48,6 +48,8 @@ OUTPUT_COLUMNS: list[str] = [
 BACKTEST_KINDS: dict[str, str] = {"naive": "naive_backtest", "statistical": "statistical_backtest"}
 """forecast_kind of the rows scored on the forecast stage's own rolling-origin backtest."""
 SERIES = ["item_id", "location_id"]
+RANGE_COLUMNS = ("lo80", "hi80", "lo95", "hi95")
+"""A unit's 80% and 95% bounds, as the interval metrics read them."""
 
 
 def _month(series: pd.Series) -> pd.Series:
@@ -123,13 +125,13 @@ def _interval_metrics(units: pd.DataFrame, scaled: np.ndarray, ok_scale: np.ndar
     width + (2 / 0.05) × the distance by which the actual falls outside it — divided by the
     unit's MASE scale (M4's MSIS): lower is better; it punishes both wide and missed ranges.
     """
-    if not {"lo80", "hi80", "lo95", "hi95"} <= set(units.columns) or units["lo80"].isna().all():
+    if not set(RANGE_COLUMNS) <= set(units.columns) or units["lo80"].isna().all():
         return {"coverage_80": np.nan, "coverage_95": np.nan, "interval_score": np.nan}
-    known = units[["lo80", "hi80", "lo95", "hi95"]].notna().all(axis=1).to_numpy()
+    known = units[list(RANGE_COLUMNS)].notna().all(axis=1).to_numpy()
     if not known.all():  # units without a range (not forecast by that plan) are not scored
         units, scaled, ok_scale = units[known], scaled[known], ok_scale[known]
     a = units["a"].to_numpy(float)
-    lo80, hi80, lo95, hi95 = (units[c].to_numpy(float) for c in ("lo80", "hi80", "lo95", "hi95"))
+    lo80, hi80, lo95, hi95 = (units[c].to_numpy(float) for c in RANGE_COLUMNS)
     winkler = (hi95 - lo95) + 2 / 0.05 * ((lo95 - a) * (a < lo95) + (a - hi95) * (a > hi95))
     return {
         "coverage_80": float(np.mean((a >= lo80) & (a <= hi80))),
@@ -140,7 +142,6 @@ def _interval_metrics(units: pd.DataFrame, scaled: np.ndarray, ok_scale: np.ndar
     }
 
 
-RANGE_COLUMNS = ("lo80", "hi80", "lo95", "hi95")
 _STAT_RANGES = {
     "stat_lo80_qty": "lo80",
     "stat_hi80_qty": "hi80",

@@ -246,6 +246,27 @@ def compare(
     return out[SCENARIO_COMPARISON_COLUMNS]
 
 
+def _loss_gap_deltas(rows: pd.DataFrame, kinds: str) -> tuple[float, float, float, float] | None:
+    """A loss scenario's gap change over the horizon: (Δ units, Δ value, their tolerances).
+
+    Δ = scenario − base; the tolerances are ``MIX_SHIFT_REL_TOL`` of the base's values.
+    None for a scenario with any lever that is not a capacity loss or supplier delay, or
+    without gap rows.
+    """
+    if not kinds or not set(kinds.split(",")) <= WORSENING_LEVERS:
+        return None
+    total = rows.groupby("metric")[["base_value", "scenario_value"]].sum()
+    if not {"gap_qty", "gap_value"} <= set(total.index):
+        return None
+    qty, value = total.loc["gap_qty"], total.loc["gap_value"]
+    return (
+        float(qty["scenario_value"] - qty["base_value"]),
+        float(value["scenario_value"] - value["base_value"]),
+        MIX_SHIFT_REL_TOL * max(1.0, abs(qty["base_value"])),
+        MIX_SHIFT_REL_TOL * max(1.0, abs(value["base_value"])),
+    )
+
+
 def _mix_shift_note(rows: pd.DataFrame, kinds: str) -> list[str]:
     """A capacity loss or supplier delay whose gap is smaller in units or in value, not both.
 
@@ -254,16 +275,10 @@ def _mix_shift_note(rows: pd.DataFrame, kinds: str) -> list[str]:
     hour), or more but cheaper ones (planned in aggregate, a family group's shortage is
     split over its items by urgency). Either is a mix shift, not a better plan; say so.
     """
-    if not kinds or not set(kinds.split(",")) <= WORSENING_LEVERS:
+    deltas = _loss_gap_deltas(rows, kinds)
+    if deltas is None:
         return []
-    total = rows.groupby("metric")[["base_value", "scenario_value"]].sum()
-    if not {"gap_qty", "gap_value"} <= set(total.index):
-        return []
-    qty, value = total.loc["gap_qty"], total.loc["gap_value"]
-    d_qty = qty["scenario_value"] - qty["base_value"]
-    d_value = value["scenario_value"] - value["base_value"]
-    tol_qty = MIX_SHIFT_REL_TOL * max(1.0, abs(qty["base_value"]))
-    tol_value = MIX_SHIFT_REL_TOL * max(1.0, abs(value["base_value"]))
+    d_qty, d_value, tol_qty, tol_value = deltas
     if d_qty < -tol_qty and d_value > tol_value:
         return [
             f"The gap is {_units(-d_qty)} units smaller than the base's but worth {d_value:,.0f} "
@@ -296,18 +311,12 @@ def _scenario_levers(spec: Mapping[str, Any], position: int) -> tuple[str, list[
 
 def _gaps_both_smaller(rows: pd.DataFrame, kinds: str) -> tuple[float, float] | None:
     """A loss scenario's gap smaller than the base's in units *and* value: the two amounts."""
-    if not kinds or not set(kinds.split(",")) <= WORSENING_LEVERS:
+    deltas = _loss_gap_deltas(rows, kinds)
+    if deltas is None:
         return None
-    total = rows.groupby("metric")[["base_value", "scenario_value"]].sum()
-    if not {"gap_qty", "gap_value"} <= set(total.index):
-        return None
-    qty, value = total.loc["gap_qty"], total.loc["gap_value"]
-    d_qty = qty["base_value"] - qty["scenario_value"]
-    d_value = value["base_value"] - value["scenario_value"]
-    if d_qty > MIX_SHIFT_REL_TOL * max(1.0, abs(qty["base_value"])) and d_value > (
-        MIX_SHIFT_REL_TOL * max(1.0, abs(value["base_value"]))
-    ):
-        return float(d_qty), float(d_value)
+    d_qty, d_value, tol_qty, tol_value = deltas
+    if d_qty < -tol_qty and d_value < -tol_value:
+        return -d_qty, -d_value
     return None
 
 
