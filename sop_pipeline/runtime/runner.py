@@ -30,15 +30,49 @@ class RunOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+#: the first line of the dagster.yaml that ``write_dagster_yaml`` writes (and may write again)
+DAGSTER_YAML_MARK = "# written by sop (write_dagster_yaml); delete this line to keep your edits"
+#: what earlier versions wrote (no mark): replaced by the current file
+_OLD_DAGSTER_YAML = (
+    "telemetry:\n  enabled: false\n"
+    "concurrency:\n  pools:\n    default_limit: 1\n  runs:\n    max_concurrent_runs: 1\n"
+)
+
+
+def dagster_yaml_text(home: Path) -> str:
+    """DAGSTER_HOME's config: no telemetry, one run at a time, the pooled event log storage.
+
+    The event log is Dagster's SQLite storage, same files, with its connections kept open
+    (:mod:`sop_pipeline.runtime.event_storage`); its folder is Dagster's default
+    (``history/runs``), so the run history of earlier runs stays where it was.
+    """
+    runs = (home.resolve() / "history" / "runs").as_posix()
+    return (
+        f"{DAGSTER_YAML_MARK}\n"
+        "telemetry:\n  enabled: false\n"
+        "concurrency:\n  pools:\n    default_limit: 1\n  runs:\n    max_concurrent_runs: 1\n"
+        "event_log_storage:\n"
+        "  module: sop_pipeline.runtime.event_storage\n"
+        "  class: PooledSqliteEventLogStorage\n"
+        f"  config:\n    base_dir: '{runs}'\n"
+    )
+
+
 def write_dagster_yaml(home: Path) -> None:
-    """DAGSTER_HOME's config: no telemetry, and one run at a time in the warehouse pool."""
+    """Write DAGSTER_HOME/dagster.yaml (:func:`dagster_yaml_text`) unless the user owns it.
+
+    A file this function wrote (its first line is :data:`DAGSTER_YAML_MARK`) or the one earlier
+    versions wrote is brought up to date; any other file is left as it is.
+    """
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(
-            "telemetry:\n  enabled: false\n"
-            "concurrency:\n  pools:\n    default_limit: 1\n  runs:\n    max_concurrent_runs: 1\n"
-        )
+    text = dagster_yaml_text(home)
+    if cfg.exists():
+        current = cfg.read_text(encoding="utf-8")
+        ours = current.startswith(DAGSTER_YAML_MARK) or current == _OLD_DAGSTER_YAML
+        if current == text or not ours:
+            return
+    cfg.write_text(text, encoding="utf-8")
 
 
 def _error_chain_message(error) -> str:
