@@ -17,6 +17,8 @@ execution time from those vars, so it is the same SQL as a fresh ``dbt build --v
 from __future__ import annotations
 
 import json
+import logging
+import pickle
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,37 +110,54 @@ class SopDbtResource(dg.ConfigurableResource):
         ]
 
     def manifest(self, log_path: Path) -> Any:
-        """The parsed project (dbt's ``Manifest``), parsed once per process and project state."""
+        """The parsed project (dbt's ``Manifest``), parsed once per project state.
+
+        Kept in this process and, pickled, in ``target/sop_parse/`` (keyed by the project
+        files' digest, the target and dbt's version), so a new process (``sop run`` after an
+        override) loads it in a fifth of a second instead of parsing again.
+        """
+        from dbt.version import __version__ as dbt_version
+
         from sop_pipeline.storage.incremental import files_digest
 
-        key = (self.project_dir, self.target, files_digest(Path(self.project_dir), DBT_FILES))
+        digest = files_digest(Path(self.project_dir), DBT_FILES)
+        key = (self.project_dir, self.target, digest)
         if key not in _PARSED:
-            from dbt.cli.main import dbtRunner
-
-            # a target folder of its own, parsed with the same arguments every time, so dbt's
-            # partial parse (partial_parse.msgpack there) makes every later process's parse
-            # quick; the project's manifest.json, which dagster-dbt read at import, stays alone
-            result = dbtRunner().invoke(
-                [
-                    "parse",
-                    *self._base_args(),
-                    "--target-path",
-                    str(Path(self.project_dir) / "target" / "sop_parse"),
-                    "--log-path",
-                    str(log_path),
-                    "--log-level-file",
-                    "none",
-                    "--no-write-json",
-                    "--quiet",
-                ]
-            )
-            if not result.success:
-                raise RuntimeError(
-                    f"dbt parse failed: {result.exception}; run `make setup` to see dbt's output."
-                )
+            parse_dir = Path(self.project_dir) / "target" / "sop_parse"
+            cached = parse_dir / f"manifest-{self.target}-{digest}-dbt{dbt_version}.pickle"
+            manifest = _load_pickled(cached)
+            if manifest is None:
+                manifest = self._parse(parse_dir, log_path)
+                _dump_pickled(manifest, cached)
             _PARSED.clear()
-            _PARSED[key] = result.result
+            _PARSED[key] = manifest
         return _PARSED[key]
+
+    def _parse(self, parse_dir: Path, log_path: Path) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        # a target folder of its own, parsed with the same arguments every time, so dbt's
+        # partial parse (partial_parse.msgpack there) makes every later parse quick; the
+        # project's manifest.json, which dagster-dbt read at import, stays alone
+        result = dbtRunner().invoke(
+            [
+                "parse",
+                *self._base_args(),
+                "--target-path",
+                str(parse_dir),
+                "--log-path",
+                str(log_path),
+                "--log-level-file",
+                "none",
+                "--no-write-json",
+                "--quiet",
+            ]
+        )
+        if not result.success:
+            raise RuntimeError(
+                f"dbt parse failed: {result.exception}; run `make setup` to see dbt's output."
+            )
+        return result.result
 
     def build(
         self,
@@ -184,6 +203,32 @@ class SopDbtResource(dg.ConfigurableResource):
             manifest = self.manifest(target_path)
             result = dbtRunner(manifest=manifest).invoke(args)
         return _build_result(result, target_path)
+
+
+def _load_pickled(path: Path) -> Any | None:
+    """The manifest a process pickled earlier, or None (none yet, or unreadable: parse)."""
+    try:
+        with path.open("rb") as fh:
+            return pickle.load(fh)
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # a torn or foreign file only costs a parse
+        logging.getLogger(__name__).info("dbt manifest cache %s not used: %s", path, exc)
+        return None
+
+
+def _dump_pickled(manifest: Any, path: Path) -> None:
+    """Keep the manifest for later processes (atomically; older states' files removed)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
+            pickle.dump(manifest, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        Path(fh.name).replace(path)
+        for old in path.parent.glob("manifest-*.pickle"):
+            if old != path:
+                old.unlink(missing_ok=True)
+    except Exception as exc:  # a read-only checkout still runs, parsing each time
+        logging.getLogger(__name__).info("dbt manifest not cached in %s: %s", path, exc)
 
 
 @contextmanager
