@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
     SQLITE_BUSY_TIMEOUT_SECONDS,
     SqliteEventLogStorage,
 )
@@ -56,7 +57,7 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
             )
             event.listen(engine, "connect", _sync_at_checkpoints)
             self._engines[shard] = engine
-            runs = [key for key in self._engines if key != "index"]
+            runs = [key for key in self._engines if key != INDEX_SHARD_NAME]
             for old in runs[:-OPEN_RUN_DATABASES]:
                 self._engines.pop(old).dispose()
         else:

@@ -48,9 +48,7 @@ def dagster_yaml_text(home: Path) -> str:
     """
     runs = (home.resolve() / "history" / "runs").as_posix()
     return (
-        f"{DAGSTER_YAML_MARK}\n"
-        "telemetry:\n  enabled: false\n"
-        "concurrency:\n  pools:\n    default_limit: 1\n  runs:\n    max_concurrent_runs: 1\n"
+        f"{DAGSTER_YAML_MARK}\n{_OLD_DAGSTER_YAML}"
         "event_log_storage:\n"
         "  module: sop_pipeline.runtime.event_storage\n"
         "  class: PooledSqliteEventLogStorage\n"

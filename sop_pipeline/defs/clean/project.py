@@ -222,7 +222,11 @@ def _dump_pickled(manifest: Any, path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as fh:
-            pickle.dump(manifest, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            try:
+                pickle.dump(manifest, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            except BaseException:
+                Path(fh.name).unlink(missing_ok=True)
+                raise
         Path(fh.name).replace(path)
         for old in path.parent.glob("manifest-*.pickle"):
             if old != path:
